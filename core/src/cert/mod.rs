@@ -1,0 +1,1 @@
+//! Certificate mode (PROTOCOL §9).
