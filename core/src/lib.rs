@@ -4,7 +4,16 @@
 
 pub mod cert;
 pub mod charset;
+pub mod consume;
 pub mod crypto;
+pub mod endpoint;
+pub mod frame;
+pub mod http;
 pub mod key;
+pub mod notify;
+pub mod produce;
+pub mod produce_ack;
+pub mod register;
 pub mod sign_content;
 pub mod signature;
+pub mod stream_id;
