@@ -101,7 +101,8 @@ impl Certificate {
         if raw_serial.is_empty() {
             return Err(malformed("empty serial number".to_string()));
         }
-        let issuer_name = rfc2253_name(&tbs.issuer).map_err(|r| malformed(format!("issuer: {r}")))?;
+        let issuer_name =
+            rfc2253_name(&tbs.issuer).map_err(|r| malformed(format!("issuer: {r}")))?;
         let subject_name =
             rfc2253_name(&tbs.subject).map_err(|r| malformed(format!("subject: {r}")))?;
         let signature_oid = oid_dotted(cert.signature_algorithm.algorithm.as_bytes())

@@ -21,8 +21,8 @@ use crate::signature::{SignatureError, Verifier};
 
 /// The RSA PKCS#1 v1.5 signature algorithms the crypto seam can check, by OID.
 const RSA_SIGNATURE_ALGORITHMS: &[(&str, HashAlg)] = &[
-    ("1.2.840.113549.1.1.5", HashAlg::Sha1),    // sha1WithRSAEncryption
-    ("1.3.14.3.2.29", HashAlg::Sha1),           // sha1WithRSASignature (OIW)
+    ("1.2.840.113549.1.1.5", HashAlg::Sha1), // sha1WithRSAEncryption
+    ("1.3.14.3.2.29", HashAlg::Sha1),        // sha1WithRSASignature (OIW)
     ("1.2.840.113549.1.1.11", HashAlg::Sha256), // sha256WithRSAEncryption
     ("1.2.840.113549.1.1.12", HashAlg::Sha384), // sha384WithRSAEncryption
     ("1.2.840.113549.1.1.13", HashAlg::Sha512), // sha512WithRSAEncryption
@@ -78,12 +78,13 @@ impl Certificate {
                 oid: self.signature_algorithm_oid().to_string(),
             }
         })?;
-        let key = PublicKey::from_spki_der(issuer.subject_public_key_info_der()).map_err(
-            |source| ChainError::IssuerKey {
-                issuer: issuer.subject_name(),
-                source,
-            },
-        )?;
+        let key =
+            PublicKey::from_spki_der(issuer.subject_public_key_info_der()).map_err(|source| {
+                ChainError::IssuerKey {
+                    issuer: issuer.subject_name(),
+                    source,
+                }
+            })?;
         let crypto = |e: SignatureError| ChainError::Crypto {
             subject: self.subject_name(),
             reason: e.to_string(),

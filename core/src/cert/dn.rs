@@ -25,6 +25,13 @@
 //!     as is;
 //!   - finally each leading and each trailing space or carriage return (of the
 //!     escaped text) gets a `\` in front.
+//!
+//! Checked against `X500Principal.getName()` of OpenJDK 17 for every case in the
+//! tests below. JDK 25 differs in one corner only: it decodes T61String as
+//! ISO-8859-1 and BMPString as UTF-16, where JDK 8–17 (and the Java SDK's usual
+//! runtimes) decode them as UTF-8; the older behaviour is kept. Names made of
+//! PrintableString / UTF8String / IA5String values — what CAs issue — print the same
+//! on all of them.
 
 use x509_parser::der_parser::asn1_rs::{Any, Class};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
@@ -161,7 +168,11 @@ fn push_der_hex(out: &mut String, value: &Any<'_>) {
 /// Identifier octets for a header that did not keep its raw tag bytes.
 fn push_tag(der: &mut Vec<u8>, value: &Any<'_>) {
     let class_bits = (value.header.class() as u8) << 6;
-    let constructed = if value.header.is_constructed() { 0x20 } else { 0 };
+    let constructed = if value.header.is_constructed() {
+        0x20
+    } else {
+        0
+    };
     let number = value.header.tag().0;
     if number < 31 {
         // number < 31 fits in the low five bits.
@@ -384,7 +395,10 @@ mod tests {
 
     #[test]
     fn non_ascii_and_non_printable_ascii_are_kept() {
-        assert_eq!(one(O, UTF8, "支付宝(中国)网络技术有限公司"), "O=支付宝(中国)网络技术有限公司");
+        assert_eq!(
+            one(O, UTF8, "支付宝(中国)网络技术有限公司"),
+            "O=支付宝(中国)网络技术有限公司"
+        );
         assert_eq!(one(CN, UTF8, "a_b@c*d!e&f"), "CN=a_b@c*d!e&f");
         assert_eq!(one(CN, UTF8, "😀"), "CN=😀");
     }
@@ -402,10 +416,7 @@ mod tests {
 
     #[test]
     fn attributes_without_rfc2253_keyword_print_oid_and_der_hex() {
-        assert_eq!(
-            one(SERIAL_NUMBER, PRINTABLE, "123"),
-            "2.5.4.5=#1303313233"
-        );
+        assert_eq!(one(SERIAL_NUMBER, PRINTABLE, "123"), "2.5.4.5=#1303313233");
         assert_eq!(
             one(EMAIL, IA5, "a@b.c"),
             "1.2.840.113549.1.9.1=#16056140622e63"
@@ -462,17 +473,26 @@ mod tests {
         assert_eq!(oid_dotted(&[0x27]).as_deref(), Some("0.39"));
         assert_eq!(oid_dotted(&[0x28]).as_deref(), Some("1.0"));
         assert_eq!(oid_dotted(&[0x88, 0x37, 0x01]).as_deref(), Some("2.999.1"));
-        assert_eq!(oid_dotted(DC).as_deref(), Some("0.9.2342.19200300.100.1.25"));
+        assert_eq!(
+            oid_dotted(DC).as_deref(),
+            Some("0.9.2342.19200300.100.1.25")
+        );
         // An arc above 2^64 (2^70 = 0x81 0x80 ... 0x00 with ten 0x80 octets).
         let mut big = vec![0x2a, 0x81];
         big.extend([0x80; 9]);
         big.push(0x00);
-        assert_eq!(oid_dotted(&big).as_deref(), Some("1.2.1180591620717411303424"));
+        assert_eq!(
+            oid_dotted(&big).as_deref(),
+            Some("1.2.1180591620717411303424")
+        );
         // A huge first sub-identifier: 2.(2^70 - 80).
         let mut first = vec![0x81];
         first.extend([0x80; 9]);
         first.push(0x00);
-        assert_eq!(oid_dotted(&first).as_deref(), Some("2.1180591620717411303344"));
+        assert_eq!(
+            oid_dotted(&first).as_deref(),
+            Some("2.1180591620717411303344")
+        );
         assert_eq!(oid_dotted(&[]), None);
         assert_eq!(oid_dotted(&[0x55, 0x84]), None);
         assert_eq!(oid_dotted(&[0x55, 0x80, 0x01]), None);

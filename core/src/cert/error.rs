@@ -118,7 +118,9 @@ pub enum ChainError {
         reason: String,
     },
     /// The signature does not verify with the issuer's public key.
-    #[error("signature does not verify: certificate {subject} was not signed by the key of {issuer}")]
+    #[error(
+        "signature does not verify: certificate {subject} was not signed by the key of {issuer}"
+    )]
     SignatureInvalid {
         /// Subject of the certificate being checked.
         subject: String,

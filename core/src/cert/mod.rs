@@ -30,7 +30,8 @@
 //! * String values: content octets decoded as UTF-8 (whatever the string type);
 //!   `, = + < > # ; " \` are backslash-escaped wherever they occur; NUL is `\00`;
 //!   leading and trailing spaces and carriage returns are backslash-escaped; all other
-//!   characters, non-ASCII included, are kept as is.
+//!   characters, non-ASCII included, are kept as is. (JDK 8–17 behaviour; JDK 25
+//!   decodes T61String and BMPString by their own charsets instead.)
 //!
 //! # Example
 //!

@@ -79,7 +79,9 @@ impl CertificateBlocks<'_> {
                 if end != label {
                     return Err(CertError::Pem {
                         index,
-                        reason: format!("`-----BEGIN {label}-----` closed by `-----END {end}-----`"),
+                        reason: format!(
+                            "`-----BEGIN {label}-----` closed by `-----END {end}-----`"
+                        ),
                     });
                 }
                 break;
@@ -98,10 +100,12 @@ impl CertificateBlocks<'_> {
                 reason: "the block is empty".to_string(),
             });
         }
-        PEM_BASE64.decode(body.as_bytes()).map_err(|e| CertError::Pem {
-            index,
-            reason: format!("invalid base64: {e}"),
-        })
+        PEM_BASE64
+            .decode(body.as_bytes())
+            .map_err(|e| CertError::Pem {
+                index,
+                reason: format!("invalid base64: {e}"),
+            })
     }
 }
 
@@ -143,7 +147,10 @@ mod tests {
     #[test]
     fn malformed_blocks_are_errors_and_stop_iteration() {
         let unterminated = blocks("-----BEGIN CERTIFICATE-----\nAQID\n");
-        assert!(matches!(unterminated.as_slice(), [Err(CertError::Pem { index: 1, .. })]));
+        assert!(matches!(
+            unterminated.as_slice(),
+            [Err(CertError::Pem { index: 1, .. })]
+        ));
         let bad_b64 = blocks(
             "-----BEGIN CERTIFICATE-----\nAQ*D\n-----END CERTIFICATE-----\n\
              -----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n",

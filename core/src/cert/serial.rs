@@ -100,6 +100,9 @@ mod tests {
         assert_eq!(serial_decimal(&[0x80]), "-128");
         assert_eq!(serial_decimal(&[0xff]), "-1");
         assert_eq!(serial_decimal(&[0xff, 0x00]), "-256");
-        assert_eq!(serial_decimal(&[0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]), "-9223372036854775808");
+        assert_eq!(
+            serial_decimal(&[0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]),
+            "-9223372036854775808"
+        );
     }
 }

@@ -372,6 +372,21 @@ impl<'a> Frame<'a> {
     }
 }
 
+impl Frame<'_> {
+    /// Checks the frame's `x-sign` over its exact `data` text with `verifier` (the
+    /// platform key for a CONSUME, the app key for a PRODUCE), using `x-signType` and
+    /// `x-charset` (PROTOCOL §5).
+    pub fn verify(&self, verifier: &crate::signature::Verifier) -> SignatureStatus {
+        SignedData {
+            sign: self.protocol.sign.as_deref(),
+            sign_type: self.protocol.sign_type.as_deref(),
+            charset: self.protocol.charset.as_deref(),
+            data: self.data.as_ref().map_or("", |d| d.text),
+        }
+        .verify(verifier)
+    }
+}
+
 fn parse_headers(block: &str, limits: &FrameLimits) -> Result<FrameHeaders, FrameError> {
     let mut headers = FrameHeaders::default();
     if block.is_empty() {

@@ -1,0 +1,93 @@
+//! `alipay-msg`: command-line tools for the payment open platform's message channel.
+//!
+//! Exit status: 0 success; 1 a signature did not verify (`verify-notify`); 2 the input,
+//! a key or a certificate is malformed or unreadable (message on stderr).
+
+mod keys;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod cert_sn;
+mod inspect_frame;
+mod verify_notify;
+
+#[derive(Parser)]
+#[command(name = "alipay-msg", version, about = "Client tools for the payment open platform's message channel")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the SN of a certificate (app or platform public-key certificate), or with
+    /// --root the root cert SN of a root bundle.
+    CertSn(cert_sn::CertSnArgs),
+    /// Verify an HTTP notification: reads the raw form body on stdin, prints one JSON
+    /// line; exit 0 valid, 1 signature does not verify, 2 malformed input or key.
+    VerifyNotify(verify_notify::VerifyNotifyArgs),
+    /// Parse one websocket frame from stdin and check its signature; prints one JSON
+    /// line; exit 0 when it parsed (whatever the signature), 2 when malformed.
+    InspectFrame(inspect_frame::InspectFrameArgs),
+}
+
+/// The platform key, given directly or through its public-key certificate.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct PlatformKeyArgs {
+    /// Platform public key file (PEM or bare base64).
+    #[arg(long, value_name = "FILE")]
+    alipay_public_key: Option<PathBuf>,
+    /// Platform public-key certificate file (certificate mode).
+    #[arg(long, value_name = "FILE")]
+    alipay_cert: Option<PathBuf>,
+}
+
+/// A failure with its exit status.
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// Malformed input, key or certificate: exit status 2.
+    pub(crate) fn malformed(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+pub(crate) fn read_stdin() -> Result<Vec<u8>, Failure> {
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut buf)
+        .map_err(|e| Failure::malformed(format!("cannot read stdin: {e}")))?;
+    Ok(buf)
+}
+
+pub(crate) fn read_file(path: &std::path::Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::malformed(format!("cannot read {}: {e}", path.display())))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CertSn(args) => cert_sn::run(args),
+        Command::VerifyNotify(args) => verify_notify::run(args),
+        Command::InspectFrame(args) => inspect_frame::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("alipay-msg: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The offline CLI commands against the shared vectors (`testdata/vectors`).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors");
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn path(rel: &str) -> String {
+    format!("{DIR}/{rel}")
+}
+
+fn json_line(output: &Output) -> Value {
+    let text = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "one line: {text:?}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn vectors(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn cert_sn_matches_the_vectors() {
+    for case in vectors("cert_vectors.json")["cases"].as_array().unwrap() {
+        let file = path(case["file"].as_str().unwrap());
+        let args: Vec<&str> = if case["root"] == true {
+            vec!["cert-sn", "--root", &file]
+        } else {
+            vec!["cert-sn", &file]
+        };
+        let out = run(&args, b"");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{}\n", case["sn"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn cert_sn_of_a_key_file_is_a_clear_error() {
+    let out = run(&["cert-sn", &path("keys/app_public.pem")], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no CERTIFICATE block"), "{err}");
+}
+
+fn notify_body(case: &Value) -> String {
+    let mut body = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in case["params"].as_object().unwrap() {
+        body.append_pair(k, v.as_str().unwrap());
+    }
+    body.finish()
+}
+
+#[test]
+fn verify_notify_gives_each_vector_its_verdict() {
+    for case in vectors("notify_vectors.json").as_array().unwrap() {
+        let body = notify_body(case);
+        let mut args = vec!["verify-notify"];
+        if case["verify_mode"].as_str().unwrap().starts_with("V2") {
+            args.push("--v2");
+        }
+        for key in [["--alipay-public-key", "keys/alipay_public.pem"], ["--alipay-cert", "certs/alipay_cert.crt"]] {
+            let key_path = path(key[1]);
+            let mut a = args.clone();
+            a.extend([key[0], key_path.as_str()]);
+            let out = run(&a, body.as_bytes());
+            let valid = case["expect_valid"].as_bool().unwrap();
+            assert_eq!(out.status.code(), Some(if valid { 0 } else { 1 }), "{}", case["name"]);
+            let line = json_line(&out);
+            assert_eq!(line["valid"], valid);
+            assert_eq!(line["notify_id"], case["params"]["notify_id"]);
+            if let Some(status) = case["params"].get("trade_status") {
+                assert_eq!(line["trade_status"], *status);
+                assert_eq!(line["type"], "trade_status_sync");
+            }
+            if let Some(method) = case["params"].get("msg_method") {
+                assert_eq!(line["msg_method"], *method);
+                assert_eq!(line["type"], "gateway_message");
+            }
+        }
+    }
+}
+
+#[test]
+fn verify_notify_malformed_input_and_key() {
+    let key = path("keys/alipay_public.pem");
+    let out = run(&["verify-notify", "--alipay-public-key", &key], b"a=%zz&sign=x");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let private = path("keys/app_private_pkcs1.pem");
+    let out = run(&["verify-notify", "--alipay-public-key", &private], b"a=1");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("expected a public key, got a private key"), "{err}");
+    assert!(!err.contains("MII"), "no key material in errors");
+    // Neither or both key options: a usage error from clap.
+    assert_eq!(run(&["verify-notify"], b"").status.code(), Some(2));
+}
+
+#[test]
+fn inspect_frame_consume_and_tampered() {
+    let v = vectors("frame_vectors.json");
+    let key = path("keys/alipay_public.pem");
+    let out = run(&["inspect-frame", "--alipay-public-key", &key], v["consume"]["frame"].as_str().unwrap().as_bytes());
+    assert_eq!(out.status.code(), Some(0));
+    let line = json_line(&out);
+    let expect = &v["consume"]["expect"];
+    assert_eq!(line["cmd"], "CONSUME");
+    assert_eq!(line["msg_id"], expect["msg_id"]);
+    assert_eq!(line["msg_api"], expect["msg_api"]);
+    assert_eq!(line["app_id"], expect["app_id"]);
+    assert_eq!(line["stream_id"], "s0Zx9Q2k0001");
+    assert_eq!(line["timestamp_ms"], expect["timestamp_ms"]);
+    assert_eq!(line["signature"], "valid");
+    assert_eq!(line["biz_content"], expect["biz_content_json"]);
+
+    // With a trailing newline, as `echo` or a file gives it, and via the certificate.
+    let cert = path("certs/alipay_cert.crt");
+    let tampered = format!("{}\n", v["consume_tampered"]["frame"].as_str().unwrap());
+    let out = run(&["inspect-frame", "--alipay-cert", &cert], tampered.as_bytes());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_line(&out)["signature"], "invalid");
+
+    let out = run(&["inspect-frame", "--alipay-public-key", &key], v["consume"]["ack_success"].as_str().unwrap().as_bytes());
+    assert_eq!(out.status.code(), Some(0));
+    let line = json_line(&out);
+    assert_eq!((line["cmd"].as_str(), line["signature"].as_str()), (Some("CONSUME_ACK"), Some("absent")));
+}
+
+#[test]
+fn inspect_frame_malformed() {
+    let key = path("keys/alipay_public.pem");
+    for input in [&b"{\"protocol\":{}}"[..], b"\r\n\r\n{", b"\xff\xfe", b""] {
+        let out = run(&["inspect-frame", "--alipay-public-key", &key], input);
+        assert_eq!(out.status.code(), Some(2), "{input:?}");
+        assert!(out.stdout.is_empty());
+        assert!(!out.stderr.is_empty());
+    }
+}
