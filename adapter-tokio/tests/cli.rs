@@ -43,8 +43,16 @@ fn cert_sn_matches_the_vectors() {
             vec!["cert-sn", &file]
         };
         let out = run(&args, b"");
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{}\n", case["sn"].as_str().unwrap()));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{}\n", case["sn"].as_str().unwrap())
+        );
     }
 }
 
@@ -72,13 +80,21 @@ fn verify_notify_gives_each_vector_its_verdict() {
         if case["verify_mode"].as_str().unwrap().starts_with("V2") {
             args.push("--v2");
         }
-        for key in [["--alipay-public-key", "keys/alipay_public.pem"], ["--alipay-cert", "certs/alipay_cert.crt"]] {
+        for key in [
+            ["--alipay-public-key", "keys/alipay_public.pem"],
+            ["--alipay-cert", "certs/alipay_cert.crt"],
+        ] {
             let key_path = path(key[1]);
             let mut a = args.clone();
             a.extend([key[0], key_path.as_str()]);
             let out = run(&a, body.as_bytes());
             let valid = case["expect_valid"].as_bool().unwrap();
-            assert_eq!(out.status.code(), Some(if valid { 0 } else { 1 }), "{}", case["name"]);
+            assert_eq!(
+                out.status.code(),
+                Some(if valid { 0 } else { 1 }),
+                "{}",
+                case["name"]
+            );
             let line = json_line(&out);
             assert_eq!(line["valid"], valid);
             assert_eq!(line["notify_id"], case["params"]["notify_id"]);
@@ -97,14 +113,20 @@ fn verify_notify_gives_each_vector_its_verdict() {
 #[test]
 fn verify_notify_malformed_input_and_key() {
     let key = path("keys/alipay_public.pem");
-    let out = run(&["verify-notify", "--alipay-public-key", &key], b"a=%zz&sign=x");
+    let out = run(
+        &["verify-notify", "--alipay-public-key", &key],
+        b"a=%zz&sign=x",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let private = path("keys/app_private_pkcs1.pem");
     let out = run(&["verify-notify", "--alipay-public-key", &private], b"a=1");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("expected a public key, got a private key"), "{err}");
+    assert!(
+        err.contains("expected a public key, got a private key"),
+        "{err}"
+    );
     assert!(!err.contains("MII"), "no key material in errors");
     // Neither or both key options: a usage error from clap.
     assert_eq!(run(&["verify-notify"], b"").status.code(), Some(2));
@@ -114,7 +136,10 @@ fn verify_notify_malformed_input_and_key() {
 fn inspect_frame_consume_and_tampered() {
     let v = vectors("frame_vectors.json");
     let key = path("keys/alipay_public.pem");
-    let out = run(&["inspect-frame", "--alipay-public-key", &key], v["consume"]["frame"].as_str().unwrap().as_bytes());
+    let out = run(
+        &["inspect-frame", "--alipay-public-key", &key],
+        v["consume"]["frame"].as_str().unwrap().as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(0));
     let line = json_line(&out);
     let expect = &v["consume"]["expect"];
@@ -130,14 +155,23 @@ fn inspect_frame_consume_and_tampered() {
     // With a trailing newline, as `echo` or a file gives it, and via the certificate.
     let cert = path("certs/alipay_cert.crt");
     let tampered = format!("{}\n", v["consume_tampered"]["frame"].as_str().unwrap());
-    let out = run(&["inspect-frame", "--alipay-cert", &cert], tampered.as_bytes());
+    let out = run(
+        &["inspect-frame", "--alipay-cert", &cert],
+        tampered.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(json_line(&out)["signature"], "invalid");
 
-    let out = run(&["inspect-frame", "--alipay-public-key", &key], v["consume"]["ack_success"].as_str().unwrap().as_bytes());
+    let out = run(
+        &["inspect-frame", "--alipay-public-key", &key],
+        v["consume"]["ack_success"].as_str().unwrap().as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(0));
     let line = json_line(&out);
-    assert_eq!((line["cmd"].as_str(), line["signature"].as_str()), (Some("CONSUME_ACK"), Some("absent")));
+    assert_eq!(
+        (line["cmd"].as_str(), line["signature"].as_str()),
+        (Some("CONSUME_ACK"), Some("absent"))
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::frame::{
     clip, write_data, write_frame, Command, DataHeader, Frame, FrameError, FrameHeaders,
     FrameLimits, Protocol, ProtocolOut, SignatureStatus, SignedData,
 };
-use crate::signature::{SignType, Signer, SignatureError, Verifier};
+use crate::signature::{SignType, SignatureError, Signer, Verifier};
 
 /// A CONSUME frame: a platform message for the app (PROTOCOL §4–6).
 ///
@@ -59,9 +59,7 @@ impl ConsumeFrame {
     /// The typed view of a parsed frame whose command is CONSUME.
     pub fn from_frame(frame: Frame<'_>) -> Result<Self, FrameError> {
         if frame.command != Command::Consume {
-            return Err(FrameError::UnexpectedCommand {
-                cmd: frame.command,
-            });
+            return Err(FrameError::UnexpectedCommand { cmd: frame.command });
         }
         let msg_id = Protocol::required(&frame.protocol.msg_id, "x-msgId")?.to_owned();
         let timestamp_ms = frame.protocol.timestamp_ms()?;
@@ -245,9 +243,7 @@ impl ConsumeAck {
     /// The typed view of a parsed CONSUME_ACK.
     pub fn from_frame(frame: Frame<'_>) -> Result<Self, FrameError> {
         if frame.command != Command::ConsumeAck {
-            return Err(FrameError::UnexpectedCommand {
-                cmd: frame.command,
-            });
+            return Err(FrameError::UnexpectedCommand { cmd: frame.command });
         }
         let msg_id = Protocol::required(&frame.protocol.msg_id, "x-msgId")?.to_owned();
         let status = AckStatus::parse(Protocol::required(&frame.protocol.status, "x-status")?)?;

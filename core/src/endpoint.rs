@@ -87,7 +87,9 @@ impl Endpoint {
             return Err(err("empty host"));
         }
         let port = match port {
-            Some(p) => p.parse().map_err(|_| err("the port is not a number 0-65535"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| err("the port is not a number 0-65535"))?,
             None if explicit_scheme => {
                 if tls {
                     443

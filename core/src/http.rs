@@ -108,7 +108,8 @@ pub fn parse_response(
             .map(|(_, v)| v.as_str())
     };
     let rest = &buf[head_len..];
-    let chunked = find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked =
+        find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     let body = if chunked {
         match dechunk(rest)? {
             Some(body) => body,
@@ -123,7 +124,11 @@ pub fn parse_response(
             return Err(HttpError::TooLarge { limit: max_bytes });
         }
         if rest.len() < len {
-            return if eof { Err(HttpError::Truncated) } else { Ok(None) };
+            return if eof {
+                Err(HttpError::Truncated)
+            } else {
+                Ok(None)
+            };
         }
         rest[..len].to_vec()
     } else if eof || status == 204 || status == 304 {
@@ -177,23 +182,41 @@ mod tests {
         let r = parse_response(chunked, false, 1024).unwrap().unwrap();
         assert_eq!(r.body, b"{}abc");
         assert_eq!(parse_response(&chunked[..60], false, 1024).unwrap(), None);
-        assert_eq!(parse_response(&chunked[..60], true, 1024), Err(HttpError::Truncated));
+        assert_eq!(
+            parse_response(&chunked[..60], true, 1024),
+            Err(HttpError::Truncated)
+        );
 
         let close = b"HTTP/1.1 200 OK\r\nSet-Cookie: zone=A\r\nset-cookie: b=1\r\n\r\nbody";
         assert_eq!(parse_response(close, false, 1024).unwrap(), None);
         let r = parse_response(close, true, 1024).unwrap().unwrap();
         assert_eq!(r.body, b"body");
-        assert_eq!(r.header_values("Set-Cookie").collect::<Vec<_>>(), ["zone=A", "b=1"]);
+        assert_eq!(
+            r.header_values("Set-Cookie").collect::<Vec<_>>(),
+            ["zone=A", "b=1"]
+        );
     }
 
     #[test]
     fn limits_and_garbage() {
-        assert_eq!(parse_response(&[b'a'; 20], false, 10), Err(HttpError::TooLarge { limit: 10 }));
-        assert!(matches!(parse_response(b"NOT HTTP\r\n\r\n", false, 100), Err(HttpError::Malformed { .. })));
+        assert_eq!(
+            parse_response(&[b'a'; 20], false, 10),
+            Err(HttpError::TooLarge { limit: 10 })
+        );
+        assert!(matches!(
+            parse_response(b"NOT HTTP\r\n\r\n", false, 100),
+            Err(HttpError::Malformed { .. })
+        ));
         let big = b"HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n";
-        assert_eq!(parse_response(big, false, 100), Err(HttpError::TooLarge { limit: 100 }));
+        assert_eq!(
+            parse_response(big, false, 100),
+            Err(HttpError::TooLarge { limit: 100 })
+        );
         let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
-        assert!(matches!(parse_response(bad, false, 100), Err(HttpError::Malformed { .. })));
+        assert!(matches!(
+            parse_response(bad, false, 100),
+            Err(HttpError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -94,7 +94,9 @@ pub enum KeyError {
         algorithm: String,
     },
     /// DER that is not any RSA key structure.
-    #[error("not a valid RSA key: the data is neither PKCS#1, PKCS#8 nor SubjectPublicKeyInfo DER")]
+    #[error(
+        "not a valid RSA key: the data is neither PKCS#1, PKCS#8 nor SubjectPublicKeyInfo DER"
+    )]
     Malformed,
     /// Multi-prime RSA keys are not supported by either backend.
     #[error("multi-prime RSA private keys are not supported")]
@@ -443,8 +445,7 @@ fn pem_reason(e: &x509_parser::error::PEMError) -> String {
 
 /// Recognises DER that is some other kind of key material than the one asked for.
 fn sniff(der: &[u8]) -> Option<KeyKind> {
-    if pkcs8::PrivateKeyInfo::from_der(der).is_ok() || pkcs1::RsaPrivateKey::from_der(der).is_ok()
-    {
+    if pkcs8::PrivateKeyInfo::from_der(der).is_ok() || pkcs1::RsaPrivateKey::from_der(der).is_ok() {
         Some(KeyKind::PrivateKey)
     } else if pkcs8::spki::SubjectPublicKeyInfoRef::from_der(der).is_ok()
         || pkcs1::RsaPublicKey::from_der(der).is_ok()
@@ -535,7 +536,10 @@ mod tests {
 
     #[test]
     fn garbage_is_typed_and_not_echoed() {
-        assert_eq!(PrivateKey::from_pem_or_base64("  \n").unwrap_err(), KeyError::Empty);
+        assert_eq!(
+            PrivateKey::from_pem_or_base64("  \n").unwrap_err(),
+            KeyError::Empty
+        );
         let err = PrivateKey::from_pem_or_base64("secret-not-base64!").unwrap_err();
         assert_eq!(err, KeyError::NotBase64);
         assert!(!err.to_string().contains("secret"));
@@ -543,12 +547,17 @@ mod tests {
             PrivateKey::from_pem_or_base64("AAAA").unwrap_err(),
             KeyError::Malformed
         );
-        let err = PrivateKey::from_pem_or_base64("-----BEGIN PRIVATE KEY-----\nAAAA\n").unwrap_err();
-        assert!(matches!(err, KeyError::Pem { .. }), "{err:?}");
         let err =
-            PrivateKey::from_pem_or_base64("-----BEGIN EC PARAMETERS-----\nAAAA\n-----END EC PARAMETERS-----\n")
-                .unwrap_err();
-        assert!(matches!(err, KeyError::UnsupportedPemLabel { .. }), "{err:?}");
+            PrivateKey::from_pem_or_base64("-----BEGIN PRIVATE KEY-----\nAAAA\n").unwrap_err();
+        assert!(matches!(err, KeyError::Pem { .. }), "{err:?}");
+        let err = PrivateKey::from_pem_or_base64(
+            "-----BEGIN EC PARAMETERS-----\nAAAA\n-----END EC PARAMETERS-----\n",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, KeyError::UnsupportedPemLabel { .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -570,6 +579,9 @@ mod tests {
         assert_eq!(bit_length(&[0, 0, 1]), 1);
         assert_eq!(bit_length(&[0x80, 0]), 16);
         assert_eq!(bit_length(&[]), 0);
-        assert_eq!(size_warnings(1024), vec![KeyWarning::SmallModulus { bits: 1024 }]);
+        assert_eq!(
+            size_warnings(1024),
+            vec![KeyWarning::SmallModulus { bits: 1024 }]
+        );
     }
 }

@@ -111,9 +111,7 @@ impl ProduceFrame {
     /// The typed view of a parsed PRODUCE.
     pub fn from_frame(frame: Frame<'_>) -> Result<Self, FrameError> {
         if frame.command != Command::Produce {
-            return Err(FrameError::UnexpectedCommand {
-                cmd: frame.command,
-            });
+            return Err(FrameError::UnexpectedCommand { cmd: frame.command });
         }
         let timestamp_ms = frame.protocol.timestamp_ms()?;
         let (data, biz_content, data_header) = match frame.data {

@@ -103,9 +103,7 @@ impl ProduceAck {
     /// The typed view of a parsed PRODUCE_ACK.
     pub fn from_frame(frame: Frame<'_>) -> Result<Self, FrameError> {
         if frame.command != Command::ProduceAck {
-            return Err(FrameError::UnexpectedCommand {
-                cmd: frame.command,
-            });
+            return Err(FrameError::UnexpectedCommand { cmd: frame.command });
         }
         let stream_id = frame
             .headers

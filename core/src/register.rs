@@ -294,15 +294,16 @@ pub fn parse_register_answer(
     expected_cert_sn: Option<&str>,
 ) -> Result<RegisterAnswer, RegisterError> {
     let body = charset.decode(&response.body);
-    let link_token = match parse_register_body(&body, charset, platform, sign_type, expected_cert_sn) {
-        // A non-200 status whose body is not a platform answer is an HTTP error.
-        Err(RegisterError::Malformed { .. }) if response.status != 200 => {
-            return Err(RegisterError::Status {
-                status: response.status,
-            })
-        }
-        other => other?,
-    };
+    let link_token =
+        match parse_register_body(&body, charset, platform, sign_type, expected_cert_sn) {
+            // A non-200 status whose body is not a platform answer is an HTTP error.
+            Err(RegisterError::Malformed { .. }) if response.status != 200 => {
+                return Err(RegisterError::Status {
+                    status: response.status,
+                })
+            }
+            other => other?,
+        };
     Ok(RegisterAnswer {
         link_token,
         zone: response.header_values("set-cookie").find_map(zone_of),
@@ -323,11 +324,13 @@ pub fn parse_register_body(
     let raw = answer
         .response
         .ok_or_else(|| malformed("no `response` object".into()))?;
-    let fields: ResponseJson = serde_json::from_str(raw.get())
-        .map_err(|e| malformed(format!("`response`: {e}")))?;
-    let verified = answer.sign.as_deref().filter(|s| !s.is_empty()).map(|sign| {
-        platform.verify_text(sign_type, charset, raw.get(), sign)
-    });
+    let fields: ResponseJson =
+        serde_json::from_str(raw.get()).map_err(|e| malformed(format!("`response`: {e}")))?;
+    let verified = answer
+        .sign
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|sign| platform.verify_text(sign_type, charset, raw.get(), sign));
     let code = fields.code.unwrap_or_default();
     if code != "10000" && code != "100000000" {
         return Err(RegisterError::Refused {
@@ -371,7 +374,10 @@ mod tests {
 
     #[test]
     fn zone_cookie() {
-        assert_eq!(zone_of("zone=GZ00B; Path=/; HttpOnly"), Some("GZ00B".into()));
+        assert_eq!(
+            zone_of("zone=GZ00B; Path=/; HttpOnly"),
+            Some("GZ00B".into())
+        );
         assert_eq!(zone_of("a=1; zone = X "), Some("X".into()));
         assert_eq!(zone_of("subzone=1"), None);
     }

@@ -33,9 +33,7 @@ where
 {
     let mut kept: Vec<(&str, &str)> = params
         .into_iter()
-        .filter(|&(k, v)| {
-            !v.is_empty() && k != "sign" && !(rule == Rule::V1 && k == "sign_type")
-        })
+        .filter(|&(k, v)| !v.is_empty() && k != "sign" && !(rule == Rule::V1 && k == "sign_type"))
         .collect();
     kept.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let len = kept.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
@@ -64,7 +62,10 @@ mod tests {
     #[test]
     fn byte_order_not_locale_order() {
         assert_eq!(
-            sign_content([("b", "1"), ("B", "2"), ("a_b", "3"), ("aB", "4")], Rule::V2),
+            sign_content(
+                [("b", "1"), ("B", "2"), ("a_b", "3"), ("aB", "4")],
+                Rule::V2
+            ),
             "B=2&aB=4&a_b=3&b=1"
         );
     }

@@ -46,7 +46,9 @@ impl SignType {
 
 /// A sign type name other than `RSA2` and `RSA`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported sign type {name:?}: the platform uses RSA2 (SHA256withRSA) or RSA (SHA1withRSA)")]
+#[error(
+    "unsupported sign type {name:?}: the platform uses RSA2 (SHA256withRSA) or RSA (SHA1withRSA)"
+)]
 pub struct UnknownSignType {
     /// The name as given (truncated to 64 characters).
     pub name: String,
@@ -176,8 +178,9 @@ impl Signer {
             }
             #[cfg(feature = "rust-crypto")]
             Backend::RustCrypto => {
-                let imp = crate::crypto::rust_crypto_backend::RustCryptoSigner::new(key.pkcs1_der())
-                    .map_err(|reason| SignatureError::KeyRejected { backend, reason })?;
+                let imp =
+                    crate::crypto::rust_crypto_backend::RustCryptoSigner::new(key.pkcs1_der())
+                        .map_err(|reason| SignatureError::KeyRejected { backend, reason })?;
                 Ok(Signer {
                     sign_type,
                     backend,
@@ -342,7 +345,11 @@ mod tests {
         assert_eq!("RSA2".parse(), Ok(SignType::Rsa2));
         assert_eq!("RSA".parse(), Ok(SignType::Rsa));
         assert!("rsa2".parse::<SignType>().is_err());
-        assert!("SM2".parse::<SignType>().unwrap_err().to_string().contains("SM2"));
+        assert!("SM2"
+            .parse::<SignType>()
+            .unwrap_err()
+            .to_string()
+            .contains("SM2"));
     }
 
     #[test]
@@ -365,7 +372,11 @@ mod tests {
                         v.verify_text(sign_type, Charset::Utf8, text, &sign),
                         Err(SignatureError::Mismatch)
                     );
-                    let other = if sign_type == SignType::Rsa2 { SignType::Rsa } else { SignType::Rsa2 };
+                    let other = if sign_type == SignType::Rsa2 {
+                        SignType::Rsa
+                    } else {
+                        SignType::Rsa2
+                    };
                     assert_eq!(
                         v.verify_text(other, Charset::Gbk, text, &sign),
                         Err(SignatureError::Mismatch)

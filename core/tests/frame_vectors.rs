@@ -11,8 +11,8 @@ use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::produce::{ProduceFrame, ProduceRequest};
 use alipay_msg_core::produce_ack::{ProduceAck, ProduceCode};
 use alipay_msg_core::register::{
-    parse_register_answer, RegisterError, RegisterParams, SignedParams, UpgradeParams,
-    WsConnect, SDK_VERSION,
+    parse_register_answer, RegisterError, RegisterParams, SignedParams, UpgradeParams, WsConnect,
+    SDK_VERSION,
 };
 use alipay_msg_core::signature::{SignType, SignatureError, Signer, Verifier};
 use serde_json::Value;
@@ -51,7 +51,10 @@ fn limits() -> FrameLimits {
 
 #[test]
 fn sdk_version_matches_the_vectors() {
-    assert_eq!(SDK_VERSION, s(&vectors(), "register_request.params.sdk_version"));
+    assert_eq!(
+        SDK_VERSION,
+        s(&vectors(), "register_request.params.sdk_version")
+    );
 }
 
 #[test]
@@ -69,10 +72,19 @@ fn consume_parses_verifies_and_acks() {
     let biz: Value = serde_json::from_str(frame.biz_content()).unwrap();
     assert_eq!(biz, v["consume"]["expect"]["biz_content_json"]);
     for &backend in Backend::ALL {
-        assert_eq!(frame.verify(&platform_verifier(backend)), SignatureStatus::Valid);
+        assert_eq!(
+            frame.verify(&platform_verifier(backend)),
+            SignatureStatus::Valid
+        );
     }
-    assert_eq!(frame.ack(AckStatus::Success).encode(), s(&v, "consume.ack_success"));
-    assert_eq!(frame.ack(AckStatus::Fail).encode(), s(&v, "consume.ack_fail"));
+    assert_eq!(
+        frame.ack(AckStatus::Success).encode(),
+        s(&v, "consume.ack_success")
+    );
+    assert_eq!(
+        frame.ack(AckStatus::Fail).encode(),
+        s(&v, "consume.ack_fail")
+    );
 }
 
 #[test]
@@ -92,7 +104,10 @@ fn consume_tampered_does_not_verify() {
 fn consume_with_tricky_strings() {
     let v = vectors();
     let frame = ConsumeFrame::parse(s(&v, "consume_tricky_strings.frame"), &limits()).unwrap();
-    assert_eq!(frame.signed_content(), s(&v, "consume_tricky_strings.signed_content"));
+    assert_eq!(
+        frame.signed_content(),
+        s(&v, "consume_tricky_strings.signed_content")
+    );
     assert_eq!(frame.msg_id, s(&v, "consume_tricky_strings.expect.msg_id"));
     for &backend in Backend::ALL {
         assert!(frame.verify(&platform_verifier(backend)).is_valid());
@@ -113,8 +128,13 @@ fn produce_is_byte_identical() {
             timestamp_ms: inputs["timestamp_ms"].as_i64().unwrap(),
             charset: s(inputs, "charset").parse().unwrap(),
         };
-        assert_eq!(request.data_text(&limits()).unwrap(), s(&v, "produce.signed_content"));
-        let frame = request.sign_and_encode(&app_signer(backend), &limits()).unwrap();
+        assert_eq!(
+            request.data_text(&limits()).unwrap(),
+            s(&v, "produce.signed_content")
+        );
+        let frame = request
+            .sign_and_encode(&app_signer(backend), &limits())
+            .unwrap();
         assert_eq!(frame, s(&v, "produce.frame"), "backend {backend}");
 
         // The platform side reads it back and verifies it with the app public key.
@@ -123,7 +143,10 @@ fn produce_is_byte_identical() {
         assert!(parsed
             .verify(&Verifier::with_backend(&app_public, backend).unwrap())
             .is_valid());
-        assert_eq!(parsed.headers.stream_id.as_deref(), Some(s(inputs, "stream_id")));
+        assert_eq!(
+            parsed.headers.stream_id.as_deref(),
+            Some(s(inputs, "stream_id"))
+        );
 
         let cert_mode = ProduceRequest {
             cert_sns: Some((
@@ -146,8 +169,18 @@ fn produce_acks_are_typed() {
     let v = vectors();
     for (case, code, retryable, success) in [
         ("produce_ack_success", ProduceCode::Accepted, false, true),
-        ("produce_ack_invalid_sign", ProduceCode::InvalidRequest, false, false),
-        ("produce_ack_busy", ProduceCode::ServiceUnavailable, true, false),
+        (
+            "produce_ack_invalid_sign",
+            ProduceCode::InvalidRequest,
+            false,
+            false,
+        ),
+        (
+            "produce_ack_busy",
+            ProduceCode::ServiceUnavailable,
+            true,
+            false,
+        ),
     ] {
         let text = s(&v[case], "frame");
         let ack = ProduceAck::parse(text, &limits()).unwrap();
@@ -162,7 +195,10 @@ fn produce_acks_are_typed() {
         if let Some(r) = expect["retryable"].as_bool() {
             assert_eq!(ack.is_retryable(), r);
         }
-        assert_eq!((ack.result(), ack.is_retryable(), ack.is_success()), (code, retryable, success));
+        assert_eq!(
+            (ack.result(), ack.is_retryable(), ack.is_success()),
+            (code, retryable, success)
+        );
         assert_eq!(ack.encode(), text, "{case} writes back byte for byte");
     }
 }
@@ -181,16 +217,25 @@ fn register_request_signature() {
         }
         .sign(&app_signer(backend))
         .unwrap();
-        assert_eq!(signed.sign_content(), s(&v, "register_request.sign_content"));
+        assert_eq!(
+            signed.sign_content(),
+            s(&v, "register_request.sign_content")
+        );
         assert_eq!(signed.sign_value(), s(&v, "register_request.sign"));
         // The query carries the same values, URL-encoded, and the sign.
         let query = signed.query(Charset::Utf8);
         let decoded: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
-        assert_eq!(decoded.last().unwrap(), &("sign".into(), s(&v, "register_request.sign").into()));
+        assert_eq!(
+            decoded.last().unwrap(),
+            &("sign".into(), s(&v, "register_request.sign").into())
+        );
         for (k, val) in p.as_object().unwrap() {
-            assert!(decoded.contains(&(k.clone(), val.as_str().unwrap().to_owned())), "{k}");
+            assert!(
+                decoded.contains(&(k.clone(), val.as_str().unwrap().to_owned())),
+                "{k}"
+            );
         }
     }
 }
@@ -200,14 +245,24 @@ fn register_answer_success_and_failure() {
     let v = vectors();
     let ok = HttpResponse {
         status: 200,
-        headers: vec![("Set-Cookie".into(), s(&v, "register_response.set_cookie").into())],
+        headers: vec![(
+            "Set-Cookie".into(),
+            s(&v, "register_response.set_cookie").into(),
+        )],
         body: s(&v, "register_response.body").as_bytes().to_vec(),
     };
     for &backend in Backend::ALL {
         let verifier = platform_verifier(backend);
-        let answer = parse_register_answer(&ok, Charset::Utf8, &verifier, SignType::Rsa2, None).unwrap();
-        assert_eq!(answer.link_token, s(&v, "register_response.expect.link_token"));
-        assert_eq!(answer.zone.as_deref(), Some(s(&v, "register_response.expect.zone")));
+        let answer =
+            parse_register_answer(&ok, Charset::Utf8, &verifier, SignType::Rsa2, None).unwrap();
+        assert_eq!(
+            answer.link_token,
+            s(&v, "register_response.expect.link_token")
+        );
+        assert_eq!(
+            answer.zone.as_deref(),
+            Some(s(&v, "register_response.expect.zone"))
+        );
 
         // A success whose response text was altered is refused.
         let mut forged = ok.clone();
@@ -220,7 +275,8 @@ fn register_answer_success_and_failure() {
         ));
         // A success without a signature is refused.
         let mut unsigned = ok.clone();
-        unsigned.body = br#"{"response":{"code":"10000","msg":"Success","link_token":"x"}}"#.to_vec();
+        unsigned.body =
+            br#"{"response":{"code":"10000","msg":"Success","link_token":"x"}}"#.to_vec();
         assert_eq!(
             parse_register_answer(&unsigned, Charset::Utf8, &verifier, SignType::Rsa2, None),
             Err(RegisterError::Unsigned)
@@ -233,7 +289,13 @@ fn register_answer_success_and_failure() {
         };
         match parse_register_answer(&fail, Charset::Utf8, &verifier, SignType::Rsa2, None) {
             Err(e @ RegisterError::Refused { .. }) => {
-                let RegisterError::Refused { code, sub_code, signature_verified, .. } = &e else {
+                let RegisterError::Refused {
+                    code,
+                    sub_code,
+                    signature_verified,
+                    ..
+                } = &e
+                else {
                     unreachable!()
                 };
                 assert_eq!(code, s(&v, "register_response_failure.expect.error_code"));
@@ -255,14 +317,34 @@ fn register_answer_cert_sn_is_checked() {
     let v = vectors();
     let body = s(&v, "register_response.body");
     let with_sn = format!("{},\"alipay_cert_sn\":\"0123\"}}", &body[..body.len() - 1]);
-    let response = HttpResponse { status: 200, headers: vec![], body: with_sn.into_bytes() };
+    let response = HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: with_sn.into_bytes(),
+    };
     let verifier = platform_verifier(Backend::default());
     let sn = "7107d7d8dc6fc5ce914a4560bcd5096a";
     assert_eq!(
-        parse_register_answer(&response, Charset::Utf8, &verifier, SignType::Rsa2, Some(sn)),
-        Err(RegisterError::CertSnMismatch { expected: sn.into(), received: "0123".into() })
+        parse_register_answer(
+            &response,
+            Charset::Utf8,
+            &verifier,
+            SignType::Rsa2,
+            Some(sn)
+        ),
+        Err(RegisterError::CertSnMismatch {
+            expected: sn.into(),
+            received: "0123".into()
+        })
     );
-    assert!(parse_register_answer(&response, Charset::Utf8, &verifier, SignType::Rsa2, Some("0123")).is_ok());
+    assert!(parse_register_answer(
+        &response,
+        Charset::Utf8,
+        &verifier,
+        SignType::Rsa2,
+        Some("0123")
+    )
+    .is_ok());
 }
 
 #[test]
@@ -279,14 +361,28 @@ fn websocket_upgrade_url_and_cookie() {
         }
         .sign(&app_signer(backend))
         .unwrap();
-        assert_eq!(signed.sign_content(), s(&v, "websocket_upgrade.sign_content"));
+        assert_eq!(
+            signed.sign_content(),
+            s(&v, "websocket_upgrade.sign_content")
+        );
         assert_eq!(signed.sign_value(), s(&v, "websocket_upgrade.sign"));
-        let connect = WsConnect::new(&Endpoint::production(), &signed, Charset::Utf8, Some("GZ00B"));
-        assert!(connect.url.starts_with("wss://openchannel.alipay.com/websocket?app_id=2021000000000001&"));
+        let connect = WsConnect::new(
+            &Endpoint::production(),
+            &signed,
+            Charset::Utf8,
+            Some("GZ00B"),
+        );
+        assert!(connect
+            .url
+            .starts_with("wss://openchannel.alipay.com/websocket?app_id=2021000000000001&"));
         assert!(connect.url.contains("&link_token=lt_9f1c2e7a&"));
-        let encoded_sign: String = form_urlencoded::byte_serialize(s(&v, "websocket_upgrade.sign").as_bytes()).collect();
+        let encoded_sign: String =
+            form_urlencoded::byte_serialize(s(&v, "websocket_upgrade.sign").as_bytes()).collect();
         assert!(connect.url.ends_with(&format!("&sign={encoded_sign}")));
-        assert_eq!(connect.headers, vec![("cookie".to_owned(), "zone=GZ00B;".to_owned())]);
+        assert_eq!(
+            connect.headers,
+            vec![("cookie".to_owned(), "zone=GZ00B;".to_owned())]
+        );
     }
 }
 
@@ -294,9 +390,21 @@ fn websocket_upgrade_url_and_cookie() {
 fn params_sign_in_gbk() {
     // A GBK app signs the GBK bytes of the sign content; the value is URL-encoded in GBK.
     let signer = app_signer(Backend::default());
-    let signed = SignedParams::sign(vec![("app_id", "1".into()), ("note", "测试".into())], Charset::Gbk, &signer).unwrap();
+    let signed = SignedParams::sign(
+        vec![("app_id", "1".into()), ("note", "测试".into())],
+        Charset::Gbk,
+        &signer,
+    )
+    .unwrap();
     let app_public = PublicKey::from_pem_or_base64(&key("app_public.pem")).unwrap();
     let verifier = Verifier::new(&app_public).unwrap();
-    verifier.verify_text(SignType::Rsa2, Charset::Gbk, "app_id=1&note=测试", signed.sign_value()).unwrap();
+    verifier
+        .verify_text(
+            SignType::Rsa2,
+            Charset::Gbk,
+            "app_id=1&note=测试",
+            signed.sign_value(),
+        )
+        .unwrap();
     assert!(signed.query(Charset::Gbk).contains("note=%B2%E2%CA%D4"));
 }

@@ -108,8 +108,9 @@ impl Certificate {
     /// the child's signature to verify with the parent's key
     /// ([`Certificate::verify_issued_by`]); every certificate on the path, the root
     /// included, must be valid at `now_unix`. A certificate that is itself one of the
-    /// roots (same DER) only needs to be valid. When several candidates share a name,
-    /// each is tried.
+    /// roots (same DER) only needs to be valid. At each step roots are tried before
+    /// intermediates, and among certificates sharing the wanted name the first that
+    /// verifies (and is valid) is taken; there is no backtracking past it.
     ///
     /// For a platform certificate file holding a chain, pass the first certificate as
     /// `self` and the rest as `intermediates` (see [`super::platform_cert`]).

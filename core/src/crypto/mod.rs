@@ -5,7 +5,7 @@
 //! * [`Backend::Ring`] (feature `ring`, on by default) — `ring`, several times faster.
 //!   It cannot sign with SHA-1 and refuses signing keys under 2048 bits; when the
 //!   `rust-crypto` feature is also on, those operations fall back to it.
-//! * [`Backend::RustCrypto`] (feature `rust-crypto`) — the pure-Rust `rsa` crate, for
+//! * `Backend::RustCrypto` (feature `rust-crypto`) — the pure-Rust `rsa` crate, for
 //!   targets `ring` does not build on, and for legacy `RSA` (SHA1withRSA) signing.
 //!
 //! Callers use [`crate::signature::Signer`] and [`crate::signature::Verifier`]; this

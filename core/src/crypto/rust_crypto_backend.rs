@@ -10,9 +10,18 @@ use super::HashAlg;
 fn scheme_and_digest(hash: HashAlg, message: &[u8]) -> (Pkcs1v15Sign, Vec<u8>) {
     match hash {
         HashAlg::Sha1 => (Pkcs1v15Sign::new::<Sha1>(), Sha1::digest(message).to_vec()),
-        HashAlg::Sha256 => (Pkcs1v15Sign::new::<Sha256>(), Sha256::digest(message).to_vec()),
-        HashAlg::Sha384 => (Pkcs1v15Sign::new::<Sha384>(), Sha384::digest(message).to_vec()),
-        HashAlg::Sha512 => (Pkcs1v15Sign::new::<Sha512>(), Sha512::digest(message).to_vec()),
+        HashAlg::Sha256 => (
+            Pkcs1v15Sign::new::<Sha256>(),
+            Sha256::digest(message).to_vec(),
+        ),
+        HashAlg::Sha384 => (
+            Pkcs1v15Sign::new::<Sha384>(),
+            Sha384::digest(message).to_vec(),
+        ),
+        HashAlg::Sha512 => (
+            Pkcs1v15Sign::new::<Sha512>(),
+            Sha512::digest(message).to_vec(),
+        ),
     }
 }
 
@@ -21,8 +30,10 @@ pub(crate) struct RustCryptoSigner(RsaPrivateKey);
 
 impl RustCryptoSigner {
     pub(crate) fn new(pkcs1_der: &[u8]) -> Result<Self, String> {
-        let key = RsaPrivateKey::from_pkcs1_der(pkcs1_der).map_err(|_| "InvalidEncoding".to_string())?;
-        key.validate().map_err(|_| "InconsistentComponents".to_string())?;
+        let key =
+            RsaPrivateKey::from_pkcs1_der(pkcs1_der).map_err(|_| "InvalidEncoding".to_string())?;
+        key.validate()
+            .map_err(|_| "InconsistentComponents".to_string())?;
         Ok(RustCryptoSigner(key))
     }
 

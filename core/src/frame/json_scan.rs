@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn finds_the_data_object_with_whitespace() {
-        assert_eq!(span(r#"{"protocol":{},"data" : {"a":{"b":1}} }"#), Some(r#"{"a":{"b":1}}"#));
+        assert_eq!(
+            span(r#"{"protocol":{},"data" : {"a":{"b":1}} }"#),
+            Some(r#"{"a":{"b":1}}"#)
+        );
         assert_eq!(span("{\"data\"\n:\t{}}"), Some("{}"));
     }
 

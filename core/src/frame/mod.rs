@@ -8,7 +8,7 @@
 //! text of the `data` object, because that text — not a re-serialisation — is what the
 //! signature covers (PROTOCOL §5). Typed views ([`crate::consume::ConsumeFrame`],
 //! [`crate::produce_ack::ProduceAck`] …) are built from it. Writing goes through
-//! [`write_frame`], which puts fields in the order the platform's client writes them.
+//! the typed encoders (`ConsumeAck::encode`, `ProduceRequest::sign_and_encode` …), which put fields in the order the platform's client writes them.
 //!
 //! Limits ([`FrameLimits`]) are enforced before any JSON parsing.
 
@@ -240,7 +240,11 @@ impl Protocol {
     pub fn timestamp_ms(&self) -> Result<Option<i64>, FrameError> {
         match self.timestamp.as_deref() {
             None => Ok(None),
-            Some(t) => t.trim().parse().map(Some).map_err(|_| FrameError::BadTimestamp),
+            Some(t) => t
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| FrameError::BadTimestamp),
         }
     }
 
@@ -349,9 +353,9 @@ impl<'a> Frame<'a> {
             });
         }
         let message: MessageJson<'a> = serde_json::from_str(body).map_err(json_error)?;
-        let protocol = message.protocol.ok_or(FrameError::MissingField {
-            field: "protocol",
-        })?;
+        let protocol = message
+            .protocol
+            .ok_or(FrameError::MissingField { field: "protocol" })?;
         let x_type = Protocol::required(&protocol.x_type, "x-type")?;
         if x_type != "message" {
             return Err(FrameError::UnexpectedType {
@@ -431,7 +435,11 @@ fn parse_data<'a>(body: &'a str, raw: &'a RawValue) -> Result<Data<'a>, FrameErr
     let header = match data.header {
         None => DataHeader::default(),
         Some(h) if is_object(h) => serde_json::from_str(h.get()).map_err(json_error)?,
-        Some(_) => return Err(FrameError::NotAnObject { part: "data.header" }),
+        Some(_) => {
+            return Err(FrameError::NotAnObject {
+                part: "data.header",
+            })
+        }
     };
     let content = match data.content {
         None => None,
@@ -601,14 +609,35 @@ mod tests {
         };
         let p = |t: &str| Frame::parse(t, &limits).unwrap_err();
         assert_eq!(p(ACK), FrameError::NoHeaderEnd);
-        assert!(matches!(p(&"x".repeat(201)), FrameError::TooLarge { size: 201, .. }));
-        assert!(matches!(p("a:1\r\nb:2\r\nc:3\r\n\r\n{}"), FrameError::TooManyHeaderLines { .. }));
-        assert!(matches!(p("a:12345678901\r\n\r\n{}"), FrameError::HeaderLineTooLong { line: 1, .. }));
-        assert_eq!(p("abc\r\n\r\n{}"), FrameError::HeaderLineWithoutColon { line: 1 });
+        assert!(matches!(
+            p(&"x".repeat(201)),
+            FrameError::TooLarge { size: 201, .. }
+        ));
+        assert!(matches!(
+            p("a:1\r\nb:2\r\nc:3\r\n\r\n{}"),
+            FrameError::TooManyHeaderLines { .. }
+        ));
+        assert!(matches!(
+            p("a:12345678901\r\n\r\n{}"),
+            FrameError::HeaderLineTooLong { line: 1, .. }
+        ));
+        assert_eq!(
+            p("abc\r\n\r\n{}"),
+            FrameError::HeaderLineWithoutColon { line: 1 }
+        );
         assert_eq!(p("\r\n\r\n  "), FrameError::EmptyMessage);
-        assert!(matches!(p("\r\n\r\n[[[[1]]]]"), FrameError::TooDeep { limit: 3 }));
-        assert!(matches!(p("\r\n\r\n{\"protocol\":"), FrameError::Json { .. }));
-        assert_eq!(p("\r\n\r\n{}"), FrameError::MissingField { field: "protocol" });
+        assert!(matches!(
+            p("\r\n\r\n[[[[1]]]]"),
+            FrameError::TooDeep { limit: 3 }
+        ));
+        assert!(matches!(
+            p("\r\n\r\n{\"protocol\":"),
+            FrameError::Json { .. }
+        ));
+        assert_eq!(
+            p("\r\n\r\n{}"),
+            FrameError::MissingField { field: "protocol" }
+        );
         assert_eq!(
             p("\r\n\r\n{\"protocol\":{\"x-cmd\":\"PRODUCE\"}}"),
             FrameError::MissingField { field: "x-type" }
@@ -632,16 +661,26 @@ mod tests {
         let base = r#"{"protocol":{"x-type":"message","x-cmd":"CONSUME"},"data":"#;
         let p = |d: &str| {
             let text = format!("\r\n\r\n{base}{d}}}");
-            parse(&text).map(|f| f.data.map(|d| (d.header, d.content.map(str::to_owned), d.text.to_owned())))
+            parse(&text).map(|f| {
+                f.data
+                    .map(|d| (d.header, d.content.map(str::to_owned), d.text.to_owned()))
+            })
         };
-        assert_eq!(p("1").unwrap_err(), FrameError::NotAnObject { part: "data" });
+        assert_eq!(
+            p("1").unwrap_err(),
+            FrameError::NotAnObject { part: "data" }
+        );
         assert_eq!(
             p(r#"{"header":[]}"#).unwrap_err(),
-            FrameError::NotAnObject { part: "data.header" }
+            FrameError::NotAnObject {
+                part: "data.header"
+            }
         );
         assert_eq!(
             p(r#"{"content":"x"}"#).unwrap_err(),
-            FrameError::NotAnObject { part: "data.content" }
+            FrameError::NotAnObject {
+                part: "data.content"
+            }
         );
         let (header, content, text) = p(r#"{"header":{"appId":"1"},"content":{"k":"v"}}"#)
             .unwrap()

@@ -20,7 +20,8 @@ pub(crate) struct CertSnArgs {
 pub(crate) fn run(args: CertSnArgs) -> Result<u8, Failure> {
     let text = read_file(&args.file)?;
     let name = args.file.display();
-    let certs = Certificate::all_from_pem(&text).map_err(|e| Failure::malformed(format!("{name}: {e}")))?;
+    let certs =
+        Certificate::all_from_pem(&text).map_err(|e| Failure::malformed(format!("{name}: {e}")))?;
     let sn = if args.root {
         root_cert_sn(&certs)
     } else {

@@ -16,7 +16,11 @@ mod inspect_frame;
 mod verify_notify;
 
 #[derive(Parser)]
-#[command(name = "alipay-msg", version, about = "Client tools for the payment open platform's message channel")]
+#[command(
+    name = "alipay-msg",
+    version,
+    about = "Client tools for the payment open platform's message channel"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -28,7 +28,10 @@ pub(crate) fn run(args: VerifyNotifyArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::malformed(format!("malformed notification: {e}")))?;
     match notify::verify(body, &verifier, rule) {
         Ok(notification) => {
-            println!("{}", describe(true, notification.params(), Some(&notification)));
+            println!(
+                "{}",
+                describe(true, notification.params(), Some(&notification))
+            );
             Ok(0)
         }
         Err(e) if e.is_signature_failure() => {
@@ -46,7 +49,10 @@ fn describe(valid: bool, params: &FormParams, notification: Option<&Notification
     let kind = match notification {
         Some(Notification::Trade(_)) => "trade_status_sync".to_owned(),
         Some(Notification::GatewayMessage(_)) => "gateway_message".to_owned(),
-        _ => match (params.get_non_empty("notify_type"), params.get_non_empty("msg_method")) {
+        _ => match (
+            params.get_non_empty("notify_type"),
+            params.get_non_empty("msg_method"),
+        ) {
             (Some(t), _) => t.to_owned(),
             (None, Some(_)) => "gateway_message".to_owned(),
             (None, None) => "unknown".to_owned(),
