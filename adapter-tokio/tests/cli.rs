@@ -15,7 +15,10 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // The command may exit (bad key, usage error) before it reads stdin.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -182,5 +185,42 @@ fn inspect_frame_malformed() {
         assert_eq!(out.status.code(), Some(2), "{input:?}");
         assert!(out.stdout.is_empty());
         assert!(!out.stderr.is_empty());
+    }
+}
+
+/// The sample files the README's examples use give the answers the README shows.
+#[test]
+fn readme_sample_files() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata");
+    let read = |rel: &str| std::fs::read(format!("{root}/{rel}")).unwrap();
+    let key = path("keys/alipay_public.pem");
+    let cert = path("certs/alipay_cert.crt");
+    for (file, signature) in [
+        ("frames/consume.txt", "valid"),
+        ("frames/consume_tampered.txt", "invalid"),
+        ("frames/consume_tricky_strings.txt", "valid"),
+        ("frames/produce_ack_busy.txt", "absent"),
+    ] {
+        let out = run(&["inspect-frame", "--alipay-cert", &cert], &read(file));
+        assert_eq!(out.status.code(), Some(0), "{file}");
+        assert_eq!(json_line(&out)["signature"], signature, "{file}");
+    }
+    for (file, v2, code) in [
+        ("notify/trade_notify_rsa2_v1.txt", false, 0),
+        ("notify/trade_notify_tampered_amount.txt", false, 1),
+        ("notify/trade_notify_rsa_sha1_v1.txt", false, 0),
+        ("notify/gateway_message_rsa2_v1.txt", false, 0),
+        ("notify/gateway_message_rsa2_v2.txt", true, 0),
+        ("notify/gateway_message_rsa2_v2.txt", false, 1),
+    ] {
+        let mut args = vec!["verify-notify", "--alipay-public-key", &key];
+        if v2 {
+            args.push("--v2");
+        }
+        assert_eq!(
+            run(&args, &read(file)).status.code(),
+            Some(code),
+            "{file} v2={v2}"
+        );
     }
 }

@@ -389,4 +389,35 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn small_keys_warn_and_sign_where_the_backend_can() {
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/keys/small_1024_pkcs1.pem"
+        ))
+        .unwrap();
+        let key = PrivateKey::from_pem_or_base64(&pem).unwrap();
+        assert_eq!(key.modulus_bits(), 1024);
+        assert_eq!(
+            key.warnings(),
+            vec![crate::key::KeyWarning::SmallModulus { bits: 1024 }]
+        );
+        match Signer::new(&key, SignType::Rsa2) {
+            Ok(signer) => {
+                // The pure-Rust backend signs small keys; every backend verifies them.
+                let sign = signer.sign_text("x", Charset::Utf8).unwrap();
+                for &backend in Backend::ALL {
+                    Verifier::with_backend(key.public_key(), backend)
+                        .unwrap()
+                        .verify_text(SignType::Rsa2, Charset::Utf8, "x", &sign)
+                        .unwrap();
+                }
+            }
+            Err(e) => {
+                assert!(matches!(e, SignatureError::Unsupported { .. }), "{e}");
+                assert!(e.to_string().contains("rust-crypto"), "{e}");
+            }
+        }
+    }
 }

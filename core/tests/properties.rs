@@ -1331,3 +1331,37 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn zz_timing() {
+    use proptest::strategy::ValueTree;
+    let fx = &*FX;
+    let mut r = proptest::test_runner::TestRunner::default();
+    let strat = (sign_text(), charset());
+    let mut tot = std::collections::BTreeMap::<String, std::time::Duration>::new();
+    for _ in 0..32 {
+        let (text, charset) = strat.new_tree(&mut r).unwrap().current();
+        let st = std::time::Instant::now();
+        let gbk_text = gbk_replaced(&text);
+        *tot.entry("gbk".into()).or_default() += st.elapsed();
+        for signer in &fx.all_signers {
+            let st = std::time::Instant::now();
+            let sign = signer.sign_text(&text, charset).unwrap();
+            *tot.entry(format!(
+                "sign {:?} {:?}",
+                signer.backend(),
+                signer.sign_type()
+            ))
+            .or_default() += st.elapsed();
+            for v in &fx.all_verifiers {
+                let st = std::time::Instant::now();
+                let _ = v.verify_text(signer.sign_type(), charset, &text, &sign);
+                let _ = v.verify_text(signer.sign_type(), charset, &gbk_text, &sign);
+                *tot.entry(format!("verify {:?}", v.backend())).or_default() += st.elapsed();
+            }
+        }
+    }
+    for (k, v) in tot {
+        eprintln!("{k}: {v:?}");
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! Two interchangeable backends sit behind [`Backend`]:
 //!
-//! * [`Backend::Ring`] (feature `ring`, on by default) — `ring`, several times faster.
+//! * `Backend::Ring` (feature `ring`, on by default) — `ring`, several times faster.
 //!   It cannot sign with SHA-1 and refuses signing keys under 2048 bits; when the
 //!   `rust-crypto` feature is also on, those operations fall back to it.
 //! * `Backend::RustCrypto` (feature `rust-crypto`) — the pure-Rust `rsa` crate, for
