@@ -48,6 +48,8 @@
 
 pub mod cert;
 pub mod charset;
+pub mod client;
+pub mod clock;
 pub mod consume;
 pub mod crypto;
 pub mod endpoint;

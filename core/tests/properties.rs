@@ -210,9 +210,16 @@ impl Fixture {
 
 static FX: LazyLock<Fixture> = LazyLock::new(Fixture::load);
 
+/// `cases` cases, times the `PROPTEST_SCALE` environment variable when set (for a
+/// longer search: `PROPTEST_SCALE=20 cargo test --test properties`).
 fn config(cases: u32) -> ProptestConfig {
+    let scale = std::env::var("PROPTEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
     ProptestConfig {
-        cases,
+        cases: cases.saturating_mul(scale),
         // Failures are reported in the test output; do not write regression files.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -738,7 +745,7 @@ fn form_body() -> impl Strategy<Value = Vec<u8>> {
 // 1. Round trips of signed frames (slow: one RSA signature per case).
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(config(128))]
 
     /// ProduceRequest::sign_and_encode → ProduceFrame::parse gives back every field and
     /// the exact signed text, and the app key verifies it.
@@ -926,7 +933,7 @@ proptest! {
 // 2. sign → verify on every backend.
 
 proptest! {
-    #![proptest_config(config(32))]
+    #![proptest_config(config(64))]
 
     /// Every (backend, sign type) signer makes a signature every backend verifies; the
     /// same key and text give the same signature on every backend (PKCS#1 v1.5 is
@@ -995,7 +1002,7 @@ fn replace_byte(text: &str, at: usize, new: u8) -> String {
 }
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(config(128))]
 
     /// One ASCII byte changed inside the signed `data` span: the frame no longer parses,
     /// or its signature is not valid. One byte changed in `x-msgId` or a header value, or
@@ -1108,7 +1115,7 @@ fn exercise_frame_parsers(text: &str, limits: &FrameLimits) -> Result<(), TestCa
 }
 
 proptest! {
-    #![proptest_config(config(1024))]
+    #![proptest_config(config(2048))]
 
     #[test]
     fn frame_parsers_never_panic(text in frame_like(), limits in small_limits()) {
@@ -1329,39 +1336,5 @@ proptest! {
             parse(FrameLimits { max_json_depth: 1, ..d }),
             Err(FrameError::TooDeep { limit: 1 })
         );
-    }
-}
-
-#[test]
-fn zz_timing() {
-    use proptest::strategy::ValueTree;
-    let fx = &*FX;
-    let mut r = proptest::test_runner::TestRunner::default();
-    let strat = (sign_text(), charset());
-    let mut tot = std::collections::BTreeMap::<String, std::time::Duration>::new();
-    for _ in 0..32 {
-        let (text, charset) = strat.new_tree(&mut r).unwrap().current();
-        let st = std::time::Instant::now();
-        let gbk_text = gbk_replaced(&text);
-        *tot.entry("gbk".into()).or_default() += st.elapsed();
-        for signer in &fx.all_signers {
-            let st = std::time::Instant::now();
-            let sign = signer.sign_text(&text, charset).unwrap();
-            *tot.entry(format!(
-                "sign {:?} {:?}",
-                signer.backend(),
-                signer.sign_type()
-            ))
-            .or_default() += st.elapsed();
-            for v in &fx.all_verifiers {
-                let st = std::time::Instant::now();
-                let _ = v.verify_text(signer.sign_type(), charset, &text, &sign);
-                let _ = v.verify_text(signer.sign_type(), charset, &gbk_text, &sign);
-                *tot.entry(format!("verify {:?}", v.backend())).or_default() += st.elapsed();
-            }
-        }
-    }
-    for (k, v) in tot {
-        eprintln!("{k}: {v:?}");
     }
 }

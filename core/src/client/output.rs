@@ -1,0 +1,263 @@
+//! What a [`super::ClientSession`] asks of its adapter: things to transmit, events to
+//! deliver, and when to call back.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::consume::ConsumeFrame;
+use crate::endpoint::Endpoint;
+use crate::frame::{Command, FrameError, InvalidSignature};
+use crate::produce::ProduceError;
+use crate::produce_ack::ProduceAck;
+use crate::register::{RegisterError, WsConnect};
+
+/// One thing for the adapter to do. After every input, call
+/// [`super::ClientSession::poll_output`] until it returns [`Output::Timeout`] or
+/// [`Output::Done`].
+#[derive(Debug)]
+#[must_use]
+pub enum Output {
+    /// Bytes or frames to send.
+    Transmit(Transmit),
+    /// Something to tell the application.
+    Event(Event),
+    /// Nothing more to do now: call [`super::ClientSession::handle_timeout`] at this
+    /// instant (or earlier, when an input arrives).
+    Timeout(Instant),
+    /// The session has ended (shut down, or stopped by a fatal error); drop it.
+    Done,
+}
+
+/// Network work for the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// Open a TCP (+TLS) connection to `endpoint`, write `request`, read the answer
+    /// and feed it to [`super::ClientSession::handle_http_data`] (then
+    /// [`super::ClientSession::handle_http_eof`] at end of stream).
+    HttpRequest {
+        /// Where to connect.
+        endpoint: Endpoint,
+        /// The whole HTTP/1.1 request.
+        request: Vec<u8>,
+    },
+    /// Open the websocket: connect to `endpoint`, upgrade with the URL and headers,
+    /// then call [`super::ClientSession::handle_ws_open`] (or `handle_ws_failed`).
+    WsConnect {
+        /// Where to connect.
+        endpoint: Endpoint,
+        /// URL and headers of the upgrade request.
+        connect: WsConnect,
+    },
+    /// Send a websocket text message on the open connection.
+    Text(String),
+    /// Send a websocket ping.
+    Ping,
+    /// Close the current connection (or abandon the attempt in progress).
+    Close,
+}
+
+/// An opaque handle for one delivery awaiting [`super::ClientSession::complete`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryId(pub(crate) u64);
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "delivery-{}", self.0)
+    }
+}
+
+/// A verified message for the application's handler.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Pass to [`super::ClientSession::complete`].
+    pub id: DeliveryId,
+    /// The verified CONSUME.
+    pub frame: ConsumeFrame,
+}
+
+impl Delivery {
+    /// `x-msgId`.
+    pub fn msg_id(&self) -> &str {
+        &self.frame.msg_id
+    }
+
+    /// `msgApi`, e.g. `alipay.open.mini.version.audit.passed`.
+    pub fn msg_api(&self) -> &str {
+        self.frame.msg_api().unwrap_or_default()
+    }
+
+    /// The business content: exact text of the verified JSON object.
+    pub fn biz_content(&self) -> &str {
+        self.frame.biz_content()
+    }
+}
+
+/// What the handler made of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled: ack SUCCESS.
+    Success,
+    /// Not handled: ack FAIL, the platform delivers it again later.
+    Failure(String),
+}
+
+/// Something for the application.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A connection attempt starts (attempt 1 is the first since the last success).
+    Connecting {
+        /// Attempt number.
+        attempt: u32,
+    },
+    /// The websocket is open.
+    Connected,
+    /// The connection (or an attempt) ended; the session reconnects after `retry_in`
+    /// unless it is shutting down.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+        /// When the next attempt starts, if one will.
+        retry_in: Option<Duration>,
+    },
+    /// A verified message to handle; answer with [`super::ClientSession::complete`].
+    Message(Delivery),
+    /// A message id already handled successfully (or being handled) came again. It is
+    /// not delivered again; the ack is SUCCESS (or follows the delivery in progress).
+    Duplicate {
+        /// `x-msgId`.
+        msg_id: String,
+        /// The first delivery is still being handled.
+        in_flight: bool,
+    },
+    /// A frame that is not delivered (PROTOCOL §5–6). Unverified messages are answered
+    /// FAIL; malformed ones cannot be answered.
+    Rejected {
+        /// `x-msgId`, when the frame had one.
+        msg_id: Option<String>,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// The answer to [`super::ClientSession::send`].
+    ProduceAck {
+        /// The stream id `send` returned.
+        stream_id: String,
+        /// The platform's answer, or why there is none.
+        result: Result<ProduceAck, SendError>,
+    },
+    /// The platform refused the configuration; the session stops (see
+    /// `retry_on_auth_error`).
+    Fatal(RegisterError),
+    /// Shutdown finished: in-flight deliveries completed (or the shutdown timeout
+    /// passed) and the connection is closed.
+    ShutdownComplete,
+}
+
+/// Why a connection or attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// `register.do` failed.
+    Register(RegisterError),
+    /// The websocket upgrade failed.
+    Upgrade(String),
+    /// Register and upgrade took longer than `connect_timeout`.
+    ConnectTimeout,
+    /// Nothing was received for `dead_after`: a half-open connection.
+    Dead {
+        /// How long nothing came.
+        silent_for: Duration,
+    },
+    /// The connection closed or failed.
+    Closed(String),
+    /// [`super::ClientSession::shutdown`].
+    Shutdown,
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::Register(e) => write!(f, "{e}"),
+            DisconnectReason::Upgrade(e) => write!(f, "websocket upgrade failed: {e}"),
+            DisconnectReason::ConnectTimeout => f.write_str("connect attempt timed out"),
+            DisconnectReason::Dead { silent_for } => {
+                write!(f, "nothing received for {silent_for:?}: connection dead")
+            }
+            DisconnectReason::Closed(e) => write!(f, "connection closed: {e}"),
+            DisconnectReason::Shutdown => f.write_str("shut down"),
+        }
+    }
+}
+
+/// Why a frame was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// The frame could not be read; no ack is possible.
+    #[error("malformed frame: {0}")]
+    Malformed(FrameError),
+    /// No `x-sign`.
+    #[error("unsigned message")]
+    Unsigned,
+    /// The signature is invalid.
+    #[error("invalid signature: {0}")]
+    BadSignature(InvalidSignature),
+    /// `appId` is not this app's.
+    #[error("message for app {app_id:?}, not this app")]
+    ForeignAppId {
+        /// The `appId` in the message.
+        app_id: Option<String>,
+    },
+    /// `x-timestamp` is outside the accepted window.
+    #[error("x-timestamp {timestamp_ms} is {direction} the accepted window")]
+    Timestamp {
+        /// The timestamp.
+        timestamp_ms: i64,
+        /// "older than" or "ahead of".
+        direction: &'static str,
+    },
+    /// The session is shutting down and takes no new deliveries (answered FAIL).
+    #[error("shutting down: not taking new messages")]
+    ShuttingDown,
+    /// A frame of a kind the client does not expect, or a PRODUCE_ACK for no pending
+    /// send.
+    #[error("unexpected {cmd} frame")]
+    Unexpected {
+        /// The command.
+        cmd: Command,
+    },
+}
+
+/// Why [`super::ClientSession::send`] failed or has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No open connection.
+    #[error("not connected")]
+    NotConnected,
+    /// `max_pending_sends` PRODUCEs are still unacknowledged.
+    #[error("{limit} sends are already waiting for their PRODUCE_ACK")]
+    TooManyPending {
+        /// The limit.
+        limit: usize,
+    },
+    /// Shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// The message could not be built.
+    #[error(transparent)]
+    Invalid(#[from] ProduceError),
+    /// No PRODUCE_ACK within `send_timeout`. The platform may or may not have the
+    /// message.
+    #[error("no PRODUCE_ACK within the send timeout; the platform may or may not have the message")]
+    Timeout,
+    /// The connection closed before the PRODUCE_ACK. The platform may or may not have
+    /// the message.
+    #[error("connection lost before the PRODUCE_ACK; the platform may or may not have the message")]
+    ConnectionLost,
+}
+
+/// [`super::ClientSession::complete`] was called with an unknown delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown or already completed {0}")]
+pub struct UnknownDelivery(pub DeliveryId);
