@@ -1,9 +1,30 @@
-//! The `alipay-msg` client on tokio.
+//! The `alipay-msg` client on tokio, and the `alipay-msg` command-line tool.
 //!
-//! This crate currently ships the offline commands of the `alipay-msg` CLI
-//! (`cert-sn`, `verify-notify`, `inspect-frame`); the tokio client and the local
-//! platform simulator come next (see the repository README). The protocol itself lives
-//! in [`alipay_msg_core`], re-exported here.
+//! ```no_run
+//! use alipay_msg_tokio::{Client, ClientConfig, Credentials};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let credentials = Credentials::public_key(
+//!     &std::fs::read_to_string("app_private_key.pem")?,
+//!     &std::fs::read_to_string("alipay_public_key.pem")?,
+//! )?;
+//! let client = Client::connect(ClientConfig::new("2021000000000001", credentials)).await?;
+//! client
+//!     .run(|msg| async move {
+//!         println!("{} {}", msg.msg_api(), msg.biz_content());
+//!         Ok::<(), std::io::Error>(()) // Ok acks SUCCESS; Err or a panic acks FAIL
+//!     })
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
 #![forbid(unsafe_code)]
 
+mod client;
+mod transport;
+
 pub use alipay_msg_core as core;
+pub use alipay_msg_core::client::{ClientConfig, Credentials};
+pub use client::{Client, ClientEvent, Deliveries, Error, Incoming, Message};

@@ -60,6 +60,9 @@ pub mod notify;
 pub mod produce;
 pub mod produce_ack;
 pub mod register;
+pub mod server;
 pub mod sign_content;
 pub mod signature;
 pub mod stream_id;
+#[cfg(feature = "tls")]
+pub mod tls;

@@ -91,7 +91,10 @@ mod tests {
             assert!(d <= bound, "retry {n}: {d:?} > {bound:?}");
             max_seen = max_seen.max(d);
         }
-        assert!(max_seen > Duration::from_secs(8), "full jitter reaches near the cap");
+        assert!(
+            max_seen > Duration::from_secs(8),
+            "full jitter reaches near the cap"
+        );
         b.reset();
         assert_eq!(b.next_delay(&mut rng), Duration::ZERO);
     }

@@ -41,10 +41,18 @@ impl Credentials {
     /// Public-key mode from key text (PEM or bare base64).
     pub fn public_key(app_private_key: &str, alipay_public_key: &str) -> Result<Self, ConfigError> {
         Ok(Credentials::PublicKey {
-            app_private_key: PrivateKey::from_pem_or_base64(app_private_key)
-                .map_err(|source| ConfigError::Key { which: "app private key", source })?,
-            alipay_public_key: PublicKey::from_pem_or_base64(alipay_public_key)
-                .map_err(|source| ConfigError::Key { which: "platform public key", source })?,
+            app_private_key: PrivateKey::from_pem_or_base64(app_private_key).map_err(|source| {
+                ConfigError::Key {
+                    which: "app private key",
+                    source,
+                }
+            })?,
+            alipay_public_key: PublicKey::from_pem_or_base64(alipay_public_key).map_err(
+                |source| ConfigError::Key {
+                    which: "platform public key",
+                    source,
+                },
+            )?,
         })
     }
 
@@ -57,13 +65,22 @@ impl Credentials {
         alipay_root_cert: &str,
     ) -> Result<Self, ConfigError> {
         let cert = |which, text| {
-            Certificate::all_from_pem(text).map_err(|source| ConfigError::Certificate { which, source })
+            Certificate::all_from_pem(text)
+                .map_err(|source| ConfigError::Certificate { which, source })
         };
         let credentials = Credentials::Certificate {
-            app_private_key: PrivateKey::from_pem_or_base64(app_private_key)
-                .map_err(|source| ConfigError::Key { which: "app private key", source })?,
-            app_cert: Certificate::from_pem(app_cert)
-                .map_err(|source| ConfigError::Certificate { which: "app certificate", source })?,
+            app_private_key: PrivateKey::from_pem_or_base64(app_private_key).map_err(|source| {
+                ConfigError::Key {
+                    which: "app private key",
+                    source,
+                }
+            })?,
+            app_cert: Certificate::from_pem(app_cert).map_err(|source| {
+                ConfigError::Certificate {
+                    which: "app certificate",
+                    source,
+                }
+            })?,
             alipay_cert_chain: cert("platform certificate", alipay_cert)?,
             alipay_root_certs: cert("platform root certificate", alipay_root_cert)?,
         };
@@ -74,8 +91,12 @@ impl Credentials {
     /// The app private key.
     pub fn app_private_key(&self) -> &PrivateKey {
         match self {
-            Credentials::PublicKey { app_private_key, .. }
-            | Credentials::Certificate { app_private_key, .. } => app_private_key,
+            Credentials::PublicKey {
+                app_private_key, ..
+            }
+            | Credentials::Certificate {
+                app_private_key, ..
+            } => app_private_key,
         }
     }
 
@@ -95,13 +116,20 @@ impl Credentials {
                 alipay_cert_chain,
                 alipay_root_certs,
             } => {
-                let app_cert_key = app_cert
-                    .public_key()
-                    .map_err(|source| ConfigError::Certificate { which: "app certificate", source })?;
+                let app_cert_key =
+                    app_cert
+                        .public_key()
+                        .map_err(|source| ConfigError::Certificate {
+                            which: "app certificate",
+                            source,
+                        })?;
                 app_private_key
                     .check_pair(&app_cert_key, "the app private key", "the app certificate")
                     .map_err(ConfigError::KeyCertificateMismatch)?;
-                let platform = |source| ConfigError::Certificate { which: "platform certificate", source };
+                let platform = |source| ConfigError::Certificate {
+                    which: "platform certificate",
+                    source,
+                };
                 let platform_key = platform_cert(alipay_cert_chain)
                     .and_then(Certificate::public_key)
                     .map_err(platform)?;
@@ -110,7 +138,10 @@ impl Credentials {
                     cert_sns: Some(CertSns {
                         app_cert_sn: app_cert.sn(),
                         alipay_root_cert_sn: root_cert_sn(alipay_root_certs).map_err(|source| {
-                            ConfigError::Certificate { which: "platform root certificate", source }
+                            ConfigError::Certificate {
+                                which: "platform root certificate",
+                                source,
+                            }
                         })?,
                     }),
                     platform_cert_sn: Some(platform_cert_sn(alipay_cert_chain).map_err(platform)?),
@@ -128,7 +159,13 @@ impl Credentials {
             .map(|w| ("app private key", w))
             .collect();
         if let Ok(resolved) = self.resolve() {
-            out.extend(resolved.platform_key.warnings().into_iter().map(|w| ("platform public key", w)));
+            out.extend(
+                resolved
+                    .platform_key
+                    .warnings()
+                    .into_iter()
+                    .map(|w| ("platform public key", w)),
+            );
         }
         out
     }
@@ -237,22 +274,58 @@ impl ClientConfig {
                 Err(ConfigError::InvalidSetting { name, reason })
             }
         };
-        setting("heartbeat_interval", !self.heartbeat_interval.is_zero(), "must be more than zero")?;
+        setting(
+            "heartbeat_interval",
+            !self.heartbeat_interval.is_zero(),
+            "must be more than zero",
+        )?;
         setting(
             "dead_after",
             self.dead_after > self.heartbeat_interval,
             "must be longer than heartbeat_interval",
         )?;
-        setting("connect_timeout", !self.connect_timeout.is_zero(), "must be more than zero")?;
-        setting("send_timeout", !self.send_timeout.is_zero(), "must be more than zero")?;
-        setting("max_in_flight", self.max_in_flight > 0, "must be at least 1")?;
-        setting("max_pending_sends", self.max_pending_sends > 0, "must be at least 1")?;
-        setting("backoff.cap", self.backoff.cap >= self.backoff.base, "must be at least backoff.base")?;
+        setting(
+            "connect_timeout",
+            !self.connect_timeout.is_zero(),
+            "must be more than zero",
+        )?;
+        setting(
+            "send_timeout",
+            !self.send_timeout.is_zero(),
+            "must be more than zero",
+        )?;
+        setting(
+            "max_in_flight",
+            self.max_in_flight > 0,
+            "must be at least 1",
+        )?;
+        setting(
+            "max_pending_sends",
+            self.max_pending_sends > 0,
+            "must be at least 1",
+        )?;
+        setting(
+            "backoff.cap",
+            self.backoff.cap >= self.backoff.base,
+            "must be at least backoff.base",
+        )?;
         let resolved = self.credentials.resolve()?;
-        let signer = Signer::with_backend(self.credentials.app_private_key(), self.sign_type, self.backend)
-            .map_err(|source| ConfigError::Crypto { which: "app private key", source })?;
-        let verifier = Verifier::with_backend(&resolved.platform_key, self.backend)
-            .map_err(|source| ConfigError::Crypto { which: "platform public key", source })?;
+        let signer = Signer::with_backend(
+            self.credentials.app_private_key(),
+            self.sign_type,
+            self.backend,
+        )
+        .map_err(|source| ConfigError::Crypto {
+            which: "app private key",
+            source,
+        })?;
+        let verifier =
+            Verifier::with_backend(&resolved.platform_key, self.backend).map_err(|source| {
+                ConfigError::Crypto {
+                    which: "platform public key",
+                    source,
+                }
+            })?;
         Ok(Prepared {
             signer,
             verifier,

@@ -308,10 +308,14 @@ impl ClientSession {
                 }
             }
         };
-        [Some(state), self.pending.next_deadline(), self.shutdown_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            Some(state),
+            self.pending.next_deadline(),
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ----- inputs: register.do -------------------------------------------------------
@@ -532,7 +536,10 @@ impl ClientSession {
         if let Some(timestamp_ms) = consume.timestamp_ms {
             let now_ms = self.clock.unix_ms(now);
             let age_ms = now_ms.saturating_sub(timestamp_ms);
-            let too_old = self.config.max_message_age.is_some_and(|max| age_ms > millis(max));
+            let too_old = self
+                .config
+                .max_message_age
+                .is_some_and(|max| age_ms > millis(max));
             let too_new = self
                 .config
                 .max_clock_skew
@@ -570,7 +577,11 @@ impl ClientSession {
                 // Reading resumes now; the time spent paused was not silence.
                 *last_received = now;
             }
-            for waiter in entry.waiters.iter().filter(|w| w.generation == self.generation) {
+            for waiter in entry
+                .waiters
+                .iter()
+                .filter(|w| w.generation == self.generation)
+            {
                 self.outputs.push_back(Output::Transmit(Transmit::Text(
                     ConsumeAck {
                         headers: waiter.headers.clone(),
@@ -652,9 +663,12 @@ impl ClientSession {
                 result: Ok(ack),
             });
         } else {
-            self.reject(ack.msg_id, RejectReason::Unexpected {
-                cmd: Command::ProduceAck,
-            });
+            self.reject(
+                ack.msg_id,
+                RejectReason::Unexpected {
+                    cmd: Command::ProduceAck,
+                },
+            );
         }
     }
 

@@ -249,11 +249,15 @@ pub enum SendError {
     Invalid(#[from] ProduceError),
     /// No PRODUCE_ACK within `send_timeout`. The platform may or may not have the
     /// message.
-    #[error("no PRODUCE_ACK within the send timeout; the platform may or may not have the message")]
+    #[error(
+        "no PRODUCE_ACK within the send timeout; the platform may or may not have the message"
+    )]
     Timeout,
     /// The connection closed before the PRODUCE_ACK. The platform may or may not have
     /// the message.
-    #[error("connection lost before the PRODUCE_ACK; the platform may or may not have the message")]
+    #[error(
+        "connection lost before the PRODUCE_ACK; the platform may or may not have the message"
+    )]
     ConnectionLost,
 }
 

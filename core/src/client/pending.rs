@@ -53,6 +53,8 @@ impl PendingSends {
     /// Removes and returns everything (the connection is gone).
     pub(crate) fn take_all(&mut self) -> Vec<String> {
         self.deadlines.clear();
-        std::mem::take(&mut self.by_deadline).into_values().collect()
+        std::mem::take(&mut self.by_deadline)
+            .into_values()
+            .collect()
     }
 }

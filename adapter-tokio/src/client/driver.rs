@@ -1,0 +1,348 @@
+//! The task that owns the [`ClientSession`] and the sockets: it feeds every input to the
+//! session and carries out every output (DESIGN: adapters are thin).
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use alipay_msg_core::client::{ClientSession, Event, Outcome, Output, SendError, Transmit};
+use alipay_msg_core::produce_ack::ProduceAck;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use super::message::{ClientEvent, Message};
+use super::Error;
+use crate::transport::{self, Ws};
+
+/// Requests from [`super::Client`] handles.
+pub(crate) enum Command {
+    Send {
+        msg_api: String,
+        biz_content: String,
+        reply: oneshot::Sender<Result<ProduceAck, SendError>>,
+    },
+    Complete {
+        id: alipay_msg_core::client::DeliveryId,
+        outcome: Outcome,
+    },
+    Shutdown,
+}
+
+/// What the I/O tasks report, tagged with the attempt or connection they belong to.
+enum Io {
+    HttpData(u64, Vec<u8>),
+    HttpEof(u64),
+    HttpFailed(u64, String),
+    WsOpen(u64, Box<Ws>),
+    WsFailed(u64, String),
+    WsWriteFailed(u64, String),
+}
+
+pub(crate) struct Driver {
+    pub(crate) session: ClientSession,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) deliveries: mpsc::Sender<Message>,
+    pub(crate) events: broadcast::Sender<ClientEvent>,
+    pub(crate) connected: Option<oneshot::Sender<Result<(), Error>>>,
+}
+
+/// The open connection: the reading half stays here, a writer task owns the other.
+struct Connection {
+    reader: futures_util::stream::SplitStream<Ws>,
+    writer: mpsc::Sender<WsMessage>,
+    writer_task: JoinHandle<()>,
+}
+
+pub(crate) fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Driver {
+    pub(crate) async fn run(mut self) {
+        let (io_tx, mut io_rx) = mpsc::channel::<Io>(64);
+        let mut attempt: u64 = 0;
+        let mut attempt_task: Option<JoinHandle<()>> = None;
+        let mut conn: Option<Connection> = None;
+        let mut sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>> =
+            HashMap::new();
+        let max_message = self.session.config().frame_limits.max_frame_bytes;
+        loop {
+            // Carry out everything the session asks for, up to its next deadline.
+            let deadline = loop {
+                match self.session.poll_output() {
+                    Output::Transmit(t) => match t {
+                        Transmit::HttpRequest { endpoint, request } => {
+                            attempt += 1;
+                            let (tx, id) = (io_tx.clone(), attempt);
+                            abort(&mut attempt_task);
+                            attempt_task = Some(tokio::spawn(async move {
+                                http_exchange(id, endpoint, request, tx).await;
+                            }));
+                        }
+                        Transmit::WsConnect { endpoint, connect } => {
+                            let (tx, id) = (io_tx.clone(), attempt);
+                            abort(&mut attempt_task);
+                            attempt_task = Some(tokio::spawn(async move {
+                                let result =
+                                    transport::websocket(&endpoint, &connect, max_message).await;
+                                let _ = tx
+                                    .send(match result {
+                                        Ok(ws) => Io::WsOpen(id, Box::new(ws)),
+                                        Err(e) => Io::WsFailed(id, e),
+                                    })
+                                    .await;
+                            }));
+                        }
+                        Transmit::Text(text) => write(&conn, WsMessage::Text(text.into())).await,
+                        Transmit::Ping => write(&conn, WsMessage::Ping(Vec::new().into())).await,
+                        Transmit::Close => {
+                            abort(&mut attempt_task);
+                            if let Some(c) = conn.take() {
+                                // The writer sends the close frame and ends.
+                                let _ = c.writer.try_send(WsMessage::Close(None));
+                                drop(c.reader);
+                            }
+                        }
+                    },
+                    Output::Event(event) => self.event(event, &mut sends),
+                    Output::Timeout(at) => break Some(at),
+                    Output::Done => break None,
+                }
+            };
+            let Some(deadline) = deadline else { break };
+            let reading = conn.is_some() && self.session.wants_read();
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.session.handle_timeout(Instant::now());
+                }
+                command = self.commands.recv() => match command {
+                    Some(Command::Send { msg_api, biz_content, reply }) => {
+                        match self.session.send(&msg_api, &biz_content, Instant::now()) {
+                            Ok(stream_id) => { sends.insert(stream_id, reply); }
+                            Err(e) => { let _ = reply.send(Err(e)); }
+                        }
+                    }
+                    Some(Command::Complete { id, outcome }) => {
+                        // A completion for a delivery the session no longer tracks (after a
+                        // shutdown timeout) has nothing left to do.
+                        let _ = self.session.complete(id, outcome, Instant::now());
+                    }
+                    Some(Command::Shutdown) | None => self.session.shutdown(Instant::now()),
+                },
+                Some(io) = io_rx.recv() => {
+                    let now = Instant::now();
+                    match io {
+                        Io::HttpData(id, data) if id == attempt => self.session.handle_http_data(&data, now),
+                        Io::HttpEof(id) if id == attempt => self.session.handle_http_eof(now),
+                        Io::HttpFailed(id, e) if id == attempt => self.session.handle_http_failed(&e, now),
+                        Io::WsOpen(id, ws) if id == attempt => {
+                            let (sink, reader) = (*ws).split();
+                            let (writer, writer_task) = spawn_writer(sink, io_tx.clone(), id);
+                            conn = Some(Connection { reader, writer, writer_task });
+                            self.session.update_wall_clock(now, unix_ms());
+                            self.session.handle_ws_open(now);
+                        }
+                        Io::WsFailed(id, e) if id == attempt => self.session.handle_ws_failed(&e, now),
+                        Io::WsWriteFailed(id, e) if id == attempt && conn.is_some() => {
+                            conn = None;
+                            self.session.handle_ws_closed(&e, now);
+                        }
+                        _ => {} // from an abandoned attempt or connection
+                    }
+                }
+                frame = next_frame(&mut conn), if reading => {
+                    let now = Instant::now();
+                    match frame {
+                        Some(Ok(WsMessage::Text(text))) => self.session.handle_text(text.as_str(), now),
+                        Some(Ok(WsMessage::Pong(_) | WsMessage::Ping(_))) => self.session.handle_pong(now),
+                        Some(Ok(WsMessage::Binary(_) | WsMessage::Frame(_))) => self.session.handle_pong(now),
+                        Some(Ok(WsMessage::Close(frame))) => {
+                            conn = None;
+                            let reason = frame.map_or_else(|| "closed by the platform".to_owned(), |f| format!("closed by the platform: {} {}", f.code, f.reason));
+                            self.session.handle_ws_closed(&reason, now);
+                        }
+                        Some(Err(e)) => {
+                            conn = None;
+                            self.session.handle_ws_closed(&e.to_string(), now);
+                        }
+                        None => {
+                            conn = None;
+                            self.session.handle_ws_closed("connection closed", now);
+                        }
+                    }
+                }
+            }
+        }
+        abort(&mut attempt_task);
+        if let Some(c) = conn.take() {
+            let _ = c.writer.try_send(WsMessage::Close(None));
+            drop(c.writer);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), c.writer_task).await;
+        }
+        for (_, reply) in sends.drain() {
+            let _ = reply.send(Err(SendError::ConnectionLost));
+        }
+    }
+
+    fn event(
+        &mut self,
+        event: Event,
+        sends: &mut HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>>,
+    ) {
+        let public = match event {
+            Event::Message(delivery) => {
+                let id = delivery.id;
+                if let Err(e) = self.deliveries.try_send(Message::new(delivery)) {
+                    // The session admits at most `max_in_flight` deliveries and the
+                    // channel holds that many, so this happens only when nobody is
+                    // receiving any more (shutting down): the platform redelivers.
+                    let reason = format!("no receiver: {e}");
+                    let _ = self
+                        .session
+                        .complete(id, Outcome::Failure(reason), Instant::now());
+                }
+                return;
+            }
+            Event::ProduceAck { stream_id, result } => {
+                if let Some(reply) = sends.remove(&stream_id) {
+                    let _ = reply.send(result);
+                }
+                return;
+            }
+            Event::Connecting { attempt } => {
+                tracing::debug!(attempt, "connecting");
+                ClientEvent::Connecting { attempt }
+            }
+            Event::Connected => {
+                tracing::info!("connected");
+                if let Some(tx) = self.connected.take() {
+                    let _ = tx.send(Ok(()));
+                }
+                ClientEvent::Connected
+            }
+            Event::Disconnected { reason, retry_in } => {
+                tracing::warn!(%reason, ?retry_in, "disconnected");
+                ClientEvent::Disconnected {
+                    reason: reason.to_string(),
+                    retry_in,
+                }
+            }
+            Event::Duplicate { msg_id, .. } => {
+                tracing::info!(%msg_id, "duplicate suppressed");
+                ClientEvent::Duplicate { msg_id }
+            }
+            Event::Rejected { msg_id, reason } => {
+                tracing::warn!(msg_id = msg_id.as_deref().unwrap_or("-"), %reason, "rejected");
+                ClientEvent::Rejected {
+                    msg_id,
+                    reason: reason.to_string(),
+                }
+            }
+            Event::Fatal(error) => {
+                tracing::error!(%error, "the platform refused the configuration");
+                let text = error.to_string();
+                if let Some(tx) = self.connected.take() {
+                    let _ = tx.send(Err(Error::Refused(error)));
+                }
+                ClientEvent::Fatal(text)
+            }
+            Event::ShutdownComplete => ClientEvent::ShutdownComplete,
+            other => {
+                tracing::debug!(?other, "event");
+                return;
+            }
+        };
+        // Nobody listening is fine.
+        let _ = self.events.send(public);
+    }
+}
+
+fn abort(task: &mut Option<JoinHandle<()>>) {
+    if let Some(task) = task.take() {
+        task.abort();
+    }
+}
+
+async fn write(conn: &Option<Connection>, message: WsMessage) {
+    if let Some(c) = conn {
+        // A closed writer reports the failure itself (Io::WsWriteFailed).
+        let _ = c.writer.send(message).await;
+    }
+}
+
+async fn next_frame(
+    conn: &mut Option<Connection>,
+) -> Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>> {
+    match conn {
+        Some(c) => c.reader.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes frames in order on its own task, so that a slow peer never stops the driver
+/// from reading.
+fn spawn_writer(
+    mut sink: futures_util::stream::SplitSink<Ws, WsMessage>,
+    io: mpsc::Sender<Io>,
+    id: u64,
+) -> (mpsc::Sender<WsMessage>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<WsMessage>(256);
+    let task = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            let closing = matches!(message, WsMessage::Close(_));
+            if let Err(e) = sink.send(message).await {
+                let _ = io.send(Io::WsWriteFailed(id, e.to_string())).await;
+                return;
+            }
+            if closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    (tx, task)
+}
+
+/// One `register.do` exchange: connect, write the request, stream the answer back.
+async fn http_exchange(
+    id: u64,
+    endpoint: alipay_msg_core::endpoint::Endpoint,
+    request: Vec<u8>,
+    tx: mpsc::Sender<Io>,
+) {
+    let mut io = match transport::connect(&endpoint).await {
+        Ok(io) => io,
+        Err(e) => {
+            let _ = tx
+                .send(Io::HttpFailed(id, format!("connect {endpoint}: {e}")))
+                .await;
+            return;
+        }
+    };
+    if let Err(e) = io.write_all(&request).await {
+        let _ = tx.send(Io::HttpFailed(id, format!("write: {e}"))).await;
+        return;
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match io.read(&mut buf).await {
+            Ok(0) => {
+                let _ = tx.send(Io::HttpEof(id)).await;
+                return;
+            }
+            Ok(n) => {
+                if tx.send(Io::HttpData(id, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Io::HttpFailed(id, format!("read: {e}"))).await;
+                return;
+            }
+        }
+    }
+}

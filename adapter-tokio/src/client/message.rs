@@ -1,0 +1,123 @@
+//! What the application receives and what it is told.
+
+use std::fmt;
+use std::time::Duration;
+
+use alipay_msg_core::client::Delivery;
+use serde::de::DeserializeOwned;
+
+/// A verified platform message (a CONSUME whose signature checked out).
+#[derive(Debug, Clone)]
+pub struct Message {
+    delivery: Delivery,
+}
+
+impl Message {
+    pub(crate) fn new(delivery: Delivery) -> Self {
+        Message { delivery }
+    }
+
+    pub(crate) fn id(&self) -> alipay_msg_core::client::DeliveryId {
+        self.delivery.id
+    }
+
+    /// `x-msgId`: the same across redeliveries.
+    pub fn msg_id(&self) -> &str {
+        self.delivery.msg_id()
+    }
+
+    /// The message kind, e.g. `alipay.open.mini.version.audit.passed`.
+    pub fn msg_api(&self) -> &str {
+        self.delivery.msg_api()
+    }
+
+    /// The app id the message is for (always this client's).
+    pub fn app_id(&self) -> &str {
+        self.delivery.frame.app_id().unwrap_or_default()
+    }
+
+    /// `x-timestamp`, milliseconds since the epoch, when present.
+    pub fn timestamp_ms(&self) -> Option<i64> {
+        self.delivery.frame.timestamp_ms
+    }
+
+    /// The business content: exact text of the verified JSON object.
+    pub fn biz_content(&self) -> &str {
+        self.delivery.biz_content()
+    }
+
+    /// The business content deserialised.
+    pub fn biz<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.biz_content())
+    }
+}
+
+/// What happens on the connection, for logs and metrics ([`super::Client::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A connection attempt started.
+    Connecting {
+        /// Attempt number since the last successful connection.
+        attempt: u32,
+    },
+    /// Connected.
+    Connected,
+    /// The connection or attempt ended.
+    Disconnected {
+        /// Why.
+        reason: String,
+        /// When the next attempt starts, if one will.
+        retry_in: Option<Duration>,
+    },
+    /// A frame was not delivered (unsigned, forged, foreign app id, stale, malformed).
+    Rejected {
+        /// `x-msgId`, when known.
+        msg_id: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A redelivered message was not handed to the handler again.
+    Duplicate {
+        /// `x-msgId`.
+        msg_id: String,
+    },
+    /// A handler failed (returned an error or panicked): the message was acked FAIL and
+    /// will be redelivered.
+    HandlerFailed {
+        /// `x-msgId`.
+        msg_id: String,
+        /// The error.
+        error: String,
+    },
+    /// The platform refused the configuration; the client stopped.
+    Fatal(String),
+    /// Shutdown finished.
+    ShutdownComplete,
+}
+
+impl fmt::Display for ClientEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientEvent::Connecting { attempt } => write!(f, "connecting (attempt {attempt})"),
+            ClientEvent::Connected => f.write_str("connected"),
+            ClientEvent::Disconnected { reason, retry_in } => match retry_in {
+                Some(d) => write!(f, "disconnected: {reason}; retrying in {d:?}"),
+                None => write!(f, "disconnected: {reason}"),
+            },
+            ClientEvent::Rejected { msg_id, reason } => {
+                write!(
+                    f,
+                    "rejected {}: {reason}",
+                    msg_id.as_deref().unwrap_or("(no id)")
+                )
+            }
+            ClientEvent::Duplicate { msg_id } => write!(f, "duplicate {msg_id} suppressed"),
+            ClientEvent::HandlerFailed { msg_id, error } => {
+                write!(f, "handler failed for {msg_id}: {error}")
+            }
+            ClientEvent::Fatal(e) => write!(f, "fatal: {e}"),
+            ClientEvent::ShutdownComplete => f.write_str("shut down"),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The tokio client: [`Client::connect`], [`Client::run`], [`Client::deliveries`],
+//! [`Client::send`], [`Client::events`], [`Client::shutdown`].
+
+mod driver;
+mod message;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use alipay_msg_core::client::{ClientConfig, ClientSession, ConfigError, Outcome, SendError};
+use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_core::register::RegisterError;
+use futures_util::FutureExt;
+use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use message::{ClientEvent, Message};
+
+use driver::{Command, Driver};
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid (reported before any connection).
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The platform refused the configuration at registration.
+    #[error("the platform refused the configuration: {0}")]
+    Refused(RegisterError),
+    /// A send failed or got no answer.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The business content could not be serialised.
+    #[error("biz content: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The client has shut down.
+    #[error("the client has shut down")]
+    Closed,
+    /// [`Client::run`] or [`Client::deliveries`] was already called.
+    #[error("deliveries are already being consumed (run or deliveries was called before)")]
+    AlreadyConsuming,
+}
+
+/// A connected client. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    deliveries: Mutex<Option<mpsc::Receiver<Message>>>,
+    events: broadcast::Sender<ClientEvent>,
+    driver: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    handlers: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    max_in_flight: usize,
+}
+
+impl Client {
+    /// Validates `config`, connects, and returns once the first connection is open.
+    ///
+    /// Misconfigurations the client can see (keys, certificates, app id) fail at once
+    /// with [`Error::Config`]; those only the platform can see (it refuses the
+    /// signature, app id or certificate) fail with [`Error::Refused`] after the first
+    /// register. Network failures are retried with backoff for as long as it takes:
+    /// wrap the call in `tokio::time::timeout` to bound the wait.
+    pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        let max_in_flight = config.max_in_flight;
+        let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
+        let rng = Box::new(
+            <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(seed),
+        );
+        let session = ClientSession::new(config, rng, Instant::now(), driver::unix_ms())?;
+        let (commands, command_rx) = mpsc::channel(1024);
+        let (delivery_tx, delivery_rx) = mpsc::channel(max_in_flight);
+        let (events, _) = broadcast::channel(1024);
+        let (connected_tx, connected_rx) = oneshot::channel();
+        let driver = tokio::spawn(
+            Driver {
+                session,
+                commands: command_rx,
+                deliveries: delivery_tx,
+                events: events.clone(),
+                connected: Some(connected_tx),
+            }
+            .run(),
+        );
+        match connected_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = driver.await;
+                return Err(e);
+            }
+            Err(_) => return Err(Error::Closed),
+        }
+        Ok(Client {
+            commands,
+            deliveries: Mutex::new(Some(delivery_rx)),
+            events,
+            driver: tokio::sync::Mutex::new(Some(driver)),
+            handlers: tokio::sync::Mutex::new(None),
+            max_in_flight,
+        })
+    }
+
+    /// Runs `handler` for every verified message until the client shuts down, at most
+    /// `max_in_flight` at a time. `Ok` acks SUCCESS; `Err` or a panic acks FAIL and the
+    /// platform delivers the message again later. Returns after shutdown, once every
+    /// handler has finished.
+    pub async fn run<F, Fut, E>(&self, handler: F) -> Result<(), Error>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let mut deliveries = self.take_deliveries()?;
+        let handler = Arc::new(handler);
+        let limit = Arc::new(Semaphore::new(self.max_in_flight));
+        let commands = self.commands.clone();
+        let events = self.events.clone();
+        let task = tokio::spawn(async move {
+            let mut running = JoinSet::new();
+            while let Some(message) = deliveries.recv().await {
+                // The semaphore is never closed, so acquiring cannot fail.
+                let permit = limit.clone().acquire_owned().await.expect("semaphore open");
+                let (handler, commands, events) =
+                    (handler.clone(), commands.clone(), events.clone());
+                running.spawn(async move {
+                    let id = message.id();
+                    let msg_id = message.msg_id().to_owned();
+                    let result = std::panic::AssertUnwindSafe(handler(message))
+                        .catch_unwind()
+                        .await;
+                    let outcome = match result {
+                        Ok(Ok(())) => Outcome::Success,
+                        Ok(Err(e)) => Outcome::Failure(e.to_string()),
+                        Err(panic) => Outcome::Failure(panic_message(&panic)),
+                    };
+                    if let Outcome::Failure(error) = &outcome {
+                        let _ = events.send(ClientEvent::HandlerFailed {
+                            msg_id,
+                            error: error.clone(),
+                        });
+                    }
+                    let _ = commands.send(Command::Complete { id, outcome }).await;
+                    drop(permit);
+                });
+                while running.try_join_next().is_some() {}
+            }
+            while running.join_next().await.is_some() {}
+        });
+        *self.handlers.lock().await = Some(task);
+        let handlers = self.handlers.lock().await.take();
+        if let Some(task) = handlers {
+            // A handler panic is caught above; the loop itself does not panic.
+            let _ = task.await;
+        }
+        Ok(())
+    }
+
+    /// The verified messages as a stream of [`Incoming`], for callers who prefer
+    /// pulling to [`Client::run`]. Each must be answered with [`Incoming::ack`] or
+    /// [`Incoming::fail`]; dropping one unanswered answers FAIL.
+    pub fn deliveries(&self) -> Result<Deliveries, Error> {
+        Ok(Deliveries {
+            receiver: self.take_deliveries()?,
+            commands: self.commands.clone(),
+        })
+    }
+
+    fn take_deliveries(&self) -> Result<mpsc::Receiver<Message>, Error> {
+        // A poisoned lock means a panic while taking the receiver, which cannot happen.
+        self.deliveries
+            .lock()
+            .expect("lock not poisoned")
+            .take()
+            .ok_or(Error::AlreadyConsuming)
+    }
+
+    /// Sends a message to the platform (PRODUCE) and waits for its PRODUCE_ACK.
+    /// `biz_content` must serialise to a JSON object.
+    pub async fn send(
+        &self,
+        msg_api: &str,
+        biz_content: &impl serde::Serialize,
+    ) -> Result<ProduceAck, Error> {
+        let biz_content = serde_json::to_string(biz_content)?;
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                msg_api: msg_api.to_owned(),
+                biz_content,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(answer.await.map_err(|_| Error::Closed)??)
+    }
+
+    /// Connection state changes, rejections, duplicates, handler failures.
+    pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stops taking new messages, lets the handlers in flight finish and their acks go
+    /// out (up to `shutdown_timeout`), closes the connection and waits for every task of
+    /// the client to end.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+        if let Some(driver) = self.driver.lock().await.take() {
+            let _ = driver.await;
+        }
+        if let Some(handlers) = self.handlers.lock().await.take() {
+            let _ = handlers.await;
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".to_owned());
+    format!("handler panicked: {text}")
+}
+
+/// A stream of verified messages ([`Client::deliveries`]).
+pub struct Deliveries {
+    receiver: mpsc::Receiver<Message>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Deliveries {
+    /// The next message; `None` once the client has shut down.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        let message = self.receiver.recv().await?;
+        Some(Incoming {
+            message,
+            commands: Some(self.commands.clone()),
+        })
+    }
+}
+
+impl futures_util::Stream for Deliveries {
+    type Item = Incoming;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Incoming>> {
+        let commands = self.commands.clone();
+        self.receiver.poll_recv(cx).map(|m| {
+            m.map(|message| Incoming {
+                message,
+                commands: Some(commands),
+            })
+        })
+    }
+}
+
+/// A message from [`Deliveries`], to be answered.
+pub struct Incoming {
+    message: Message,
+    commands: Option<mpsc::Sender<Command>>,
+}
+
+impl Incoming {
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Handled: ack SUCCESS.
+    pub async fn ack(mut self) {
+        self.finish(Outcome::Success).await;
+    }
+
+    /// Not handled: ack FAIL; the platform delivers it again later.
+    pub async fn fail(mut self, reason: impl Into<String>) {
+        self.finish(Outcome::Failure(reason.into())).await;
+    }
+
+    async fn finish(&mut self, outcome: Outcome) {
+        if let Some(commands) = self.commands.take() {
+            let _ = commands
+                .send(Command::Complete {
+                    id: self.message.id(),
+                    outcome,
+                })
+                .await;
+        }
+    }
+}
+
+impl std::ops::Deref for Incoming {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(commands) = self.commands.take() {
+            let id = self.message.id();
+            let outcome = Outcome::Failure("dropped without an answer".to_owned());
+            if commands
+                .try_send(Command::Complete {
+                    id,
+                    outcome: outcome.clone(),
+                })
+                .is_err()
+            {
+                // The command queue is full or closed: finish asynchronously if a runtime
+                // is there, otherwise the client is gone and the platform redelivers.
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move {
+                        let _ = commands.send(Command::Complete { id, outcome }).await;
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Sockets: TCP, TLS (rustls with webpki roots, via core's shared configuration) and the
+//! websocket upgrade. Everything here moves bytes; the session decides.
+
+use std::io;
+
+use alipay_msg_core::endpoint::Endpoint;
+use alipay_msg_core::register::WsConnect;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
+
+/// A byte stream, plain or TLS.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+pub(crate) type BoxIo = Box<dyn Io>;
+pub(crate) type Ws = WebSocketStream<BoxIo>;
+
+/// Opens TCP to the endpoint, with TLS when it says so.
+pub(crate) async fn connect(endpoint: &Endpoint) -> io::Result<BoxIo> {
+    let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
+    tcp.set_nodelay(true)?;
+    if !endpoint.tls {
+        return Ok(Box::new(tcp));
+    }
+    let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let connector = tokio_rustls::TlsConnector::from(alipay_msg_core::tls::client_config());
+    Ok(Box::new(connector.connect(name, tcp).await?))
+}
+
+/// Opens the websocket: TCP (+TLS), then the upgrade with the signed URL and the zone
+/// cookie.
+pub(crate) async fn websocket(
+    endpoint: &Endpoint,
+    connect_to: &WsConnect,
+    max_message_bytes: usize,
+) -> Result<Ws, String> {
+    let mut request = connect_to
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("invalid upgrade request: {e}"))?;
+    for (name, value) in &connect_to.headers {
+        let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
+        let name: tokio_tungstenite::tungstenite::http::HeaderName =
+            name.parse().map_err(|e| format!("header {name}: {e}"))?;
+        request.headers_mut().insert(name, value);
+    }
+    let io = connect(endpoint)
+        .await
+        .map_err(|e| format!("connect {endpoint}: {e}"))?;
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(max_message_bytes);
+    config.max_frame_size = Some(max_message_bytes);
+    let (ws, _response) = tokio_tungstenite::client_async_with_config(request, io, Some(config))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
