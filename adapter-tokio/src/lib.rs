@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+pub mod config_file;
 mod transport;
 
 pub use alipay_msg_core as core;

@@ -16,6 +16,8 @@ use super::backoff::BackoffConfig;
 
 /// The keys of an app: public-key mode or certificate mode (PROTOCOL §9).
 #[derive(Debug, Clone)]
+// Built once at start-up; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Credentials {
     /// Public-key mode: the app private key and the platform public key.
     PublicKey {

@@ -16,6 +16,9 @@ use crate::register::{RegisterError, WsConnect};
 /// [`Output::Done`].
 #[derive(Debug)]
 #[must_use]
+// An output is moved straight from the queue to the adapter; boxing the event would add
+// an allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// Bytes or frames to send.
     Transmit(Transmit),
@@ -104,6 +107,8 @@ pub enum Outcome {
 /// Something for the application.
 #[derive(Debug)]
 #[non_exhaustive]
+// `Message` is the common case; see `Output`.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A connection attempt starts (attempt 1 is the first since the last success).
     Connecting {

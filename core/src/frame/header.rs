@@ -30,7 +30,9 @@ impl FrameHeaders {
             "stream-id" => &mut self.stream_id,
             _ => return,
         };
-        *slot = Some(value.to_owned());
+        // An empty value counts as absent, as on write (the platform's client omits
+        // empty lines and cannot read them back).
+        *slot = (!value.is_empty()).then(|| value.to_owned());
     }
 
     /// Appends the header block, including the blank line that ends it. With no header

@@ -532,7 +532,7 @@ impl ServerSession {
         }
         self.outputs.push_back(ServerOutput::Send { conn, text });
         let fire = match &mut self.faults.close_after_frames {
-            Some(f) if f.conn.is_none_or_eq(conn) => {
+            Some(f) if f.conn.map_or(true, |c| c == conn) => {
                 f.frames = f.frames.saturating_sub(1);
                 f.frames == 0
             }
@@ -914,17 +914,6 @@ impl ServerSession {
                 self.config.produce_failures.remove(msg_api);
             }
         }
-    }
-}
-
-/// `None` matches every connection.
-trait MatchesConn {
-    fn is_none_or_eq(&self, conn: ConnectionId) -> bool;
-}
-
-impl MatchesConn for Option<ConnectionId> {
-    fn is_none_or_eq(&self, conn: ConnectionId) -> bool {
-        self.map_or(true, |c| c == conn)
     }
 }
 

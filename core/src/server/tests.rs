@@ -1349,3 +1349,25 @@ fn server_side_disconnect_outputs_close_and_redelivers() {
     );
     assert_eq!(s.poll_timeout(), None);
 }
+
+#[cfg(feature = "rust-crypto")]
+#[test]
+fn rsa_sign_type_apps_get_sha1_answers() {
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    let key = PrivateKey::from_pem_or_base64(&key_text("app_private_pkcs1.pem")).unwrap();
+    let rsa = Signer::new(&key, SignType::Rsa).unwrap();
+    let reply = s.handle_register(&register_target(APP, UNIX0, &rsa, Charset::Utf8), t0);
+    let response = parse_response(&reply.to_http_bytes(), false, 64 * 1024)
+        .unwrap()
+        .unwrap();
+    let answer = parse_register_answer(
+        &response,
+        Charset::Utf8,
+        &platform_verifier(),
+        SignType::Rsa,
+        None,
+    )
+    .unwrap();
+    assert_eq!(Ok(answer.link_token), reply.result);
+}

@@ -1,0 +1,287 @@
+//! The TOML configuration file of the `alipay-msg` CLI (`listen`, `send`).
+//!
+//! ```toml
+//! app_id = "2021000000000001"
+//! endpoint = "127.0.0.1:7001"          # default: https://openchannel.alipay.com
+//! charset = "UTF-8"                    # or "GBK"
+//! sign_type = "RSA2"                   # or "RSA"
+//!
+//! [keys]
+//! app_private_key_file = "keys/app_private_key.pem"   # or app_private_key = "MIIEv..."
+//! # public-key mode:
+//! alipay_public_key_file = "keys/alipay_public.pem"   # or alipay_public_key = "MIIB..."
+//! # certificate mode (instead of alipay_public_key*):
+//! # app_cert_file = "certs/appCertPublicKey.crt"
+//! # alipay_cert_file = "certs/alipayCertPublicKey_RSA2.crt"
+//! # alipay_root_cert_file = "certs/alipayRootCert.crt"
+//!
+//! [tuning]                             # every field optional
+//! heartbeat_interval_ms = 5000
+//! dead_after_ms = 15000
+//! connect_timeout_ms = 10000
+//! send_timeout_ms = 10000
+//! max_in_flight = 64
+//! max_pending_sends = 200
+//! retry_on_auth_error = false
+//! ```
+//!
+//! Relative paths are relative to the configuration file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alipay_msg_core::client::{ClientConfig, ConfigError, Credentials};
+use alipay_msg_core::endpoint::{Endpoint, EndpointError};
+use serde::Deserialize;
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigFileError {
+    /// The file (or a file it names) could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML of the expected shape.
+    #[error("{path}: {message}")]
+    Toml {
+        /// The path.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key is given neither inline nor as a file, or both ways.
+    #[error("{path}: {message}")]
+    Keys {
+        /// The path.
+        path: PathBuf,
+        /// What is missing or doubled.
+        message: String,
+    },
+    /// The endpoint cannot be used.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// A charset or sign type is unknown.
+    #[error("{0}")]
+    Value(String),
+    /// The keys or settings are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    app_id: String,
+    endpoint: Option<String>,
+    charset: Option<String>,
+    sign_type: Option<String>,
+    keys: Keys,
+    #[serde(default)]
+    tuning: Tuning,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    app_private_key: Option<String>,
+    app_private_key_file: Option<PathBuf>,
+    alipay_public_key: Option<String>,
+    alipay_public_key_file: Option<PathBuf>,
+    app_cert_file: Option<PathBuf>,
+    alipay_cert_file: Option<PathBuf>,
+    alipay_root_cert_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Tuning {
+    heartbeat_interval_ms: Option<u64>,
+    dead_after_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    send_timeout_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
+    max_in_flight: Option<usize>,
+    max_pending_sends: Option<usize>,
+    retry_on_auth_error: Option<bool>,
+}
+
+/// Reads a configuration file into a [`ClientConfig`] (keys loaded and checked).
+pub fn load(path: &Path) -> Result<ClientConfig, ConfigFileError> {
+    let text = read(path)?;
+    parse(&text, path)
+}
+
+/// Parses configuration text; `path` locates relative key files and names errors.
+pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
+    let file: File = toml::from_str(text).map_err(|e| ConfigFileError::Toml {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let k = &file.keys;
+    let inline_or_file =
+        |name: &str, inline: &Option<String>, file: &Option<PathBuf>| match (inline, file) {
+            (Some(text), None) => Ok(Some(text.clone())),
+            (None, Some(f)) => read(&base.join(f)).map(Some),
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(ConfigFileError::Keys {
+                path: path.to_owned(),
+                message: format!("[keys] gives both {name} and {name}_file; keep one"),
+            }),
+        };
+    let app_key = inline_or_file(
+        "app_private_key",
+        &k.app_private_key,
+        &k.app_private_key_file,
+    )?
+    .ok_or_else(|| ConfigFileError::Keys {
+        path: path.to_owned(),
+        message: "[keys] needs app_private_key or app_private_key_file".into(),
+    })?;
+    let platform_key = inline_or_file(
+        "alipay_public_key",
+        &k.alipay_public_key,
+        &k.alipay_public_key_file,
+    )?;
+    let certs = [
+        &k.app_cert_file,
+        &k.alipay_cert_file,
+        &k.alipay_root_cert_file,
+    ];
+    let credentials = match (platform_key, certs) {
+        (Some(platform_key), [None, None, None]) => Credentials::public_key(&app_key, &platform_key)?,
+        (None, [Some(app), Some(platform), Some(root)]) => Credentials::certificate(
+            &app_key,
+            &read(&base.join(app))?,
+            &read(&base.join(platform))?,
+            &read(&base.join(root))?,
+        )?,
+        _ => {
+            return Err(ConfigFileError::Keys {
+                path: path.to_owned(),
+                message: "[keys] needs either alipay_public_key(_file) (public-key mode) or all of app_cert_file, alipay_cert_file and alipay_root_cert_file (certificate mode)".into(),
+            })
+        }
+    };
+    let mut config = ClientConfig::new(file.app_id, credentials);
+    if let Some(endpoint) = &file.endpoint {
+        config.endpoint = Endpoint::parse(endpoint)?;
+    }
+    if let Some(charset) = &file.charset {
+        config.charset = charset
+            .parse()
+            .map_err(|e| ConfigFileError::Value(format!("charset: {e}")))?;
+    }
+    if let Some(sign_type) = &file.sign_type {
+        config.sign_type = sign_type
+            .parse()
+            .map_err(|e| ConfigFileError::Value(format!("sign_type: {e}")))?;
+    }
+    let t = &file.tuning;
+    let ms = Duration::from_millis;
+    if let Some(v) = t.heartbeat_interval_ms {
+        config.heartbeat_interval = ms(v);
+    }
+    if let Some(v) = t.dead_after_ms {
+        config.dead_after = ms(v);
+    }
+    if let Some(v) = t.connect_timeout_ms {
+        config.connect_timeout = ms(v);
+    }
+    if let Some(v) = t.send_timeout_ms {
+        config.send_timeout = ms(v);
+    }
+    if let Some(v) = t.shutdown_timeout_ms {
+        config.shutdown_timeout = ms(v);
+    }
+    if let Some(v) = t.max_in_flight {
+        config.max_in_flight = v;
+    }
+    if let Some(v) = t.max_pending_sends {
+        config.max_pending_sends = v;
+    }
+    if let Some(v) = t.retry_on_auth_error {
+        config.retry_on_auth_error = v;
+    }
+    Ok(config)
+}
+
+fn read(path: &Path) -> Result<String, ConfigFileError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/x.toml");
+
+    #[test]
+    fn public_key_mode_with_tuning() {
+        let text = r#"
+            app_id = "2021000000000001"
+            endpoint = "127.0.0.1:7001"
+            charset = "GBK"
+            [keys]
+            app_private_key_file = "keys/app_private_pkcs1.pem"
+            alipay_public_key_file = "keys/alipay_public.pem"
+            [tuning]
+            max_in_flight = 8
+            dead_after_ms = 20000
+        "#;
+        let config = parse(text, Path::new(VECTORS)).unwrap();
+        assert_eq!(config.endpoint, Endpoint::plain("127.0.0.1", 7001));
+        assert_eq!(config.max_in_flight, 8);
+        assert_eq!(config.dead_after, Duration::from_secs(20));
+        assert_eq!(config.charset, alipay_msg_core::charset::Charset::Gbk);
+    }
+
+    #[test]
+    fn certificate_mode() {
+        let text = r#"
+            app_id = "2021000000000001"
+            [keys]
+            app_private_key_file = "keys/app_private_pkcs8.pem"
+            app_cert_file = "certs/app_cert.crt"
+            alipay_cert_file = "certs/alipay_cert.crt"
+            alipay_root_cert_file = "certs/root_bundle_simple.crt"
+        "#;
+        let config = parse(text, Path::new(VECTORS)).unwrap();
+        assert!(matches!(
+            config.credentials,
+            Credentials::Certificate { .. }
+        ));
+        assert_eq!(config.endpoint, Endpoint::production());
+    }
+
+    #[test]
+    fn clear_errors() {
+        let p = Path::new(VECTORS);
+        let err = parse(
+            "app_id = \"1\"\n[keys]\napp_private_key_file = \"keys/app_private_pkcs1.pem\"\n",
+            p,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("either alipay_public_key"),
+            "{err}"
+        );
+        let err = parse("app_id = \"1\"\nbogus = 1\n[keys]\n", p).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let err = parse("app_id = \"1\"\n[keys]\napp_private_key_file = \"nope.pem\"\nalipay_public_key = \"x\"\n", p).unwrap_err();
+        assert!(err.to_string().contains("nope.pem"), "{err}");
+        let err = parse("app_id = \"1\"\n[keys]\napp_private_key_file = \"keys/alipay_public.pem\"\nalipay_public_key_file = \"keys/alipay_public.pem\"\n", p).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "app private key: expected a private key, got a public key"
+        );
+    }
+}
