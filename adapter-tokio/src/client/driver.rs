@@ -46,6 +46,8 @@ pub(crate) struct Driver {
     pub(crate) deliveries: mpsc::Sender<Message>,
     pub(crate) events: broadcast::Sender<ClientEvent>,
     pub(crate) connected: Option<oneshot::Sender<Result<(), Error>>>,
+    pub(crate) fatal:
+        std::sync::Arc<std::sync::Mutex<Option<alipay_msg_core::register::RegisterError>>>,
 }
 
 /// The open connection: the reading half stays here, a writer task owns the other.
@@ -245,6 +247,9 @@ impl Driver {
             Event::Fatal(error) => {
                 tracing::error!(%error, "the platform refused the configuration");
                 let text = error.to_string();
+                if let Ok(mut fatal) = self.fatal.lock() {
+                    *fatal = Some(error.clone());
+                }
                 if let Some(tx) = self.connected.take() {
                     let _ = tx.send(Err(Error::Refused(error)));
                 }

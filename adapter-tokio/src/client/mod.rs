@@ -12,7 +12,7 @@ use alipay_msg_core::client::{ClientConfig, ClientSession, ConfigError, Outcome,
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
 use futures_util::FutureExt;
-use tokio::sync::{broadcast, mpsc, oneshot, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use message::{ClientEvent, Message};
@@ -49,7 +49,10 @@ pub struct Client {
     deliveries: Mutex<Option<mpsc::Receiver<Message>>>,
     events: broadcast::Sender<ClientEvent>,
     driver: tokio::sync::Mutex<Option<JoinHandle<()>>>,
-    handlers: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Set by [`Client::run`]: becomes `true` when its last handler has finished.
+    handlers_done: tokio::sync::Mutex<Option<watch::Receiver<bool>>>,
+    /// The platform's refusal, when it stopped the client after connecting.
+    fatal: Arc<Mutex<Option<RegisterError>>>,
     max_in_flight: usize,
 }
 
@@ -72,6 +75,7 @@ impl Client {
         let (delivery_tx, delivery_rx) = mpsc::channel(max_in_flight);
         let (events, _) = broadcast::channel(1024);
         let (connected_tx, connected_rx) = oneshot::channel();
+        let fatal = Arc::new(Mutex::new(None));
         let driver = tokio::spawn(
             Driver {
                 session,
@@ -79,6 +83,7 @@ impl Client {
                 deliveries: delivery_tx,
                 events: events.clone(),
                 connected: Some(connected_tx),
+                fatal: fatal.clone(),
             }
             .run(),
         );
@@ -95,7 +100,8 @@ impl Client {
             deliveries: Mutex::new(Some(delivery_rx)),
             events,
             driver: tokio::sync::Mutex::new(Some(driver)),
-            handlers: tokio::sync::Mutex::new(None),
+            handlers_done: tokio::sync::Mutex::new(None),
+            fatal,
             max_in_flight,
         })
     }
@@ -103,7 +109,8 @@ impl Client {
     /// Runs `handler` for every verified message until the client shuts down, at most
     /// `max_in_flight` at a time. `Ok` acks SUCCESS; `Err` or a panic acks FAIL and the
     /// platform delivers the message again later. Returns after shutdown, once every
-    /// handler has finished.
+    /// handler has finished; returns [`Error::Refused`] when the platform refused the
+    /// configuration on a reconnect.
     pub async fn run<F, Fut, E>(&self, handler: F) -> Result<(), Error>
     where
         F: Fn(Message) -> Fut + Send + Sync + 'static,
@@ -111,48 +118,47 @@ impl Client {
         E: std::fmt::Display + Send + 'static,
     {
         let mut deliveries = self.take_deliveries()?;
+        let (done_tx, done_rx) = watch::channel(false);
+        *self.handlers_done.lock().await = Some(done_rx);
         let handler = Arc::new(handler);
         let limit = Arc::new(Semaphore::new(self.max_in_flight));
-        let commands = self.commands.clone();
-        let events = self.events.clone();
-        let task = tokio::spawn(async move {
-            let mut running = JoinSet::new();
-            while let Some(message) = deliveries.recv().await {
-                // The semaphore is never closed, so acquiring cannot fail.
-                let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-                let (handler, commands, events) =
-                    (handler.clone(), commands.clone(), events.clone());
-                running.spawn(async move {
-                    let id = message.id();
-                    let msg_id = message.msg_id().to_owned();
-                    let result = std::panic::AssertUnwindSafe(handler(message))
-                        .catch_unwind()
-                        .await;
-                    let outcome = match result {
-                        Ok(Ok(())) => Outcome::Success,
-                        Ok(Err(e)) => Outcome::Failure(e.to_string()),
-                        Err(panic) => Outcome::Failure(panic_message(&panic)),
-                    };
-                    if let Outcome::Failure(error) = &outcome {
-                        let _ = events.send(ClientEvent::HandlerFailed {
-                            msg_id,
-                            error: error.clone(),
-                        });
-                    }
-                    let _ = commands.send(Command::Complete { id, outcome }).await;
-                    drop(permit);
-                });
-                while running.try_join_next().is_some() {}
-            }
-            while running.join_next().await.is_some() {}
-        });
-        *self.handlers.lock().await = Some(task);
-        let handlers = self.handlers.lock().await.take();
-        if let Some(task) = handlers {
-            // A handler panic is caught above; the loop itself does not panic.
-            let _ = task.await;
+        let mut running = JoinSet::new();
+        while let Some(message) = deliveries.recv().await {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let permit = limit.clone().acquire_owned().await.expect("semaphore open");
+            let (handler, commands, events) =
+                (handler.clone(), self.commands.clone(), self.events.clone());
+            running.spawn(async move {
+                let id = message.id();
+                let msg_id = message.msg_id().to_owned();
+                let result = std::panic::AssertUnwindSafe(handler(message))
+                    .catch_unwind()
+                    .await;
+                let outcome = match result {
+                    Ok(Ok(())) => Outcome::Success,
+                    Ok(Err(e)) => Outcome::Failure(e.to_string()),
+                    Err(panic) => Outcome::Failure(panic_message(&panic)),
+                };
+                if let Outcome::Failure(error) = &outcome {
+                    let _ = events.send(ClientEvent::HandlerFailed {
+                        msg_id,
+                        error: error.clone(),
+                    });
+                }
+                let _ = commands.send(Command::Complete { id, outcome }).await;
+                drop(permit);
+            });
+            while running.try_join_next().is_some() {}
         }
-        Ok(())
+        // The driver has ended: let the handlers still running finish.
+        while running.join_next().await.is_some() {}
+        let _ = done_tx.send(true);
+        // A poisoned lock means a panic while storing the error, which cannot happen.
+        let fatal = self.fatal.lock().expect("lock not poisoned").clone();
+        match fatal {
+            Some(error) => Err(Error::Refused(error)),
+            None => Ok(()),
+        }
     }
 
     /// The verified messages as a stream of [`Incoming`], for callers who prefer
@@ -207,8 +213,10 @@ impl Client {
         if let Some(driver) = self.driver.lock().await.take() {
             let _ = driver.await;
         }
-        if let Some(handlers) = self.handlers.lock().await.take() {
-            let _ = handlers.await;
+        let done = self.handlers_done.lock().await.clone();
+        if let Some(mut done) = done {
+            // The sender lives until `run` returns; a closed channel means it returned.
+            let _ = done.wait_for(|finished| *finished).await;
         }
     }
 }

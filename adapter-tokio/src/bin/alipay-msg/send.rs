@@ -1,0 +1,56 @@
+//! `alipay-msg send --config FILE --msg-api NAME --biz-content JSON`.
+
+use std::path::PathBuf;
+
+use alipay_msg_tokio::{config_file, Client};
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::Failure;
+
+#[derive(Args)]
+pub(crate) struct SendArgs {
+    /// Client configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The message API, e.g. alipay.open.app.openbizmock.message.send.
+    #[arg(long, value_name = "NAME")]
+    msg_api: String,
+    /// The business content: one JSON object.
+    #[arg(long, value_name = "JSON")]
+    biz_content: String,
+}
+
+pub(crate) fn run(args: SendArgs) -> Result<u8, Failure> {
+    let config = config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
+    let biz: Value = serde_json::from_str(&args.biz_content)
+        .map_err(|e| Failure::malformed(format!("--biz-content is not JSON: {e}")))?;
+    if !biz.is_object() {
+        return Err(Failure::malformed("--biz-content must be a JSON object"));
+    }
+    crate::runtime()?.block_on(async move {
+        let client = Client::connect(config).await.map_err(|e| Failure {
+            code: 2,
+            message: e.to_string(),
+        })?;
+        let result = client.send(&args.msg_api, &biz).await;
+        client.shutdown().await;
+        let ack = result.map_err(|e| Failure {
+            code: 1,
+            message: e.to_string(),
+        })?;
+        println!(
+            "{}",
+            json!({
+                "success": ack.is_success(),
+                "status": ack.status.as_str(),
+                "code": ack.code,
+                "error": ack.error,
+                "msg_id": ack.msg_id,
+                "retryable": ack.is_retryable(),
+                "meaning": ack.result().advice(),
+            })
+        );
+        Ok(if ack.is_success() { 0 } else { 1 })
+    })
+}
