@@ -13,6 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 mod cert_sn;
 mod inspect_frame;
+mod listen;
+mod send;
 mod verify_notify;
 
 #[derive(Parser)]
@@ -37,6 +39,11 @@ enum Command {
     /// Parse one websocket frame from stdin and check its signature; prints one JSON
     /// line; exit 0 when it parsed (whatever the signature), 2 when malformed.
     InspectFrame(inspect_frame::InspectFrameArgs),
+    /// Connect with a configuration file and print every verified message as a JSON
+    /// line (or run a command per message with --exec).
+    Listen(listen::ListenArgs),
+    /// Send one message (PRODUCE) and print its PRODUCE_ACK; exit 0 when accepted.
+    Send(send::SendArgs),
 }
 
 /// The platform key, given directly or through its public-key certificate.
@@ -53,8 +60,8 @@ pub(crate) struct PlatformKeyArgs {
 
 /// A failure with its exit status.
 pub(crate) struct Failure {
-    code: u8,
-    message: String,
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl Failure {
@@ -80,12 +87,25 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<String, Failure> {
         .map_err(|e| Failure::malformed(format!("cannot read {}: {e}", path.display())))
 }
 
+/// The tokio runtime for the networked commands.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            code: 2,
+            message: format!("cannot start the runtime: {e}"),
+        })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CertSn(args) => cert_sn::run(args),
         Command::VerifyNotify(args) => verify_notify::run(args),
         Command::InspectFrame(args) => inspect_frame::run(args),
+        Command::Listen(args) => listen::run(args),
+        Command::Send(args) => send::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
