@@ -24,8 +24,10 @@
 
 mod client;
 pub mod config_file;
+pub mod simulator;
 mod transport;
 
 pub use alipay_msg_core as core;
 pub use alipay_msg_core::client::{ClientConfig, Credentials};
 pub use client::{Client, ClientEvent, Deliveries, Error, Incoming, Message};
+pub use simulator::{Simulator, SimulatorError, SimulatorEvent, SimulatorHandle, SimulatorOptions};

@@ -224,3 +224,26 @@ fn readme_sample_files() {
         );
     }
 }
+
+/// `alipay-msg demo` runs the whole channel locally and ends with one summary line.
+#[test]
+fn demo_summary() {
+    let out = run(&["demo"], b"");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("summary: "))
+        .collect();
+    assert_eq!(
+        summary,
+        ["summary: pushed=9 handled=9 redelivered=1 duplicates_suppressed=1 rejected=1 lost=0"],
+        "{stdout}"
+    );
+    assert!(stdout.contains("PRODUCE_ACK SUCCESS 10000"), "{stdout}");
+}

@@ -12,9 +12,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod cert_sn;
+mod demo;
 mod inspect_frame;
 mod listen;
 mod send;
+mod simulate;
 mod verify_notify;
 
 #[derive(Parser)]
@@ -39,11 +41,18 @@ enum Command {
     /// Parse one websocket frame from stdin and check its signature; prints one JSON
     /// line; exit 0 when it parsed (whatever the signature), 2 when malformed.
     InspectFrame(inspect_frame::InspectFrameArgs),
+    /// Run the whole channel locally: a simulated platform, a client, the platform's
+    /// message kinds, a handler failure, a duplicate, a forgery and a PRODUCE; ends with
+    /// a summary line (no account, no network beyond 127.0.0.1).
+    Demo(demo::DemoArgs),
     /// Connect with a configuration file and print every verified message as a JSON
     /// line (or run a command per message with --exec).
     Listen(listen::ListenArgs),
     /// Send one message (PRODUCE) and print its PRODUCE_ACK; exit 0 when accepted.
     Send(send::SendArgs),
+    /// Run the local platform simulator (register.do, websocket, pushes, redelivery)
+    /// until Ctrl-C, printing one line per event.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// The platform key, given directly or through its public-key certificate.
@@ -104,8 +113,10 @@ fn main() -> ExitCode {
         Command::CertSn(args) => cert_sn::run(args),
         Command::VerifyNotify(args) => verify_notify::run(args),
         Command::InspectFrame(args) => inspect_frame::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Listen(args) => listen::run(args),
         Command::Send(args) => send::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,128 @@
+//! The one port: accepts TCP connections, reads each request head and routes it —
+//! `register.do`, the websocket upgrade, the admin endpoints — or answers 404.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alipay_msg_core::server::{REGISTER_PATH, WEBSOCKET_PATH};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::http::{self, RequestHead};
+use super::platform::Request;
+use super::{admin, websocket};
+
+/// How long a client may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long connections get to finish when the simulator stops.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// What every connection task needs.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub(super) requests: mpsc::Sender<Request>,
+    pub(super) max_frame_bytes: usize,
+    pub(super) max_queued_frames: usize,
+    pub(super) stop: watch::Receiver<bool>,
+}
+
+/// Accepts connections until `stop`, then gives the open ones [`STOP_GRACE`] to end
+/// (the platform task closes websockets when it stops) and aborts the rest.
+pub(super) async fn accept_loop(listener: TcpListener, shared: Shared, max_connections: usize) {
+    let mut stop = shared.stop.clone();
+    let limit = Arc::new(Semaphore::new(max_connections.max(1)));
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stop_requested(&mut stop) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = limit.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, max_connections, "too many connections; closing");
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    tasks.spawn(async move {
+                        serve(stream, peer, shared).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(STOP_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.shutdown().await;
+    tracing::debug!("simulator listener ended");
+}
+
+/// One TCP connection: read the head, route it.
+async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Shared) {
+    let _ = stream.set_nodelay(true);
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, http::read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "no request head");
+            if let Some(status) = e.status() {
+                http::answer(&mut stream, &http::text_response(status, &e.to_string())).await;
+            }
+            return;
+        }
+        Err(_) => {
+            http::answer(
+                &mut stream,
+                &http::text_response(408, "request head timed out"),
+            )
+            .await;
+            return;
+        }
+    };
+    tracing::debug!(%peer, method = %head.method, target = %head.target, "request");
+    match (head.method.as_str(), head.path()) {
+        ("GET", REGISTER_PATH) => register(stream, head, &shared).await,
+        ("GET", WEBSOCKET_PATH) => websocket::serve(stream, head, shared).await,
+        ("POST", admin::PUSH_PATH) => admin::push(stream, head, &shared).await,
+        ("GET", admin::STATUS_PATH) => admin::status(stream, &shared).await,
+        (_, REGISTER_PATH | WEBSOCKET_PATH | admin::PUSH_PATH | admin::STATUS_PATH) => {
+            http::answer(&mut stream, &http::text_response(405, "method not allowed")).await;
+        }
+        _ => http::answer(&mut stream, &http::text_response(404, "not found")).await,
+    }
+}
+
+/// `register.do`: the platform state machine writes the whole answer.
+async fn register(mut stream: TcpStream, head: RequestHead, shared: &Shared) {
+    let (reply, answer) = oneshot::channel();
+    let request = Request::Register {
+        target: head.target,
+        reply,
+    };
+    let bytes = match shared.requests.send(request).await {
+        Ok(()) => answer.await.ok(),
+        Err(_) => None,
+    };
+    let bytes = bytes.unwrap_or_else(stopped);
+    http::answer(&mut stream, &bytes).await;
+}
+
+/// The answer when the platform task has stopped.
+pub(super) fn stopped() -> Vec<u8> {
+    http::text_response(503, "the simulator is stopping")
+}
+
+/// Resolves once the stop flag is set or its sender is gone.
+pub(super) async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

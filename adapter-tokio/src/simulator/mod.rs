@@ -1,0 +1,450 @@
+//! A local platform simulator: the platform side of the message channel
+//! ([`alipay_msg_core::server::ServerSession`]) served over real sockets, for tests,
+//! demos and `alipay-msg simulate`.
+//!
+//! One port serves everything, plain HTTP/1.1 (no TLS): each connection's request head
+//! is read (bounded, with `httparse`) and routed by method and path —
+//! `GET /websocket/register.do?…` is answered by the state machine and closed;
+//! `GET /websocket?…` is checked by the state machine and, when accepted, answered
+//! `101` and kept as a websocket; `POST /admin/push` and `GET /admin/status` are
+//! [admin endpoints](self#admin-endpoints); anything else is `404`.
+//!
+//! One task owns the state machine; connections and the [`Simulator`] handle talk to it
+//! through bounded channels (the sans-IO habit: the session decides, the tasks move
+//! bytes).
+//!
+//! ```no_run
+//! use alipay_msg_tokio::simulator::{test_keys, Simulator, SimulatorOptions};
+//! use alipay_msg_tokio::{Client, ClientConfig, Credentials};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let sim = Simulator::start(SimulatorOptions::with_test_keys()).await?;
+//! let credentials = Credentials::public_key(test_keys::APP_PRIVATE_KEY, test_keys::PLATFORM_PUBLIC_KEY)?;
+//! let mut config = ClientConfig::new(test_keys::APP_ID, credentials);
+//! config.endpoint = sim.endpoint();
+//! let client = Client::connect(config).await?;
+//! sim.push("alipay.open.mini.version.audit.passed", r#"{"mini_app_id":"2014072300007148"}"#).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Admin endpoints
+//!
+//! - `POST /admin/push`, body `{"msg_api": "…", "biz_content": {…}}` (optional
+//!   `"app_id"`; `"forged": true` pushes a forgery the client must refuse) →
+//!   `200 {"msg_id": "…"}` or `400 {"error": "…"}`.
+//! - `GET /admin/status` → `200 {"connections": n, "settled": bool, "queued": n,
+//!   "waiting_retry": n, "in_flight": n, "acked": n, "abandoned": n,
+//!   "forged_discarded": n, "forged_accepted": n}`.
+
+mod admin;
+mod blocking;
+mod event;
+mod http;
+mod listener;
+mod options;
+mod platform;
+mod push_file;
+mod websocket;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use alipay_msg_core::endpoint::Endpoint;
+use alipay_msg_core::server::{
+    FaultPlan, MessageCounts, MessageState, MsgId, ProduceFailure, PushError, ServerSession,
+};
+use alipay_msg_core::signature::Signer;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use blocking::SimulatorHandle;
+pub use event::SimulatorEvent;
+pub use options::{test_keys, AppKey, SimulatorOptions};
+pub use push_file::PlatformMessage;
+
+use listener::Shared;
+use platform::{Platform, Request, Status};
+
+/// Capacity of the platform task's input channel.
+const REQUEST_QUEUE: usize = 1024;
+
+/// Capacity of the event channel; slower subscribers miss events (they see
+/// `RecvError::Lagged`).
+const EVENT_QUEUE: usize = 4096;
+
+/// Why a simulator call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimulatorError {
+    /// The platform refused to queue the message.
+    #[error(transparent)]
+    Push(#[from] PushError),
+    /// A push file could not be read or has a bad line (`line` 0: the file itself).
+    #[error("{}: line {line}: {reason}", path.display())]
+    PushFile {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1 (0 when the file could not be read).
+        line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The simulator has stopped.
+    #[error("the simulator has stopped")]
+    Stopped,
+}
+
+/// A running simulator. Cheap to clone; every clone drives the same simulator, which
+/// stops on [`Simulator::shutdown`] or when the last clone is dropped.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<SimulatorEvent>,
+    status: watch::Receiver<Status>,
+    /// Set to stop; dropping it stops too.
+    stop: watch::Sender<bool>,
+    local_addr: SocketAddr,
+    app_id: String,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("local_addr", &self.inner.local_addr)
+            .field("app_id", &self.inner.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Simulator {
+    /// Binds `options.listen`, starts serving, and pushes `options.push_file` (an
+    /// unreadable or bad file is an `InvalidData` error, and nothing keeps running).
+    pub async fn start(options: SimulatorOptions) -> io::Result<Simulator> {
+        let listener = TcpListener::bind(options.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let seed = options.seed.unwrap_or_else(|| {
+            <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng)
+        });
+        let rng = Box::new(
+            <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(seed),
+        );
+        let max_frame_bytes = options.server.limits.max_frame_bytes;
+        let session = ServerSession::new(options.server, rng, Instant::now(), unix_ms());
+        let (requests, request_rx) = mpsc::channel(REQUEST_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let (status_tx, status) = watch::channel(Status {
+            settled: true,
+            connections: 0,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let platform = Platform::new(session, events.clone(), status_tx, options.app_id.clone());
+        let shared = Shared {
+            requests: requests.clone(),
+            max_frame_bytes,
+            max_queued_frames: options.max_queued_frames,
+            stop: stop_rx.clone(),
+        };
+        let tasks = vec![
+            tokio::spawn(platform.run(request_rx, stop_rx)),
+            tokio::spawn(listener::accept_loop(
+                listener,
+                shared,
+                options.max_connections,
+            )),
+        ];
+        tracing::info!(%local_addr, app_id = %options.app_id, "simulator listening");
+        let simulator = Simulator {
+            inner: Arc::new(Inner {
+                requests,
+                events,
+                status,
+                stop,
+                local_addr,
+                app_id: options.app_id,
+                tasks: Mutex::new(tasks),
+            }),
+        };
+        if let Some(path) = options.push_file {
+            if let Err(e) = simulator.push_jsonl(&path).await {
+                simulator.shutdown().await;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
+            }
+        }
+        Ok(simulator)
+    }
+
+    /// Starts a simulator on its own tokio runtime on a background thread, for tests of
+    /// clients that do not run on tokio; see [`SimulatorHandle`].
+    pub fn start_on_thread(options: SimulatorOptions) -> io::Result<SimulatorHandle> {
+        SimulatorHandle::start(options)
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The endpoint a client connects to (plain, no TLS). An unspecified listen address
+    /// (`0.0.0.0`, `::`) becomes the loopback address.
+    pub fn endpoint(&self) -> Endpoint {
+        let addr = self.inner.local_addr;
+        let host = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Endpoint::plain(host.to_string(), addr.port())
+    }
+
+    /// The app pushed to by default.
+    pub fn app_id(&self) -> &str {
+        &self.inner.app_id
+    }
+
+    /// Runs `f` on the platform state machine, inside the task that owns it (with the
+    /// current time), then carries out what it output. For anything the typed methods
+    /// do not cover: [`ServerSession::faults_mut`], [`ServerSession::disconnect`],
+    /// [`ServerSession::message_state`], …
+    pub async fn with_session<T, F>(&self, f: F) -> Result<T, SimulatorError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut ServerSession, Instant) -> T + Send + 'static,
+    {
+        self.call(move |platform, now| f(&mut platform.session, now))
+            .await
+    }
+
+    async fn call<T, F>(&self, f: F) -> Result<T, SimulatorError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Platform, Instant) -> T + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(move |platform: &mut Platform, now| {
+            let _ = reply.send(f(platform, now));
+        });
+        self.inner
+            .requests
+            .send(Request::Run(job))
+            .await
+            .map_err(|_| SimulatorError::Stopped)?;
+        answer.await.map_err(|_| SimulatorError::Stopped)
+    }
+
+    /// Queues a message for the app: `biz_content` is the text of one JSON object. It
+    /// is delivered, signed by the platform, as soon as a connection of the app is
+    /// open, and redelivered until acknowledged SUCCESS.
+    pub async fn push(&self, msg_api: &str, biz_content: &str) -> Result<MsgId, SimulatorError> {
+        self.push_message(PlatformMessage {
+            msg_api: msg_api.to_owned(),
+            biz_content: biz_content.to_owned(),
+            app_id: None,
+            forged: false,
+        })
+        .await
+    }
+
+    /// Queues a message as described by `message` (its app, or a forgery).
+    pub async fn push_message(&self, message: PlatformMessage) -> Result<MsgId, SimulatorError> {
+        self.call(move |platform, now| {
+            let forged = message.forged.then_some(None);
+            platform.push(
+                message.app_id.as_deref(),
+                &message.msg_api,
+                &message.biz_content,
+                forged,
+                now,
+            )
+        })
+        .await?
+        .map_err(SimulatorError::from)
+    }
+
+    /// Queues a forged message the client must refuse: signed with `forger` (a key
+    /// that is not the platform's), or with `None` signed by the platform key over
+    /// other content. It gets one attempt ([`ServerSession::push_forged`]).
+    pub async fn push_forged(
+        &self,
+        msg_api: &str,
+        biz_content: &str,
+        forger: Option<Signer>,
+    ) -> Result<MsgId, SimulatorError> {
+        let (msg_api, biz_content) = (msg_api.to_owned(), biz_content.to_owned());
+        self.call(move |platform, now| {
+            platform.push(None, &msg_api, &biz_content, Some(forger.as_ref()), now)
+        })
+        .await?
+        .map_err(SimulatorError::from)
+    }
+
+    /// Pushes every message of a JSON-lines file (see [`PlatformMessage`]), in order.
+    /// A bad line stops before anything is pushed.
+    pub async fn push_jsonl(&self, path: impl AsRef<Path>) -> Result<Vec<MsgId>, SimulatorError> {
+        let path = path.as_ref().to_owned();
+        let text = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))
+                .and_then(|r| r)
+        };
+        let text = text.map_err(|e| SimulatorError::PushFile {
+            path: path.clone(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
+        let messages = PlatformMessage::from_json_lines(&text).map_err(|(line, e)| {
+            SimulatorError::PushFile {
+                path: path.clone(),
+                line,
+                reason: e.to_string(),
+            }
+        })?;
+        let mut ids = Vec::with_capacity(messages.len());
+        for (i, message) in messages.into_iter().enumerate() {
+            match self.push_message(message).await {
+                Ok(id) => ids.push(id),
+                Err(SimulatorError::Push(e)) => {
+                    return Err(SimulatorError::PushFile {
+                        path,
+                        line: i + 1,
+                        reason: e.to_string(),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Replaces the armed faults ([`FaultPlan`]).
+    pub async fn set_faults(&self, plan: FaultPlan) -> Result<(), SimulatorError> {
+        self.with_session(move |session, _| session.set_faults(plan))
+            .await
+    }
+
+    /// Makes PRODUCEs of `msg_api` fail with `failure` (`None` removes it).
+    pub async fn set_produce_failure(
+        &self,
+        msg_api: &str,
+        failure: Option<ProduceFailure>,
+    ) -> Result<(), SimulatorError> {
+        let msg_api = msg_api.to_owned();
+        self.with_session(move |session, _| session.set_produce_failure(&msg_api, failure))
+            .await
+    }
+
+    /// Message counts by state, and totals.
+    pub async fn counts(&self) -> Result<MessageCounts, SimulatorError> {
+        self.with_session(|session, _| session.counts()).await
+    }
+
+    /// No genuine message is queued, waiting for redelivery or in flight.
+    pub async fn is_settled(&self) -> Result<bool, SimulatorError> {
+        self.with_session(|session, _| session.is_settled()).await
+    }
+
+    /// Messages acknowledged SUCCESS, in ack order, with the attempts each took.
+    pub async fn acked_messages(&self) -> Result<Vec<(MsgId, u32)>, SimulatorError> {
+        self.with_session(|session, _| session.acked_messages())
+            .await
+    }
+
+    /// Where a message stands.
+    pub async fn message_state(
+        &self,
+        msg_id: &MsgId,
+    ) -> Result<Option<MessageState>, SimulatorError> {
+        let msg_id = msg_id.clone();
+        self.with_session(move |session, _| session.message_state(msg_id.as_str()))
+            .await
+    }
+
+    /// Waits until no genuine message is queued, waiting or in flight (wrap it in
+    /// `tokio::time::timeout`).
+    pub async fn wait_settled(&self) -> Result<(), SimulatorError> {
+        let mut status = self.inner.status.clone();
+        status
+            .wait_for(|s| s.settled)
+            .await
+            .map(|_| ())
+            .map_err(|_| SimulatorError::Stopped)
+    }
+
+    /// Open websocket connections (as of the last input the platform handled).
+    pub fn connection_count(&self) -> usize {
+        self.inner.status.borrow().connections
+    }
+
+    /// Waits until at least `n` websocket connections are open.
+    pub async fn wait_connections(&self, n: usize) -> Result<(), SimulatorError> {
+        let mut status = self.inner.status.clone();
+        status
+            .wait_for(|s| s.connections >= n)
+            .await
+            .map(|_| ())
+            .map_err(|_| SimulatorError::Stopped)
+    }
+
+    /// Waits until no websocket connection is open.
+    pub async fn wait_disconnected(&self) -> Result<(), SimulatorError> {
+        let mut status = self.inner.status.clone();
+        status
+            .wait_for(|s| s.connections == 0)
+            .await
+            .map(|_| ())
+            .map_err(|_| SimulatorError::Stopped)
+    }
+
+    /// What happens, from now on: registers, connections, pushes, deliveries, acks,
+    /// redeliveries, PRODUCEs. Each event prints as one line.
+    pub fn events(&self) -> broadcast::Receiver<SimulatorEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Closes every websocket connection from the platform side (a platform restart, a
+    /// network blip): their unacknowledged messages are redelivered. Returns how many
+    /// were open.
+    pub async fn disconnect_all(&self) -> Result<usize, SimulatorError> {
+        self.with_session(|session, now| {
+            let mut apps: Vec<String> = session.config().apps.keys().cloned().collect();
+            apps.sort();
+            let mut closed = 0;
+            for app in apps {
+                for conn in session.connections_of(&app) {
+                    session.disconnect(conn, now);
+                    closed += 1;
+                }
+            }
+            closed
+        })
+        .await
+    }
+
+    /// Stops accepting, closes every connection (websockets get a close frame) and
+    /// waits for the simulator's tasks to end (a few seconds at most).
+    pub async fn shutdown(&self) {
+        self.inner.stop.send_replace(true);
+        // A poisoned lock means a panic while taking the handles, which cannot happen.
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("lock not poisoned"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,1001 @@
+//! A simulated-time driver that runs a [`ClientSession`] against a [`ServerSession`]
+//! (quinn's `Pair::drive`, str0m's `progress()`): no sockets, no sleeps, a clock that
+//! moves only when the test says so.
+//!
+//! The link between the two is simulated: new connections can be refused or left
+//! unanswered, each direction of an open connection can silently drop everything
+//! (half-open) and has its own delay queue, and frames for a client that does not
+//! want to read wait in a per-connection buffer, like a TCP receive buffer.
+//!
+//! Every client event, client transmit and server event is recorded with a [`Stamp`]
+//! (time and a global sequence number), and per message id: when the handler saw it,
+//! when and how it completed, and every CONSUME_ACK the client transmitted.
+
+// Each test binary uses a different part of the driver.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use alipay_msg_core::cert::{platform_cert_sn, root_cert_sn, Certificate};
+use alipay_msg_core::client::{
+    ClientConfig, ClientSession, Credentials, Delivery, Event, Outcome, Output, Transmit,
+};
+use alipay_msg_core::consume::{AckStatus, ConsumeAck};
+use alipay_msg_core::endpoint::Endpoint;
+use alipay_msg_core::frame::{Command, Frame, FrameLimits};
+use alipay_msg_core::key::{PrivateKey, PublicKey};
+use alipay_msg_core::server::{
+    AppRegistration, ConnectionId, MsgId, ServerConfig, ServerEvent, ServerOutput, ServerSession,
+};
+use alipay_msg_core::signature::{SignType, Signer, Verifier};
+use rand_xoshiro::rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// Our app.
+pub const APP: &str = "2021000000000001";
+/// Another app the platform knows.
+pub const OTHER_APP: &str = "2021000000000002";
+/// Wall clock (ms) of both sides at `t0`.
+pub const UNIX0: i64 = 1_795_430_400_000;
+/// The simulated platform's port on 127.0.0.1.
+pub const PORT: u16 = 18_080;
+/// A message API the server accepts.
+pub const API: &str = "alipay.open.app.openbizmock.message.send";
+/// `drive` gives up (a livelock is a bug) after this many rounds without quiescing.
+const MAX_ROUNDS: usize = 1_000_000;
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors");
+
+/// A test-vector file as text (cached: keys are read by every pair).
+pub fn vector(rel: &str) -> String {
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<String, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap();
+    cache
+        .entry(rel.to_owned())
+        .or_insert_with(|| {
+            std::fs::read_to_string(format!("{VECTORS}/{rel}"))
+                .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        })
+        .clone()
+}
+
+/// Public-key-mode credentials of the app.
+pub fn app_credentials() -> Credentials {
+    Credentials::public_key(
+        &vector("keys/app_private_pkcs1.pem"),
+        &vector("keys/alipay_public.pem"),
+    )
+    .unwrap()
+}
+
+/// Credentials signing with a key the platform does not know for the app.
+pub fn wrong_key_credentials() -> Credentials {
+    Credentials::public_key(
+        &vector("keys/alipay_private_pkcs1.pem"),
+        &vector("keys/alipay_public.pem"),
+    )
+    .unwrap()
+}
+
+/// Certificate-mode credentials of the app.
+pub fn cert_credentials() -> Credentials {
+    Credentials::certificate(
+        &vector("keys/app_private_pkcs1.pem"),
+        &vector("certs/app_cert.crt"),
+        &vector("certs/alipay_cert.crt"),
+        &vector("certs/root_bundle_simple.crt"),
+    )
+    .unwrap()
+}
+
+/// The platform's signer (to build frames the server would not send by itself).
+pub fn platform_signer() -> Signer {
+    let key = PrivateKey::from_pem_or_base64(&vector("keys/alipay_private_pkcs1.pem")).unwrap();
+    Signer::new(&key, SignType::Rsa2).unwrap()
+}
+
+/// The app's signer: a key that is not the platform's (a forger).
+pub fn app_signer() -> Signer {
+    let key = PrivateKey::from_pem_or_base64(&vector("keys/app_private_pkcs1.pem")).unwrap();
+    Signer::new(&key, SignType::Rsa2).unwrap()
+}
+
+fn app_verifier() -> Verifier {
+    Verifier::new(&PublicKey::from_pem_or_base64(&vector("keys/app_public.pem")).unwrap()).unwrap()
+}
+
+/// The client configuration every pair starts from.
+pub fn client_config(credentials: Credentials) -> ClientConfig {
+    let mut config = ClientConfig::new(APP, credentials);
+    config.endpoint = Endpoint::plain("127.0.0.1", PORT);
+    config
+}
+
+/// The server configuration every pair starts from: our app (public-key mode) and
+/// another one.
+pub fn server_config() -> ServerConfig {
+    let key = PrivateKey::from_pem_or_base64(&vector("keys/alipay_private_pkcs1.pem")).unwrap();
+    ServerConfig::from_platform_key(&key)
+        .unwrap()
+        .with_app(APP, AppRegistration::new(app_verifier()))
+        .with_app(OTHER_APP, AppRegistration::new(app_verifier()))
+}
+
+/// The server configuration of certificate mode: the app registered with its
+/// certificate's key and SNs, the platform announcing its certificate SN.
+pub fn server_config_cert_mode() -> ServerConfig {
+    let app_cert = Certificate::from_pem(&vector("certs/app_cert.crt")).unwrap();
+    let platform_chain = Certificate::all_from_pem(&vector("certs/alipay_cert.crt")).unwrap();
+    let roots = Certificate::all_from_pem(&vector("certs/root_bundle_simple.crt")).unwrap();
+    let mut config = server_config();
+    config.platform_cert_sn = Some(platform_cert_sn(&platform_chain).unwrap());
+    config.apps.insert(
+        APP.to_owned(),
+        AppRegistration::new(Verifier::new(&app_cert.public_key().unwrap()).unwrap())
+            .with_cert_sns(&app_cert.sn(), Some(&root_cert_sn(&roots).unwrap())),
+    );
+    config
+}
+
+// ----- what the driver records ---------------------------------------------------------
+
+/// When something happened: the simulated time and a global sequence number (several
+/// things happen at the same instant; the sequence orders them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp {
+    /// The sequence number.
+    pub seq: u64,
+    /// The simulated time.
+    pub at: Instant,
+}
+
+/// One CONSUME_ACK the client transmitted.
+#[derive(Debug, Clone)]
+pub struct AckSent {
+    /// When.
+    pub stamp: Stamp,
+    /// SUCCESS or FAIL.
+    pub status: AckStatus,
+    /// The connection it was written to (`None`: no connection).
+    pub conn: Option<ConnectionId>,
+    /// The link lost it (half-open).
+    pub dropped: bool,
+}
+
+/// Everything about one message id.
+#[derive(Debug, Clone, Default)]
+pub struct MsgRecord {
+    /// Each `Event::Message` the handler saw.
+    pub handled: Vec<Stamp>,
+    /// Each completion reported to the client, with its outcome.
+    pub completed: Vec<(Stamp, Outcome)>,
+    /// Each CONSUME_ACK the client transmitted.
+    pub acks: Vec<AckSent>,
+    /// Each `Event::Duplicate` (`in_flight` flag).
+    pub duplicates: Vec<(Stamp, bool)>,
+    /// Each `Event::Rejected` naming this id.
+    pub rejected: Vec<Stamp>,
+}
+
+impl MsgRecord {
+    /// Completions with `Outcome::Success`.
+    pub fn successes(&self) -> usize {
+        self.completed
+            .iter()
+            .filter(|(_, o)| *o == Outcome::Success)
+            .count()
+    }
+
+    /// Acks with the given status.
+    pub fn acks_with(&self, status: AckStatus) -> usize {
+        self.acks.iter().filter(|a| a.status == status).count()
+    }
+
+    /// No SUCCESS ack was transmitted before the handler's first success.
+    pub fn no_success_ack_before_success(&self) -> bool {
+        let first_success = self
+            .completed
+            .iter()
+            .find(|(_, o)| *o == Outcome::Success)
+            .map(|(s, _)| *s);
+        self.acks
+            .iter()
+            .filter(|a| a.status == AckStatus::Success)
+            .all(|a| first_success.is_some_and(|s| s < a.stamp))
+    }
+}
+
+// ----- the handler ---------------------------------------------------------------------
+
+/// What the handler does with a message that is not scheduled to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Complete with `Success` at once.
+    Succeed,
+    /// Keep the delivery; the test completes it ([`Pair::complete`]).
+    Hold,
+}
+
+/// The application's handler for `Event::Message`.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    /// What to do once the failures are used up.
+    pub policy: Policy,
+    /// Fail the first N deliveries of every message id (unless `fail_plan` names it).
+    pub fail_first: u32,
+    /// Fail the first N deliveries of these message ids.
+    pub fail_plan: HashMap<String, u32>,
+    /// How long the handler takes: outcomes (other than held ones) are reported this
+    /// long after the delivery (zero: at once).
+    pub latency: Duration,
+    /// Failures given so far per message id.
+    failures_done: HashMap<String, u32>,
+}
+
+impl Default for Handler {
+    fn default() -> Self {
+        Handler {
+            policy: Policy::Succeed,
+            fail_first: 0,
+            fail_plan: HashMap::new(),
+            latency: Duration::ZERO,
+            failures_done: HashMap::new(),
+        }
+    }
+}
+
+impl Handler {
+    /// `Some(outcome)` to complete now, `None` to hold.
+    fn decide(&mut self, msg_id: &str) -> Option<Outcome> {
+        let planned = self
+            .fail_plan
+            .get(msg_id)
+            .copied()
+            .unwrap_or(self.fail_first);
+        let done = self.failures_done.entry(msg_id.to_owned()).or_default();
+        if *done < planned {
+            *done += 1;
+            return Some(Outcome::Failure(format!("planned failure {done}")));
+        }
+        match self.policy {
+            Policy::Succeed => Some(Outcome::Success),
+            Policy::Hold => None,
+        }
+    }
+}
+
+// ----- the link --------------------------------------------------------------------------
+
+/// How `register.do` requests are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterMode {
+    /// By the server session.
+    Answer,
+    /// Never (no answer, no end of stream): the attempt can only time out.
+    Silent,
+    /// The TCP connect fails (`handle_http_failed`).
+    NetworkError,
+    /// An HTTP error status with an empty body (e.g. 503 from a proxy).
+    Status(u16),
+}
+
+/// How websocket upgrades are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeMode {
+    /// By the server session (`accept_upgrade`).
+    Answer,
+    /// Never: the attempt can only time out.
+    Silent,
+    /// The TCP connect fails (`handle_ws_failed`).
+    NetworkError,
+}
+
+/// The simulated network.
+#[derive(Debug, Clone)]
+pub struct Net {
+    /// register.do.
+    pub register: RegisterMode,
+    /// The upgrade.
+    pub upgrade: UpgradeMode,
+    /// Client → server delay of an open connection.
+    pub delay_c2s: Duration,
+    /// Server → client delay of an open connection.
+    pub delay_s2c: Duration,
+    /// Connections whose client → server packets are silently dropped.
+    pub dead_c2s: HashSet<ConnectionId>,
+    /// Connections whose server → client packets are silently dropped.
+    pub dead_s2c: HashSet<ConnectionId>,
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net {
+            register: RegisterMode::Answer,
+            upgrade: UpgradeMode::Answer,
+            delay_c2s: Duration::ZERO,
+            delay_s2c: Duration::ZERO,
+            dead_c2s: HashSet::new(),
+            dead_s2c: HashSet::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum C2s {
+    Text(String),
+    Ping,
+    Close,
+}
+
+#[derive(Debug, Clone)]
+enum S2c {
+    Text(String),
+    Pong,
+    Close,
+}
+
+// ----- the pair --------------------------------------------------------------------------
+
+/// Builds a [`Pair`].
+pub struct PairBuilder {
+    /// The client configuration.
+    pub client: ClientConfig,
+    /// The server configuration.
+    pub server: ServerConfig,
+    /// Seeds both sides' randomness.
+    pub seed: u64,
+    /// Added to the client's wall clock (the server's reads [`UNIX0`] at `t0`).
+    pub client_clock_offset_ms: i64,
+}
+
+impl PairBuilder {
+    /// Adjusts the client configuration.
+    pub fn client(mut self, f: impl FnOnce(&mut ClientConfig)) -> Self {
+        f(&mut self.client);
+        self
+    }
+
+    /// Adjusts the server configuration.
+    pub fn server(mut self, f: impl FnOnce(&mut ServerConfig)) -> Self {
+        f(&mut self.server);
+        self
+    }
+
+    /// Certificate mode on both sides (replaces the server configuration: call before
+    /// [`PairBuilder::server`]).
+    pub fn cert_mode(mut self) -> Self {
+        self.client.credentials = cert_credentials();
+        self.server = server_config_cert_mode();
+        self
+    }
+
+    /// The seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The client's wall clock runs `offset_ms` ahead of the server's.
+    pub fn client_clock_offset_ms(mut self, offset_ms: i64) -> Self {
+        self.client_clock_offset_ms = offset_ms;
+        self
+    }
+
+    /// The pair at `t0`; the client's first attempt is queued, nothing driven yet.
+    pub fn build(self) -> Pair {
+        let t0 = Instant::now();
+        let client = ClientSession::new(
+            self.client,
+            Box::new(Xoshiro256PlusPlus::seed_from_u64(self.seed)),
+            t0,
+            UNIX0 + self.client_clock_offset_ms,
+        )
+        .expect("valid client configuration");
+        let server = ServerSession::new(
+            self.server,
+            Box::new(Xoshiro256PlusPlus::seed_from_u64(self.seed ^ 0x5eed)),
+            t0,
+            UNIX0,
+        );
+        Pair {
+            client,
+            server,
+            t0,
+            now: t0,
+            net: Net::default(),
+            handler: Handler::default(),
+            held: Vec::new(),
+            running: VecDeque::new(),
+            client_conn: None,
+            c2s: VecDeque::new(),
+            s2c: VecDeque::new(),
+            stale: Vec::new(),
+            client_deadline: None,
+            client_done: false,
+            seq: 0,
+            client_events: Vec::new(),
+            transmits: Vec::new(),
+            server_events: Vec::new(),
+            msgs: BTreeMap::new(),
+            register_replies: 0,
+        }
+    }
+}
+
+/// A client and a server session, the link between them and everything that happened.
+pub struct Pair {
+    /// The client under test.
+    pub client: ClientSession,
+    /// The simulated platform.
+    pub server: ServerSession,
+    /// Start time.
+    pub t0: Instant,
+    /// Simulated now.
+    pub now: Instant,
+    /// The network.
+    pub net: Net,
+    /// The application's handler.
+    pub handler: Handler,
+    /// Deliveries the handler holds ([`Policy::Hold`]).
+    pub held: Vec<Delivery>,
+    /// Outcomes the handler reports later ([`Handler::latency`]), in time order.
+    running: VecDeque<(Instant, Delivery, Outcome)>,
+    /// The server's id of the client's open websocket.
+    pub client_conn: Option<ConnectionId>,
+    c2s: VecDeque<(Instant, ConnectionId, C2s)>,
+    /// Frames for the client's connection (the TCP buffer), in order.
+    s2c: VecDeque<(Instant, S2c)>,
+    /// Connections the client closed while their close could not reach the server.
+    stale: Vec<ConnectionId>,
+    /// The client's last `Output::Timeout`.
+    pub client_deadline: Option<Instant>,
+    /// The client answered `Output::Done`.
+    pub client_done: bool,
+    seq: u64,
+    /// Every client event.
+    pub client_events: Vec<(Stamp, Event)>,
+    /// Every client transmit.
+    pub transmits: Vec<(Stamp, Transmit)>,
+    /// Every server event.
+    pub server_events: Vec<(Stamp, ServerEvent)>,
+    /// Per message id.
+    pub msgs: BTreeMap<String, MsgRecord>,
+    /// register.do answers the server gave.
+    pub register_replies: usize,
+}
+
+impl Default for Pair {
+    fn default() -> Self {
+        Pair::builder().build()
+    }
+}
+
+impl Pair {
+    /// A builder with the default configurations (plain 127.0.0.1 endpoint, our app
+    /// registered, seed 1).
+    pub fn builder() -> PairBuilder {
+        PairBuilder {
+            client: client_config(app_credentials()),
+            server: server_config(),
+            seed: 1,
+            client_clock_offset_ms: 0,
+        }
+    }
+
+    /// A default pair, driven until connected.
+    pub fn connected() -> Pair {
+        let mut pair = Pair::default();
+        pair.connect();
+        pair
+    }
+
+    /// Drives and checks the client is connected.
+    pub fn connect(&mut self) {
+        self.drive();
+        assert!(
+            self.client.is_connected(),
+            "not connected: {:?}",
+            self.client
+        );
+    }
+
+    fn stamp(&mut self) -> Stamp {
+        self.seq += 1;
+        Stamp {
+            seq: self.seq,
+            at: self.now,
+        }
+    }
+
+    /// A stamp for "now", to look at what happens after it.
+    pub fn mark(&mut self) -> Stamp {
+        self.stamp()
+    }
+
+    /// Simulated time since `t0`.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// The record of a message id.
+    pub fn msg(&self, msg_id: &str) -> MsgRecord {
+        self.msgs.get(msg_id).cloned().unwrap_or_default()
+    }
+
+    // ----- the loop ----------------------------------------------------------------------
+
+    /// Runs both sessions and the link until nothing more happens at `now`.
+    pub fn drive(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            let mut progress = self.pump_client();
+            progress |= self.pump_server();
+            if progress {
+                continue;
+            }
+            if self.deliver_c2s() || self.deliver_s2c() {
+                continue;
+            }
+            if self
+                .running
+                .front()
+                .is_some_and(|(at, _, _)| *at <= self.now)
+            {
+                let (_, delivery, outcome) = self.running.pop_front().expect("checked");
+                self.complete_delivery(&delivery, outcome);
+                continue;
+            }
+            if !self.client_done && self.client_deadline.is_some_and(|d| d <= self.now) {
+                self.client.handle_timeout(self.now);
+                continue;
+            }
+            if self.server.poll_timeout().is_some_and(|d| d <= self.now) {
+                self.server.handle_timeout(self.now);
+                continue;
+            }
+            return;
+        }
+        panic!("drive did not quiesce at {:?}", self.elapsed());
+    }
+
+    /// Moves time forward by `d`, stopping at every timer and delivery on the way.
+    pub fn advance(&mut self, d: Duration) {
+        self.advance_to(self.now + d);
+    }
+
+    /// Moves time forward to `target`, stopping at every timer and delivery on the way.
+    pub fn advance_to(&mut self, target: Instant) {
+        self.drive();
+        while let Some(next) = self.next_wakeup().filter(|t| *t <= target) {
+            assert!(
+                next > self.now,
+                "wakeup {next:?} not after now {:?}: drive left work undone",
+                self.now
+            );
+            self.now = next;
+            self.drive();
+        }
+        self.now = self.now.max(target);
+        self.drive();
+    }
+
+    /// The next instant something is due: a client or server timer, or a frame in
+    /// transit that can be delivered.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let client = self.client_deadline.filter(|_| !self.client_done);
+        let c2s = self.c2s.front().map(|(at, _, _)| *at);
+        let s2c = self
+            .s2c
+            .front()
+            .filter(|(_, item)| !matches!(item, S2c::Text(_)) || self.client.wants_read())
+            .map(|(at, _)| *at);
+        let handler = self.running.front().map(|(at, _, _)| *at);
+        [client, self.server.poll_timeout(), c2s, s2c, handler]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Polls the client until `Timeout`/`Done`; `true` when it output anything else.
+    fn pump_client(&mut self) -> bool {
+        let mut progress = false;
+        loop {
+            match self.client.poll_output() {
+                Output::Transmit(t) => {
+                    progress = true;
+                    self.on_transmit(t);
+                }
+                Output::Event(e) => {
+                    progress = true;
+                    self.on_event(e);
+                }
+                Output::Timeout(at) => {
+                    self.client_deadline = Some(at);
+                    return progress;
+                }
+                Output::Done => {
+                    self.client_deadline = None;
+                    self.client_done = true;
+                    return progress;
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let stamp = self.stamp();
+        match &event {
+            Event::Message(delivery) => {
+                let delivery = delivery.clone();
+                let msg_id = delivery.msg_id().to_owned();
+                self.msgs
+                    .entry(msg_id.clone())
+                    .or_default()
+                    .handled
+                    .push(stamp);
+                self.client_events.push((stamp, event));
+                match self.handler.decide(&msg_id) {
+                    Some(outcome) if self.handler.latency.is_zero() => {
+                        self.complete_delivery(&delivery, outcome)
+                    }
+                    Some(outcome) => {
+                        let at = self.now + self.handler.latency;
+                        self.running.push_back((at, delivery, outcome));
+                    }
+                    None => self.held.push(delivery),
+                }
+                return;
+            }
+            Event::Duplicate { msg_id, in_flight } => {
+                self.msgs
+                    .entry(msg_id.clone())
+                    .or_default()
+                    .duplicates
+                    .push((stamp, *in_flight));
+            }
+            Event::Rejected {
+                msg_id: Some(msg_id),
+                ..
+            } => {
+                self.msgs
+                    .entry(msg_id.clone())
+                    .or_default()
+                    .rejected
+                    .push(stamp);
+            }
+            _ => {}
+        }
+        self.client_events.push((stamp, event));
+    }
+
+    fn complete_delivery(&mut self, delivery: &Delivery, outcome: Outcome) {
+        let stamp = self.stamp();
+        self.msgs
+            .entry(delivery.msg_id().to_owned())
+            .or_default()
+            .completed
+            .push((stamp, outcome.clone()));
+        self.client
+            .complete(delivery.id, outcome, self.now)
+            .expect("a delivery the client handed out");
+    }
+
+    /// Completes a held delivery of `msg_id` (the oldest) and drives.
+    pub fn complete(&mut self, msg_id: &str, outcome: Outcome) {
+        let index = self
+            .held
+            .iter()
+            .position(|d| d.msg_id() == msg_id)
+            .unwrap_or_else(|| panic!("no held delivery of {msg_id}"));
+        let delivery = self.held.remove(index);
+        self.complete_delivery(&delivery, outcome);
+        self.drive();
+    }
+
+    fn on_transmit(&mut self, t: Transmit) {
+        let stamp = self.stamp();
+        self.transmits.push((stamp, t.clone()));
+        match t {
+            Transmit::HttpRequest { request, .. } => self.on_register(&request),
+            Transmit::WsConnect { connect, .. } => {
+                let url = &connect.url;
+                let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                let target = after_scheme
+                    .find('/')
+                    .map_or("/", |i| &after_scheme[i..])
+                    .to_owned();
+                let cookie = connect
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+                    .map(|(_, v)| v.clone());
+                match self.net.upgrade {
+                    UpgradeMode::Silent => {}
+                    UpgradeMode::NetworkError => {
+                        self.client.handle_ws_failed("connection refused", self.now)
+                    }
+                    UpgradeMode::Answer => {
+                        match self
+                            .server
+                            .accept_upgrade(&target, cookie.as_deref(), self.now)
+                        {
+                            Ok(conn) => {
+                                self.client_conn = Some(conn);
+                                self.s2c.clear();
+                                self.client.handle_ws_open(self.now);
+                            }
+                            Err(refusal) => self.client.handle_ws_failed(
+                                &format!("HTTP {}: {refusal}", refusal.http_status()),
+                                self.now,
+                            ),
+                        }
+                    }
+                }
+            }
+            Transmit::Text(text) => {
+                if let Some(ack) = parse_consume_ack(&text) {
+                    let dropped = self
+                        .client_conn
+                        .map_or(true, |c| self.net.dead_c2s.contains(&c));
+                    self.msgs
+                        .entry(ack.msg_id.clone())
+                        .or_default()
+                        .acks
+                        .push(AckSent {
+                            stamp,
+                            status: ack.status,
+                            conn: self.client_conn,
+                            dropped,
+                        });
+                }
+                self.to_server(C2s::Text(text));
+            }
+            Transmit::Ping => self.to_server(C2s::Ping),
+            Transmit::Close => {
+                if let Some(conn) = self.client_conn.take() {
+                    self.s2c.clear();
+                    if self.net.dead_c2s.contains(&conn) {
+                        self.stale.push(conn);
+                    } else {
+                        let at = self.now + self.net.delay_c2s;
+                        self.c2s.push_back((at, conn, C2s::Close));
+                    }
+                }
+                // Without an open websocket: the attempt in progress is abandoned.
+            }
+        }
+    }
+
+    fn on_register(&mut self, request: &[u8]) {
+        match self.net.register {
+            RegisterMode::Silent => {}
+            RegisterMode::NetworkError => {
+                self.client
+                    .handle_http_failed("connection refused", self.now);
+            }
+            RegisterMode::Status(status) => {
+                let bytes = format!(
+                    "HTTP/1.1 {status} Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                self.client.handle_http_data(bytes.as_bytes(), self.now);
+                self.client.handle_http_eof(self.now);
+            }
+            RegisterMode::Answer => {
+                let text = std::str::from_utf8(request).expect("register request is ASCII");
+                let request_line = text.lines().next().unwrap_or_default();
+                let mut parts = request_line.split(' ');
+                assert_eq!(parts.next(), Some("GET"), "{request_line}");
+                let target = parts.next().expect("request target").to_owned();
+                let reply = self.server.handle_register(&target, self.now);
+                self.register_replies += 1;
+                let bytes = reply.to_http_bytes();
+                // In two pieces, as a socket may deliver them.
+                let (a, b) = bytes.split_at(bytes.len() / 2);
+                self.client.handle_http_data(a, self.now);
+                self.client.handle_http_data(b, self.now);
+                self.client.handle_http_eof(self.now);
+            }
+        }
+    }
+
+    fn to_server(&mut self, item: C2s) {
+        if let Some(conn) = self.client_conn {
+            if !self.net.dead_c2s.contains(&conn) {
+                let at = self.now + self.net.delay_c2s;
+                self.c2s.push_back((at, conn, item));
+            }
+        }
+    }
+
+    /// Polls the server until `None`; `true` when it output anything.
+    fn pump_server(&mut self) -> bool {
+        let mut progress = false;
+        while let Some(out) = self.server.poll_output() {
+            progress = true;
+            match out {
+                ServerOutput::Send { conn, text } => self.to_client(conn, S2c::Text(text)),
+                ServerOutput::Close { conn } => self.to_client(conn, S2c::Close),
+                ServerOutput::Event(e) => {
+                    let stamp = self.stamp();
+                    self.server_events.push((stamp, e));
+                }
+                other => panic!("unexpected server output {other:?}"),
+            }
+        }
+        progress
+    }
+
+    fn to_client(&mut self, conn: ConnectionId, item: S2c) {
+        if self.client_conn == Some(conn) && !self.net.dead_s2c.contains(&conn) {
+            let at = self.now + self.net.delay_s2c;
+            self.s2c.push_back((at, item));
+        }
+        // Otherwise the client is gone from that connection (or the link eats it).
+    }
+
+    /// Delivers the first due client → server item.
+    fn deliver_c2s(&mut self) -> bool {
+        if !self.c2s.front().is_some_and(|(at, _, _)| *at <= self.now) {
+            return false;
+        }
+        let (_, conn, item) = self.c2s.pop_front().expect("checked");
+        match item {
+            C2s::Text(text) => self.server.handle_text(conn, &text, self.now),
+            C2s::Ping => {
+                let open = self.server.connections_of(APP).contains(&conn);
+                if open && self.client_conn == Some(conn) && !self.net.dead_s2c.contains(&conn) {
+                    let at = self.now + self.net.delay_s2c;
+                    self.s2c.push_back((at, S2c::Pong));
+                }
+            }
+            C2s::Close => self.server.handle_closed(conn, self.now),
+        }
+        true
+    }
+
+    /// Delivers the first due server → client item, unless it is a text frame and the
+    /// client does not want to read (it then waits, and so does everything behind it).
+    fn deliver_s2c(&mut self) -> bool {
+        let ready = match self.s2c.front() {
+            Some((at, S2c::Text(_))) => *at <= self.now && self.client.wants_read(),
+            Some((at, _)) => *at <= self.now,
+            None => false,
+        };
+        if !ready {
+            return false;
+        }
+        let (_, item) = self.s2c.pop_front().expect("checked");
+        match item {
+            S2c::Text(text) => self.client.handle_text(&text, self.now),
+            S2c::Pong => self.client.handle_pong(self.now),
+            S2c::Close => {
+                self.client_conn = None;
+                self.s2c.clear();
+                self.client
+                    .handle_ws_closed("closed by the platform", self.now);
+            }
+        }
+        true
+    }
+
+    // ----- what tests do to the link ---------------------------------------------------
+
+    /// The link under the open connection breaks: both sides see the close at once;
+    /// whatever was in transit on it is lost.
+    pub fn drop_connection(&mut self) {
+        self.drive();
+        if let Some(conn) = self.client_conn.take() {
+            self.s2c.clear();
+            self.c2s.retain(|(_, c, _)| *c != conn);
+            self.client.handle_ws_closed("connection reset", self.now);
+            self.server.handle_closed(conn, self.now);
+        }
+        self.drive();
+    }
+
+    /// The open connection turns half-open: packets in the chosen directions are
+    /// silently dropped (new connections are not affected).
+    pub fn half_open(&mut self, c2s: bool, s2c: bool) {
+        self.drive();
+        let conn = self.client_conn.expect("an open connection");
+        if c2s {
+            self.net.dead_c2s.insert(conn);
+            self.c2s.retain(|(_, c, _)| *c != conn);
+        }
+        if s2c {
+            self.net.dead_s2c.insert(conn);
+            self.s2c.clear();
+        }
+    }
+
+    /// Half-open connections work again. Server connections the client has left are
+    /// reset (the server sees them close).
+    pub fn heal(&mut self) {
+        self.net.dead_c2s.clear();
+        self.net.dead_s2c.clear();
+        let mut gone: Vec<ConnectionId> = std::mem::take(&mut self.stale);
+        gone.extend(
+            self.server
+                .connections_of(APP)
+                .into_iter()
+                .filter(|c| Some(*c) != self.client_conn),
+        );
+        for conn in gone {
+            self.server.handle_closed(conn, self.now);
+        }
+        self.drive();
+    }
+
+    /// A frame as if the platform sent it on the client's connection.
+    pub fn inject(&mut self, text: String) {
+        self.s2c.push_back((self.now, S2c::Text(text)));
+        self.drive();
+    }
+
+    /// Pushes `n` messages (`{"n":i}`) and drives; returns their ids.
+    pub fn push(&mut self, n: usize) -> Vec<MsgId> {
+        let ids = (0..n)
+            .map(|i| {
+                self.server
+                    .push(APP, API, &format!("{{\"n\":{i}}}"), self.now)
+                    .expect("push")
+            })
+            .collect();
+        self.drive();
+        ids
+    }
+
+    // ----- queries ---------------------------------------------------------------------
+
+    /// Client events after `since`.
+    pub fn events_after(&self, since: Stamp) -> impl Iterator<Item = &(Stamp, Event)> {
+        self.client_events.iter().filter(move |(s, _)| *s > since)
+    }
+
+    /// Client transmits after `since`.
+    pub fn transmits_after(&self, since: Stamp) -> impl Iterator<Item = &(Stamp, Transmit)> {
+        self.transmits.iter().filter(move |(s, _)| *s > since)
+    }
+
+    /// Server events after `since`.
+    pub fn server_events_after(&self, since: Stamp) -> impl Iterator<Item = &(Stamp, ServerEvent)> {
+        self.server_events.iter().filter(move |(s, _)| *s > since)
+    }
+
+    /// Pings the client transmitted, with their times.
+    pub fn ping_times(&self) -> Vec<Instant> {
+        self.transmits
+            .iter()
+            .filter(|(_, t)| matches!(t, Transmit::Ping))
+            .map(|(s, _)| s.at)
+            .collect()
+    }
+
+    /// Register requests the client transmitted.
+    pub fn register_requests(&self) -> usize {
+        self.transmits
+            .iter()
+            .filter(|(_, t)| matches!(t, Transmit::HttpRequest { .. }))
+            .count()
+    }
+
+    /// Number of client events matching `f`.
+    pub fn count_events(&self, f: impl Fn(&Event) -> bool) -> usize {
+        self.client_events.iter().filter(|(_, e)| f(e)).count()
+    }
+
+    /// Number of server events matching `f`.
+    pub fn count_server_events(&self, f: impl Fn(&ServerEvent) -> bool) -> usize {
+        self.server_events.iter().filter(|(_, e)| f(e)).count()
+    }
+}
+
+/// The CONSUME_ACK in a client text frame, if it is one.
+pub fn parse_consume_ack(text: &str) -> Option<ConsumeAck> {
+    let frame = Frame::parse(text, &FrameLimits::default()).ok()?;
+    (frame.command == Command::ConsumeAck)
+        .then(|| ConsumeAck::from_frame(frame).ok())
+        .flatten()
+}
