@@ -272,6 +272,22 @@ fn lifecycle_certificate_mode_end_to_end() {
     let ack = result.unwrap();
     assert!(ack.is_success(), "{ack:?}");
     assert_eq!(ack.code.as_deref(), Some("10000"));
+
+    // A register answer naming another platform certificate is refused, for good.
+    let mut pair = Pair::builder()
+        .cert_mode()
+        .server(|s| s.platform_cert_sn = Some("not-the-configured-sn".into()))
+        .build();
+    pair.drive();
+    assert!(pair.client_done && !pair.client.is_connected());
+    assert_eq!(
+        pair.count_events(|e| matches!(
+            e,
+            Event::Fatal(RegisterError::CertSnMismatch { received, .. })
+                if received == "not-the-configured-sn"
+        )),
+        1
+    );
 }
 
 #[test]
@@ -692,6 +708,16 @@ fn rule2_forged_unsigned_or_foreign_rejected_fail_handler_never_called() {
         ]
     );
     assert_eq!(pair.count_events(|e| matches!(e, Event::Message(_))), 1);
+
+    // A forgery reusing the id of a message already handled is refused (rule 2 comes
+    // before rule 4): FAIL, not the remembered SUCCESS.
+    let forged_copy = consume_text(&pair, genuine[0].as_str(), Some(APP), Some(&forger));
+    pair.inject(forged_copy);
+    let record = pair.msg(genuine[0].as_str());
+    assert_eq!(record.handled.len(), 1);
+    assert!(record.duplicates.is_empty());
+    assert_eq!(record.rejected.len(), 2);
+    assert_eq!(record.acks.last().unwrap().status, AckStatus::Fail);
 }
 
 #[test]
@@ -899,6 +925,30 @@ fn rule5_duplicate_in_flight_not_delivered_twice_acked_on_completion() {
     assert_eq!(pair.msg(id.as_str()).handled.len(), 2);
     pair.complete(id.as_str(), Outcome::Success);
     assert_acked(&pair, &id, 3);
+
+    // Redelivered on a new connection while the first delivery is still being handled:
+    // the ack goes to the new connection only, when the handler finishes.
+    let mut pair = Pair::default();
+    pair.handler.policy = Policy::Hold;
+    pair.connect();
+    let first = pair.client_conn.unwrap();
+    let id = pair.push(1).remove(0);
+    pair.drop_connection();
+    pair.advance(secs(2));
+    let second = pair.client_conn.unwrap();
+    assert_ne!(first, second);
+    let record = pair.msg(id.as_str());
+    assert_eq!(
+        record.duplicates.iter().map(|d| d.1).collect::<Vec<_>>(),
+        [true]
+    );
+    assert!(record.acks.is_empty());
+    pair.complete(id.as_str(), Outcome::Success);
+    let record = pair.msg(id.as_str());
+    assert_eq!(record.handled.len(), 1);
+    assert_eq!(record.acks.len(), 1);
+    assert_eq!(record.acks[0].conn, Some(second));
+    assert_acked(&pair, &id, 2);
 }
 
 #[test]
@@ -1247,6 +1297,26 @@ fn produce_timeout_after_10s() {
         pair.client.is_connected(),
         "a timeout does not drop the connection"
     );
+
+    // An answer after the timeout is not a second answer.
+    pair.server.faults_mut().delay_produce_acks = Some(secs(11));
+    let sent_at = pair.now;
+    let late = pair.client.send(API, r#"{"a":2}"#, pair.now).unwrap();
+    pair.advance(secs(12));
+    let (stamp, result) = produce_answer(&pair, &late);
+    assert_eq!(
+        (stamp.at, result),
+        (sent_at + secs(10), Err(SendError::Timeout))
+    );
+    let rejected = rejections(&pair);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].0.at, sent_at + secs(11));
+    assert!(matches!(
+        rejected[0].2,
+        RejectReason::Unexpected {
+            cmd: alipay_msg_core::frame::Command::ProduceAck
+        }
+    ));
 }
 
 #[test]
@@ -1604,10 +1674,14 @@ fn run_schedule(
     seed: u64,
     delay_ms: u64,
     latency_ms: u64,
+    max_in_flight: usize,
     steps: &[Step],
 ) -> Result<(), TestCaseError> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let mut pair = Pair::builder().seed(seed).build();
+    let mut pair = Pair::builder()
+        .seed(seed)
+        .client(|c| c.max_in_flight = max_in_flight)
+        .build();
     pair.handler.latency = Duration::from_millis(latency_ms);
     pair.net.delay_c2s = Duration::from_millis(delay_ms);
     pair.net.delay_s2c = Duration::from_millis(delay_ms / 2);
@@ -1714,8 +1788,9 @@ proptest! {
         seed in any::<u64>(),
         delay_ms in prop_oneof![Just(0u64), 1u64..=400],
         latency_ms in prop_oneof![Just(0u64), 1u64..=15_000],
+        max_in_flight in prop_oneof![Just(64usize), 1usize..=4],
         steps in proptest::collection::vec(step(), 1..24),
     ) {
-        run_schedule(seed, delay_ms, latency_ms, &steps)?;
+        run_schedule(seed, delay_ms, latency_ms, max_in_flight, &steps)?;
     }
 }
