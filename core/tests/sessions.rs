@@ -1724,7 +1724,8 @@ fn run_schedule(
         }
     }
     pair.heal();
-    pair.advance(10 * MINUTE);
+    let settle: u64 = std::env::var("SESSIONS_SETTLE_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    pair.advance(Duration::from_secs(60 * settle));
 
     let genuine: HashSet<&str> = accepted.iter().map(|(id, _)| id.as_str()).collect();
     for (id, fails) in &accepted {
