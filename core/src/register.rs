@@ -250,14 +250,18 @@ pub enum RegisterError {
 }
 
 impl RegisterError {
-    /// Retrying later may help: network-level and 5xx problems, and the platform's
-    /// "service unavailable" (`20000`). Everything else is a configuration problem
-    /// (bad key, app id, certificate) that retrying does not fix.
+    /// Retrying later may help: network-level and 5xx problems, the platform's
+    /// "service unavailable" (`20000`), and a refused timestamp (`isv.invalid-timestamp`:
+    /// the local clock is off, which is fixed by the clock, not by the configuration).
+    /// Everything else is a configuration problem (bad key, app id, certificate) that
+    /// retrying does not fix.
     pub fn is_retryable(&self) -> bool {
         match self {
             RegisterError::Http(_) => true,
             RegisterError::Status { status } => *status >= 500 || matches!(status, 408 | 429),
-            RegisterError::Refused { code, .. } => code == "20000",
+            RegisterError::Refused { code, sub_code, .. } => {
+                code == "20000" || sub_code.as_deref() == Some("isv.invalid-timestamp")
+            }
             _ => false,
         }
     }

@@ -1724,8 +1724,13 @@ fn run_schedule(
         }
     }
     pair.heal();
-    let settle: u64 = std::env::var("SESSIONS_SETTLE_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    pair.advance(Duration::from_secs(60 * settle));
+    // Ten minutes for every redelivery; a slow handler behind max_in_flight = 1 may
+    // need longer (its unread messages time out on the platform and come again), so go
+    // on, a minute at a time, up to three hours.
+    pair.advance(10 * MINUTE);
+    while !pair.server.is_settled() && pair.elapsed() < 3 * HOUR {
+        pair.advance(MINUTE);
+    }
 
     let genuine: HashSet<&str> = accepted.iter().map(|(id, _)| id.as_str()).collect();
     for (id, fails) in &accepted {
@@ -1781,6 +1786,8 @@ proptest! {
     // 48 cases by default; SESSIONS_CASES=N for a longer hunt.
     #![proptest_config(ProptestConfig {
         cases: std::env::var("SESSIONS_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48),
+        // Shrunk failures are printed; no regression file is written beside the tests.
+        failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
@@ -1794,4 +1801,52 @@ proptest! {
     ) {
         run_schedule(seed, delay_ms, latency_ms, max_in_flight, &steps)?;
     }
+}
+
+// ===== regressions of library bugs this suite found =======================================
+
+/// Only client → platform packets are lost (pings, acks); the platform keeps sending.
+/// Every ack is lost, so every message comes again and again, and that traffic alone
+/// keeps the connection "alive": no pong ever comes back, yet the connection is never
+/// declared dead and no message is ever settled.
+#[test]
+fn half_open_towards_platform_detected_while_platform_sends() {
+    let mut pair = Pair::connected();
+    pair.half_open(true, false);
+    let broke_at = pair.now;
+    for _ in 0..6 {
+        pair.push(1);
+        pair.advance(secs(10));
+    }
+    let dead = disconnects(&pair)
+        .into_iter()
+        .find(|(_, r, _)| matches!(r, DisconnectReason::Dead { .. }));
+    assert!(
+        dead.is_some_and(|(s, _, _)| s.at - broke_at <= secs(15) + secs(5)),
+        "no pong for a minute, connection still considered alive; disconnects {:?}",
+        disconnects(&pair)
+    );
+}
+
+/// The wall clock is off by more than the platform's 10 minutes when a routine
+/// reconnect happens (e.g. a VM resumed before NTP stepped the clock back). The
+/// platform refuses with `isv.invalid-timestamp`, which `RegisterError::is_retryable`
+/// treats as a configuration error: the session ends with `Fatal`, and the adapter's
+/// later `update_wall_clock` cannot bring it back.
+#[test]
+fn register_refused_for_clock_skew_is_retried() {
+    let mut pair = Pair::connected();
+    skew_client_clock(&mut pair, ms_i64(11 * MINUTE));
+    pair.drop_connection();
+    // The adapter follows the clock correction a second later.
+    pair.advance(SEC);
+    skew_client_clock(&mut pair, 0);
+    pair.advance(MINUTE);
+    assert_eq!(
+        pair.count_events(|e| matches!(e, Event::Fatal(_))),
+        0,
+        "{:?}",
+        pair.client_events.last()
+    );
+    assert!(pair.client.is_connected());
 }

@@ -117,6 +117,8 @@ impl Driver {
             };
             let Some(deadline) = deadline else { break };
             let reading = conn.is_some() && self.session.wants_read();
+            // Timestamps the session signs follow the wall clock, adjustments included.
+            self.session.update_wall_clock(Instant::now(), unix_ms());
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.session.handle_timeout(Instant::now());
@@ -160,8 +162,10 @@ impl Driver {
                     let now = Instant::now();
                     match frame {
                         Some(Ok(WsMessage::Text(text))) => self.session.handle_text(text.as_str(), now),
-                        Some(Ok(WsMessage::Pong(_) | WsMessage::Ping(_))) => self.session.handle_pong(now),
-                        Some(Ok(WsMessage::Binary(_) | WsMessage::Frame(_))) => self.session.handle_pong(now),
+                        Some(Ok(WsMessage::Pong(_))) => self.session.handle_pong(now),
+                        // tungstenite answers pings itself; binary frames are not part of
+                        // the protocol.
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {}
                         Some(Ok(WsMessage::Close(frame))) => {
                             conn = None;
                             let reason = frame.map_or_else(|| "closed by the platform".to_owned(), |f| format!("closed by the platform: {} {}", f.code, f.reason));

@@ -199,8 +199,8 @@ pub struct ClientConfig {
     pub backend: Backend,
     /// A websocket ping this often while connected (default 5 s).
     pub heartbeat_interval: Duration,
-    /// Nothing received for this long: the connection is dead and is closed
-    /// (default 15 s).
+    /// No pong for this long: the connection is dead and is closed (default 15 s; the
+    /// platform's Java client notices only after 60–90 s).
     pub dead_after: Duration,
     /// One attempt (register + upgrade) gives up after this long (default 10 s).
     pub connect_timeout: Duration,

@@ -10,14 +10,19 @@
 //!
 //! Lifecycle: `register.do` (HTTP request out, answer in) → websocket upgrade → open →
 //! closed → backoff → again (PROTOCOL §1–3, §8). While open: a ping every
-//! `heartbeat_interval`; nothing received for `dead_after` closes the connection as dead.
+//! `heartbeat_interval`; when no pong has come back for `dead_after` the connection is
+//! dead — whichever direction broke — and is closed. (Frames from the platform do not
+//! count: they arrive on a connection whose other direction may have failed, and then
+//! no ack would ever get through.) While reading is paused for backpressure the check
+//! waits, since pongs are not read either.
 //!
 //! The ack decision for each CONSUME, in this order (PROTOCOL §5–6):
 //!
 //! 1. malformed frame → [`Event::Rejected`], no ack (it cannot be addressed);
 //! 2. signature absent or invalid, or `appId` not this app's → `Rejected`, ack FAIL;
 //!    the handler never sees it;
-//! 3. `x-timestamp` outside the window → `Rejected`, ack FAIL;
+//! 3. `x-timestamp` outside the window → `Rejected`, ack FAIL (a CONSUME without
+//!    `x-timestamp` is not checked: the field is outside the signature anyway);
 //! 4. `x-msgId` already handled successfully → [`Event::Duplicate`], ack SUCCESS;
 //! 5. `x-msgId` being handled right now → not delivered twice; acked when the first
 //!    delivery completes;
@@ -34,8 +39,12 @@
 //! use std::time::{Instant, SystemTime, UNIX_EPOCH};
 //! use alipay_msg_core::client::{ClientConfig, ClientSession, Credentials, Event, Outcome, Output, Transmit};
 //!
-//! # fn adapter_send(_: Transmit) {}
-//! # fn next_input(_deadline: Instant) -> Option<String> { None }
+//! /// What an adapter's sockets and timers produce (one value per wake-up).
+//! enum Input { HttpData(Vec<u8>), HttpEof, WsOpen, Text(String), Pong, Closed(String), Deadline }
+//! # fn carry_out(_: Transmit) {}
+//! # fn wait_for_input(_deadline: Instant) -> Input { Input::Deadline }
+//! # fn handle(_: &str, _: &str) -> Result<(), String> { Ok(()) }
+//!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let credentials = Credentials::public_key(
 //!     &std::fs::read_to_string("app_private_key.pem")?,
@@ -50,19 +59,33 @@
 //! let mut session = ClientSession::new(config, rng, Instant::now(), unix_ms)?;
 //! loop {
 //!     match session.poll_output() {
-//!         // 1. Do the network work: HTTP request, websocket connect, text, ping, close.
-//!         Output::Transmit(t) => adapter_send(t),
-//!         // 2. Run handlers; report each outcome with `complete`.
+//!         // 1. Network work: open the register.do connection and send the request, open
+//!         //    the websocket, send a text frame or a ping, close.
+//!         Output::Transmit(t) => carry_out(t),
+//!         // 2. Run the handler; report its outcome (here at once, usually later).
 //!         Output::Event(Event::Message(delivery)) => {
-//!             let outcome = Outcome::Success; // handle(delivery.msg_api(), delivery.biz_content())
+//!             let outcome = match handle(delivery.msg_api(), delivery.biz_content()) {
+//!                 Ok(()) => Outcome::Success,
+//!                 Err(e) => Outcome::Failure(e),
+//!             };
 //!             session.complete(delivery.id, outcome, Instant::now())?;
 //!         }
 //!         Output::Event(other) => println!("{other:?}"),
-//!         // 3. Wait for input until the deadline; feed what arrives, or the timeout.
-//!         Output::Timeout(deadline) => match next_input(deadline) {
-//!             Some(text) => session.handle_text(&text, Instant::now()),
-//!             None => session.handle_timeout(Instant::now()),
-//!         },
+//!         // 3. Wait for input until the deadline (read the websocket only while
+//!         //    `session.wants_read()`), and feed what came.
+//!         Output::Timeout(deadline) => {
+//!             let input = wait_for_input(deadline);
+//!             let now = Instant::now();
+//!             match input {
+//!                 Input::HttpData(bytes) => session.handle_http_data(&bytes, now),
+//!                 Input::HttpEof => session.handle_http_eof(now),
+//!                 Input::WsOpen => session.handle_ws_open(now),
+//!                 Input::Text(text) => session.handle_text(&text, now),
+//!                 Input::Pong => session.handle_pong(now),
+//!                 Input::Closed(reason) => session.handle_ws_closed(&reason, now),
+//!                 Input::Deadline => session.handle_timeout(now),
+//!             }
+//!         }
 //!         // 4. Shut down, or stopped by a fatal configuration error.
 //!         Output::Done => break,
 //!     }
@@ -141,10 +164,10 @@ enum State {
     Registering { deadline: Instant, answer: Vec<u8> },
     /// Upgrade requested.
     Upgrading { deadline: Instant },
-    /// Connected.
+    /// Connected. `last_pong` starts at the open.
     Open {
         since: Instant,
-        last_received: Instant,
+        last_pong: Instant,
         next_ping: Instant,
     },
     /// Shut down, or stopped by a fatal error.
@@ -274,11 +297,11 @@ impl ClientSession {
                 self.attempt_failed(DisconnectReason::ConnectTimeout, now);
             }
             State::Open {
-                last_received,
+                last_pong,
                 next_ping,
                 ..
             } => {
-                let silent_for = now.saturating_duration_since(*last_received);
+                let silent_for = now.saturating_duration_since(*last_pong);
                 if reading && silent_for >= self.config.dead_after {
                     self.transmit(Transmit::Close);
                     self.connection_lost(DisconnectReason::Dead { silent_for }, now);
@@ -297,12 +320,12 @@ impl ClientSession {
             State::Backoff { until } => *until,
             State::Registering { deadline, .. } | State::Upgrading { deadline } => *deadline,
             State::Open {
-                last_received,
+                last_pong,
                 next_ping,
                 ..
             } => {
                 if self.wants_read() {
-                    (*next_ping).min(*last_received + self.config.dead_after)
+                    (*next_ping).min(*last_pong + self.config.dead_after)
                 } else {
                     *next_ping
                 }
@@ -417,7 +440,7 @@ impl ClientSession {
         self.attempts = 0;
         self.state = State::Open {
             since: now,
-            last_received: now,
+            last_pong: now,
             next_ping: now + self.config.heartbeat_interval,
         };
         self.emit(Event::Connected);
@@ -440,19 +463,20 @@ impl ClientSession {
         }
     }
 
-    /// A pong (or any control frame) arrived: the connection is alive.
+    /// A pong arrived: the platform received our ping, so the connection works in both
+    /// directions. Only pongs prove that — frames from the platform say nothing about
+    /// whether our acks reach it — so only pongs keep a connection alive.
     pub fn handle_pong(&mut self, now: Instant) {
-        if let State::Open { last_received, .. } = &mut self.state {
-            *last_received = now;
+        if let State::Open { last_pong, .. } = &mut self.state {
+            *last_pong = now;
         }
     }
 
     /// A websocket text message arrived.
     pub fn handle_text(&mut self, text: &str, now: Instant) {
-        let State::Open { last_received, .. } = &mut self.state else {
+        if !matches!(self.state, State::Open { .. }) {
             return;
-        };
-        *last_received = now;
+        }
         let frame = match Frame::parse(text, &self.config.frame_limits) {
             Ok(frame) => frame,
             Err(e) => return self.reject(None, RejectReason::Malformed(e)),
@@ -572,10 +596,10 @@ impl ClientSession {
             }
             Outcome::Failure(_) => AckStatus::Fail,
         };
-        if let State::Open { last_received, .. } = &mut self.state {
+        if let State::Open { last_pong, .. } = &mut self.state {
             if was_full {
                 // Reading resumes now; the time spent paused was not silence.
-                *last_received = now;
+                *last_pong = now;
             }
             for waiter in entry
                 .waiters

@@ -168,9 +168,9 @@ pub enum DisconnectReason {
     Upgrade(String),
     /// Register and upgrade took longer than `connect_timeout`.
     ConnectTimeout,
-    /// Nothing was received for `dead_after`: a half-open connection.
+    /// No pong for `dead_after`: a half-open connection.
     Dead {
-        /// How long nothing came.
+        /// How long no pong came.
         silent_for: Duration,
     },
     /// The connection closed or failed.
@@ -186,7 +186,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Upgrade(e) => write!(f, "websocket upgrade failed: {e}"),
             DisconnectReason::ConnectTimeout => f.write_str("connect attempt timed out"),
             DisconnectReason::Dead { silent_for } => {
-                write!(f, "nothing received for {silent_for:?}: connection dead")
+                write!(f, "no pong for {silent_for:?}: connection dead")
             }
             DisconnectReason::Closed(e) => write!(f, "connection closed: {e}"),
             DisconnectReason::Shutdown => f.write_str("shut down"),

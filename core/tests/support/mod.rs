@@ -750,9 +750,9 @@ impl Pair {
                             dropped,
                         });
                 }
-                self.to_server(C2s::Text(text));
+                self.send_to_server(C2s::Text(text));
             }
-            Transmit::Ping => self.to_server(C2s::Ping),
+            Transmit::Ping => self.send_to_server(C2s::Ping),
             Transmit::Close => {
                 if let Some(conn) = self.client_conn.take() {
                     self.s2c.clear();
@@ -800,7 +800,7 @@ impl Pair {
         }
     }
 
-    fn to_server(&mut self, item: C2s) {
+    fn send_to_server(&mut self, item: C2s) {
         if let Some(conn) = self.client_conn {
             if !self.net.dead_c2s.contains(&conn) {
                 let at = self.now + self.net.delay_c2s;
@@ -815,8 +815,8 @@ impl Pair {
         while let Some(out) = self.server.poll_output() {
             progress = true;
             match out {
-                ServerOutput::Send { conn, text } => self.to_client(conn, S2c::Text(text)),
-                ServerOutput::Close { conn } => self.to_client(conn, S2c::Close),
+                ServerOutput::Send { conn, text } => self.send_to_client(conn, S2c::Text(text)),
+                ServerOutput::Close { conn } => self.send_to_client(conn, S2c::Close),
                 ServerOutput::Event(e) => {
                     let stamp = self.stamp();
                     self.server_events.push((stamp, e));
@@ -827,7 +827,7 @@ impl Pair {
         progress
     }
 
-    fn to_client(&mut self, conn: ConnectionId, item: S2c) {
+    fn send_to_client(&mut self, conn: ConnectionId, item: S2c) {
         if self.client_conn == Some(conn) && !self.net.dead_s2c.contains(&conn) {
             let at = self.now + self.net.delay_s2c;
             self.s2c.push_back((at, item));
