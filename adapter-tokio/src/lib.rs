@@ -29,5 +29,5 @@ mod transport;
 
 pub use alipay_msg_core as core;
 pub use alipay_msg_core::client::{ClientConfig, Credentials};
-pub use client::{Client, ClientEvent, Deliveries, Error, Incoming, Message};
+pub use client::{Client, ClientError, ClientEvent, Deliveries, Error, Incoming, Message};
 pub use simulator::{Simulator, SimulatorError, SimulatorEvent, SimulatorHandle, SimulatorOptions};

@@ -12,9 +12,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::message::{ClientEvent, Message};
 use super::Error;
 use crate::transport::{self, Ws};
+use alipay_msg_core::client::{ClientEvent, Message};
 
 /// Requests from [`super::Client`] handles.
 pub(crate) enum Command {
@@ -219,10 +219,6 @@ impl Driver {
                 }
                 return;
             }
-            Event::Connecting { attempt } => {
-                tracing::debug!(attempt, "connecting");
-                ClientEvent::Connecting { attempt }
-            }
             Event::Connected => {
                 tracing::info!("connected");
                 if let Some(tx) = self.connected.take() {
@@ -230,40 +226,23 @@ impl Driver {
                 }
                 ClientEvent::Connected
             }
-            Event::Disconnected { reason, retry_in } => {
-                tracing::warn!(%reason, ?retry_in, "disconnected");
-                ClientEvent::Disconnected {
-                    reason: reason.to_string(),
-                    retry_in,
-                }
-            }
-            Event::Duplicate { msg_id, .. } => {
-                tracing::info!(%msg_id, "duplicate suppressed");
-                ClientEvent::Duplicate { msg_id }
-            }
-            Event::Rejected { msg_id, reason } => {
-                tracing::warn!(msg_id = msg_id.as_deref().unwrap_or("-"), %reason, "rejected");
-                ClientEvent::Rejected {
-                    msg_id,
-                    reason: reason.to_string(),
-                }
-            }
             Event::Fatal(error) => {
                 tracing::error!(%error, "the platform refused the configuration");
-                let text = error.to_string();
                 if let Ok(mut fatal) = self.fatal.lock() {
                     *fatal = Some(error.clone());
                 }
                 if let Some(tx) = self.connected.take() {
-                    let _ = tx.send(Err(Error::Refused(error)));
+                    let _ = tx.send(Err(Error::Refused(error.clone())));
                 }
-                ClientEvent::Fatal(text)
+                ClientEvent::Fatal(error.to_string())
             }
-            Event::ShutdownComplete => ClientEvent::ShutdownComplete,
-            other => {
-                tracing::debug!(?other, "event");
-                return;
-            }
+            other => match ClientEvent::from_event(&other) {
+                Some(event) => {
+                    tracing::debug!(%event);
+                    event
+                }
+                None => return,
+            },
         };
         // Nobody listening is fine.
         let _ = self.events.send(public);

@@ -2,46 +2,24 @@
 //! [`Client::send`], [`Client::events`], [`Client::shutdown`].
 
 mod driver;
-mod message;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use alipay_msg_core::client::{ClientConfig, ClientSession, ConfigError, Outcome, SendError};
+use alipay_msg_core::client::{ClientConfig, ClientSession, Outcome};
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
 use futures_util::FutureExt;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use message::{ClientEvent, Message};
+pub use alipay_msg_core::client::{ClientError, ClientEvent, Message};
 
 use driver::{Command, Driver};
 
-/// Why a client call failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The configuration is invalid (reported before any connection).
-    #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
-    /// The platform refused the configuration at registration.
-    #[error("the platform refused the configuration: {0}")]
-    Refused(RegisterError),
-    /// A send failed or got no answer.
-    #[error(transparent)]
-    Send(#[from] SendError),
-    /// The business content could not be serialised.
-    #[error("biz content: {0}")]
-    Json(#[from] serde_json::Error),
-    /// The client has shut down.
-    #[error("the client has shut down")]
-    Closed,
-    /// [`Client::run`] or [`Client::deliveries`] was already called.
-    #[error("deliveries are already being consumed (run or deliveries was called before)")]
-    AlreadyConsuming,
-}
+/// Why a client call failed (the same type on every runtime).
+pub type Error = ClientError;
 
 /// A connected client. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Client {
@@ -129,7 +107,7 @@ impl Client {
             let (handler, commands, events) =
                 (handler.clone(), self.commands.clone(), self.events.clone());
             running.spawn(async move {
-                let id = message.id();
+                let id = message.delivery_id();
                 let msg_id = message.msg_id().to_owned();
                 let result = std::panic::AssertUnwindSafe(handler(message))
                     .catch_unwind()
@@ -290,7 +268,7 @@ impl Incoming {
         if let Some(commands) = self.commands.take() {
             let _ = commands
                 .send(Command::Complete {
-                    id: self.message.id(),
+                    id: self.message.delivery_id(),
                     outcome,
                 })
                 .await;
@@ -308,7 +286,7 @@ impl std::ops::Deref for Incoming {
 impl Drop for Incoming {
     fn drop(&mut self) {
         if let Some(commands) = self.commands.take() {
-            let id = self.message.id();
+            let id = self.message.delivery_id();
             let outcome = Outcome::Failure("dropped without an answer".to_owned());
             if commands
                 .try_send(Command::Complete {

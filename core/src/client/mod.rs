@@ -94,6 +94,7 @@
 //! # }
 //! ```
 
+mod app;
 mod backoff;
 mod config;
 mod dedup;
@@ -105,6 +106,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
+pub use app::{ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
 pub use config::{ClientConfig, ConfigError, Credentials};
 pub use output::{

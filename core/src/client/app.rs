@@ -1,9 +1,12 @@
-//! What the application receives and what it is told.
+//! What the application sees, the same on every runtime: a verified [`Message`], the
+//! [`ClientEvent`]s worth logging, and the [`ClientError`] of a client call.
 
 use std::fmt;
 use std::time::Duration;
 
-use alipay_msg_core::client::Delivery;
+use crate::register::RegisterError;
+
+use super::{ConfigError, Delivery, DeliveryId, DisconnectReason, Event, SendError};
 use serde::de::DeserializeOwned;
 
 /// A verified platform message (a CONSUME whose signature checked out).
@@ -13,11 +16,13 @@ pub struct Message {
 }
 
 impl Message {
-    pub(crate) fn new(delivery: Delivery) -> Self {
+    /// The message of a delivery (adapters build these from [`Event::Message`]).
+    pub fn new(delivery: Delivery) -> Self {
         Message { delivery }
     }
 
-    pub(crate) fn id(&self) -> alipay_msg_core::client::DeliveryId {
+    /// The delivery to complete with [`super::ClientSession::complete`].
+    pub fn delivery_id(&self) -> DeliveryId {
         self.delivery.id
     }
 
@@ -52,7 +57,7 @@ impl Message {
     }
 }
 
-/// What happens on the connection, for logs and metrics ([`super::Client::events`]).
+/// What happens on the connection, for logs and metrics (the adapters' `events()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientEvent {
@@ -120,4 +125,60 @@ impl fmt::Display for ClientEvent {
             ClientEvent::ShutdownComplete => f.write_str("shut down"),
         }
     }
+}
+
+impl ClientEvent {
+    /// The application-facing form of a session event; `None` for the events an
+    /// adapter handles itself (`Message`, `ProduceAck`).
+    pub fn from_event(event: &Event) -> Option<ClientEvent> {
+        Some(match event {
+            Event::Connecting { attempt } => ClientEvent::Connecting { attempt: *attempt },
+            Event::Connected => ClientEvent::Connected,
+            Event::Disconnected { reason, retry_in } => ClientEvent::Disconnected {
+                reason: describe(reason),
+                retry_in: *retry_in,
+            },
+            Event::Duplicate { msg_id, .. } => ClientEvent::Duplicate {
+                msg_id: msg_id.clone(),
+            },
+            Event::Rejected { msg_id, reason } => ClientEvent::Rejected {
+                msg_id: msg_id.clone(),
+                reason: reason.to_string(),
+            },
+            Event::Fatal(error) => ClientEvent::Fatal(error.to_string()),
+            Event::ShutdownComplete => ClientEvent::ShutdownComplete,
+            Event::Message(_) | Event::ProduceAck { .. } => return None,
+        })
+    }
+}
+
+fn describe(reason: &DisconnectReason) -> String {
+    reason.to_string()
+}
+
+/// Why a client call failed, on every runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The configuration is invalid (reported before any connection).
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The platform refused the configuration at registration.
+    #[error("the platform refused the configuration: {0}")]
+    Refused(RegisterError),
+    /// A send failed or got no answer.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The business content could not be serialised.
+    #[error("biz content: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The client has shut down.
+    #[error("the client has shut down")]
+    Closed,
+    /// `run` or `deliveries` was already called.
+    #[error("deliveries are already being consumed (run or deliveries was called before)")]
+    AlreadyConsuming,
+    /// A socket or thread could not be set up.
+    #[error("{0}")]
+    Io(String),
 }
