@@ -1,0 +1,78 @@
+//! The conformance suite against `alipay_msg_tokio::Client`.
+
+use std::sync::{Arc, Mutex};
+
+use alipay_msg_conformance::{conformance_suite, ClientUnderTest, Handler};
+use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
+use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_tokio::Client;
+use serde_json::Value;
+
+struct TokioClient {
+    runtime: tokio::runtime::Runtime,
+    client: Arc<Client>,
+    events: Arc<Mutex<Vec<ClientEvent>>>,
+    run: Mutex<Option<tokio::task::JoinHandle<Result<(), ClientError>>>>,
+}
+
+impl ClientUnderTest for TokioClient {
+    fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = Arc::new(runtime.block_on(Client::connect(config))?);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (mut rx, sink) = (client.events(), events.clone());
+        runtime.spawn(async move {
+            while let Ok(event) = rx.recv().await {
+                sink.lock().unwrap().push(event);
+            }
+        });
+        Ok(TokioClient {
+            runtime,
+            client,
+            events,
+            run: Mutex::new(None),
+        })
+    }
+
+    fn start(&self, handler: Handler) {
+        let client = self.client.clone();
+        let task = self.runtime.spawn(async move {
+            client
+                .run(move |message| {
+                    let handler = handler.clone();
+                    // The suite's handlers block: run them as blocking work, as a tokio
+                    // user would.
+                    async move {
+                        match tokio::task::spawn_blocking(move || handler(&message)).await {
+                            Ok(result) => result,
+                            Err(e) => std::panic::resume_unwind(e.into_panic()),
+                        }
+                    }
+                })
+                .await
+        });
+        *self.run.lock().unwrap() = Some(task);
+    }
+
+    fn send(&self, msg_api: &str, biz_content: &Value) -> Result<ProduceAck, ClientError> {
+        self.runtime
+            .block_on(self.client.send(msg_api, biz_content))
+    }
+
+    fn events(&self) -> Vec<ClientEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn shutdown(&self) {
+        self.runtime.block_on(self.client.shutdown());
+        if let Some(run) = self.run.lock().unwrap().take() {
+            self.runtime.block_on(run).expect("run task").expect("run");
+        }
+    }
+}
+
+conformance_suite!(TokioClient);
