@@ -1,0 +1,409 @@
+//! The task that owns the [`ClientSession`] and the sockets: it feeds every input to the
+//! session and carries out every output (DESIGN: adapters are thin).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alipay_msg_core::client::{
+    ClientEvent, ClientSession, DeliveryId, Event, Message, Outcome, Output, SendError, Transmit,
+};
+use alipay_msg_core::endpoint::Endpoint;
+use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_core::register::RegisterError;
+use async_channel::{Receiver, Sender};
+use async_io::Timer;
+use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use async_tungstenite::{WebSocketReceiver, WebSocketSender};
+use futures_channel::oneshot;
+use futures_lite::future;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+
+use super::Error;
+use crate::runtime::{self, Task, Tasks};
+use crate::transport::{self, BoxIo, Ws};
+
+/// How long the driver waits, when it ends, for the last writer to send its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Requests from [`super::Client`] handles.
+pub(crate) enum Command {
+    Send {
+        msg_api: String,
+        biz_content: String,
+        reply: oneshot::Sender<Result<ProduceAck, SendError>>,
+    },
+    Complete {
+        id: DeliveryId,
+        outcome: Outcome,
+    },
+    Shutdown,
+}
+
+/// What the I/O tasks report, tagged with the attempt or connection they belong to.
+enum Io {
+    HttpData(u64, Vec<u8>),
+    HttpEof(u64),
+    HttpFailed(u64, String),
+    WsOpen(u64, Box<Ws>),
+    WsFailed(u64, String),
+    WsWriteFailed(u64, String),
+}
+
+/// What woke the driver up.
+enum Wake {
+    Deadline,
+    Command(Option<Command>),
+    Io(Io),
+    Frame(Option<Result<WsMessage, WsError>>),
+}
+
+pub(crate) struct Driver {
+    pub(crate) session: ClientSession,
+    pub(crate) commands: Receiver<Command>,
+    pub(crate) deliveries: Sender<Message>,
+    pub(crate) events: async_broadcast::Sender<ClientEvent>,
+    pub(crate) connected: Option<oneshot::Sender<Result<(), Error>>>,
+    pub(crate) fatal: Arc<Mutex<Option<RegisterError>>>,
+    pub(crate) tasks: Tasks,
+}
+
+/// The open connection: the reading half stays here, a writer task owns the other.
+struct Connection {
+    reader: WebSocketReceiver<BoxIo>,
+    writer: Sender<WsMessage>,
+    writer_task: Task<()>,
+}
+
+pub(crate) fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Driver {
+    pub(crate) async fn run(mut self) {
+        let (io_tx, io_rx) = async_channel::bounded::<Io>(64);
+        let mut attempt: u64 = 0;
+        let mut attempt_task: Option<Task<()>> = None;
+        let mut conn: Option<Connection> = None;
+        // Writers of closed connections, still sending their last frames.
+        let mut closing: Vec<Task<()>> = Vec::new();
+        let mut sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>> =
+            HashMap::new();
+        let max_message = self.session.config().frame_limits.max_frame_bytes;
+        loop {
+            // Carry out everything the session asks for, up to its next deadline.
+            let deadline = loop {
+                match self.session.poll_output() {
+                    Output::Transmit(t) => match t {
+                        Transmit::HttpRequest { endpoint, request } => {
+                            attempt += 1;
+                            let (tx, id) = (io_tx.clone(), attempt);
+                            runtime::cancel(&mut attempt_task).await;
+                            attempt_task = Some(self.tasks.spawn(async move {
+                                http_exchange(id, endpoint, request, tx).await;
+                            }));
+                        }
+                        Transmit::WsConnect { endpoint, connect } => {
+                            let (tx, id) = (io_tx.clone(), attempt);
+                            runtime::cancel(&mut attempt_task).await;
+                            attempt_task = Some(self.tasks.spawn(async move {
+                                let result =
+                                    transport::websocket(&endpoint, &connect, max_message).await;
+                                let _ = tx
+                                    .send(match result {
+                                        Ok(ws) => Io::WsOpen(id, Box::new(ws)),
+                                        Err(e) => Io::WsFailed(id, e),
+                                    })
+                                    .await;
+                            }));
+                        }
+                        Transmit::Text(text) => write(&conn, WsMessage::Text(text.into())).await,
+                        Transmit::Ping => write(&conn, WsMessage::Ping(Vec::new().into())).await,
+                        Transmit::Close => {
+                            runtime::cancel(&mut attempt_task).await;
+                            if let Some(c) = conn.take() {
+                                // The writer sends the close frame and ends.
+                                let _ = c.writer.try_send(WsMessage::Close(None));
+                                retire(c, &mut closing);
+                            }
+                        }
+                    },
+                    Output::Event(event) => self.event(event, &mut sends),
+                    Output::Timeout(at) => break Some(at),
+                    Output::Done => break None,
+                }
+            };
+            let Some(deadline) = deadline else { break };
+            let reading = conn.is_some() && self.session.wants_read();
+            // Timestamps the session signs follow the wall clock, adjustments included.
+            self.session.update_wall_clock(Instant::now(), unix_ms());
+            let wake = {
+                let commands = &self.commands;
+                let conn = &mut conn;
+                let timer = async {
+                    Timer::at(deadline).await;
+                    Wake::Deadline
+                };
+                let command = async { Wake::Command(commands.recv().await.ok()) };
+                let io = async {
+                    match io_rx.recv().await {
+                        Ok(io) => Wake::Io(io),
+                        // The driver holds a sender: the channel never closes.
+                        Err(_) => future::pending().await,
+                    }
+                };
+                let frame = async {
+                    match conn {
+                        Some(c) if reading => Wake::Frame(c.reader.next().await),
+                        _ => future::pending().await,
+                    }
+                };
+                // Like `tokio::select!`: whichever is ready, in random order.
+                future::race(future::race(timer, command), future::race(io, frame)).await
+            };
+            let now = Instant::now();
+            match wake {
+                Wake::Deadline => self.session.handle_timeout(now),
+                Wake::Command(command) => match command {
+                    Some(Command::Send {
+                        msg_api,
+                        biz_content,
+                        reply,
+                    }) => match self.session.send(&msg_api, &biz_content, now) {
+                        Ok(stream_id) => {
+                            sends.insert(stream_id, reply);
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
+                    Some(Command::Complete { id, outcome }) => {
+                        // A completion for a delivery the session no longer tracks (after a
+                        // shutdown timeout) has nothing left to do.
+                        let _ = self.session.complete(id, outcome, now);
+                    }
+                    Some(Command::Shutdown) | None => self.session.shutdown(now),
+                },
+                Wake::Io(io) => match io {
+                    Io::HttpData(id, data) if id == attempt => {
+                        self.session.handle_http_data(&data, now);
+                    }
+                    Io::HttpEof(id) if id == attempt => self.session.handle_http_eof(now),
+                    Io::HttpFailed(id, e) if id == attempt => {
+                        self.session.handle_http_failed(&e, now);
+                    }
+                    Io::WsOpen(id, ws) if id == attempt => {
+                        let (sink, reader) = (*ws).split();
+                        let (writer, writer_task) =
+                            spawn_writer(&self.tasks, sink, io_tx.clone(), id);
+                        conn = Some(Connection {
+                            reader,
+                            writer,
+                            writer_task,
+                        });
+                        self.session.update_wall_clock(now, unix_ms());
+                        self.session.handle_ws_open(now);
+                    }
+                    Io::WsFailed(id, e) if id == attempt => self.session.handle_ws_failed(&e, now),
+                    Io::WsWriteFailed(id, e) if id == attempt && conn.is_some() => {
+                        if let Some(c) = conn.take() {
+                            retire(c, &mut closing);
+                        }
+                        self.session.handle_ws_closed(&e, now);
+                    }
+                    _ => {} // from an abandoned attempt or connection
+                },
+                Wake::Frame(frame) => match frame {
+                    Some(Ok(WsMessage::Text(text))) => self.session.handle_text(text.as_str(), now),
+                    Some(Ok(WsMessage::Pong(_))) => self.session.handle_pong(now),
+                    // tungstenite answers pings itself; binary frames are not part of the
+                    // protocol.
+                    Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {}
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        if let Some(c) = conn.take() {
+                            retire(c, &mut closing);
+                        }
+                        let reason = frame.map_or_else(
+                            || "closed by the platform".to_owned(),
+                            |f| format!("closed by the platform: {} {}", f.code, f.reason),
+                        );
+                        self.session.handle_ws_closed(&reason, now);
+                    }
+                    Some(Err(e)) => {
+                        if let Some(c) = conn.take() {
+                            retire(c, &mut closing);
+                        }
+                        self.session.handle_ws_closed(&e.to_string(), now);
+                    }
+                    None => {
+                        if let Some(c) = conn.take() {
+                            retire(c, &mut closing);
+                        }
+                        self.session.handle_ws_closed("connection closed", now);
+                    }
+                },
+            }
+        }
+        runtime::cancel(&mut attempt_task).await;
+        if let Some(c) = conn.take() {
+            let _ = c.writer.try_send(WsMessage::Close(None));
+            retire(c, &mut closing);
+        }
+        for reply in sends.into_values() {
+            let _ = reply.send(Err(SendError::ConnectionLost));
+        }
+        // Give the writers a moment to send their close frames; none outlives the driver.
+        let grace = Instant::now() + CLOSE_GRACE;
+        for mut writer in closing {
+            let ended = future::or(
+                async {
+                    (&mut writer).await;
+                    true
+                },
+                async {
+                    Timer::at(grace).await;
+                    false
+                },
+            )
+            .await;
+            if !ended {
+                writer.cancel().await;
+            }
+        }
+    }
+
+    fn event(
+        &mut self,
+        event: Event,
+        sends: &mut HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>>,
+    ) {
+        let public = match event {
+            Event::Message(delivery) => {
+                let id = delivery.id;
+                if let Err(e) = self.deliveries.try_send(Message::new(delivery)) {
+                    // The session admits at most `max_in_flight` deliveries and the
+                    // channel holds that many, so this happens only when nobody is
+                    // receiving any more (shutting down): the platform redelivers.
+                    let reason = format!("no receiver: {e}");
+                    let _ = self
+                        .session
+                        .complete(id, Outcome::Failure(reason), Instant::now());
+                }
+                return;
+            }
+            Event::ProduceAck { stream_id, result } => {
+                if let Some(reply) = sends.remove(&stream_id) {
+                    let _ = reply.send(result);
+                }
+                return;
+            }
+            Event::Connected => {
+                tracing::info!("connected");
+                if let Some(tx) = self.connected.take() {
+                    let _ = tx.send(Ok(()));
+                }
+                ClientEvent::Connected
+            }
+            Event::Fatal(error) => {
+                tracing::error!(%error, "the platform refused the configuration");
+                if let Ok(mut fatal) = self.fatal.lock() {
+                    *fatal = Some(error.clone());
+                }
+                if let Some(tx) = self.connected.take() {
+                    let _ = tx.send(Err(Error::Refused(error.clone())));
+                }
+                ClientEvent::Fatal(error.to_string())
+            }
+            other => match ClientEvent::from_event(&other) {
+                Some(event) => {
+                    tracing::debug!(%event);
+                    event
+                }
+                None => return,
+            },
+        };
+        // Nobody listening is fine; a subscriber that lags loses the oldest events.
+        let _ = self.events.try_broadcast(public);
+    }
+}
+
+/// Lets go of a connection: its reader is dropped, and its writer task, which ends once
+/// it has sent what it was given, is kept so that the driver can wait for it at the end.
+fn retire(conn: Connection, closing: &mut Vec<Task<()>>) {
+    closing.retain(|task| !task.is_finished());
+    closing.push(conn.writer_task);
+}
+
+async fn write(conn: &Option<Connection>, message: WsMessage) {
+    if let Some(c) = conn {
+        // A closed writer reports the failure itself (Io::WsWriteFailed).
+        let _ = c.writer.send(message).await;
+    }
+}
+
+/// Writes frames in order on its own task, so that a slow peer never stops the driver
+/// from reading.
+fn spawn_writer(
+    tasks: &Tasks,
+    sink: WebSocketSender<BoxIo>,
+    io: Sender<Io>,
+    id: u64,
+) -> (Sender<WsMessage>, Task<()>) {
+    let (tx, rx) = async_channel::bounded::<WsMessage>(256);
+    let task = tasks.spawn(async move {
+        while let Ok(message) = rx.recv().await {
+            let closing = matches!(message, WsMessage::Close(_));
+            if let Err(e) = sink.send(message).await {
+                let _ = io.send(Io::WsWriteFailed(id, e.to_string())).await;
+                return;
+            }
+            if closing {
+                return;
+            }
+        }
+        // The driver let go of the connection without a close frame: send one.
+        let _ = sink.close(None).await;
+    });
+    (tx, task)
+}
+
+/// One `register.do` exchange: connect, write the request, stream the answer back.
+async fn http_exchange(id: u64, endpoint: Endpoint, request: Vec<u8>, tx: Sender<Io>) {
+    let mut io = match transport::connect(&endpoint).await {
+        Ok(io) => io,
+        Err(e) => {
+            let _ = tx
+                .send(Io::HttpFailed(id, format!("connect {endpoint}: {e}")))
+                .await;
+            return;
+        }
+    };
+    if let Err(e) = io.write_all(&request).await {
+        let _ = tx.send(Io::HttpFailed(id, format!("write: {e}"))).await;
+        return;
+    }
+    if let Err(e) = io.flush().await {
+        let _ = tx.send(Io::HttpFailed(id, format!("write: {e}"))).await;
+        return;
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match io.read(&mut buf).await {
+            Ok(0) => {
+                let _ = tx.send(Io::HttpEof(id)).await;
+                return;
+            }
+            Ok(n) => {
+                if tx.send(Io::HttpData(id, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Io::HttpFailed(id, format!("read: {e}"))).await;
+                return;
+            }
+        }
+    }
+}

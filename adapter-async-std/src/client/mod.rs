@@ -1,0 +1,341 @@
+//! The async-std client: [`Client::connect`], [`Client::run`], [`Client::deliveries`],
+//! [`Client::send`], [`Client::events`], [`Client::shutdown`].
+
+mod driver;
+mod events;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use alipay_msg_core::client::{ClientConfig, ClientSession, Outcome};
+use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_core::register::RegisterError;
+use async_channel::{Receiver, Sender};
+use futures_channel::oneshot;
+use futures_lite::{FutureExt, Stream};
+
+pub use alipay_msg_core::client::{ClientError, ClientEvent, Message};
+pub use events::Events;
+
+use crate::runtime::{Task, Tasks};
+use driver::{Command, Driver};
+
+/// Why a client call failed (the same type on every runtime).
+pub type Error = ClientError;
+
+/// Events kept for a subscriber that is not reading; past that the oldest are dropped.
+const EVENT_CAPACITY: usize = 1024;
+
+/// A connected client. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Client {
+    commands: Sender<Command>,
+    deliveries: Mutex<Option<Receiver<Message>>>,
+    events: async_broadcast::Sender<ClientEvent>,
+    /// Keeps the event channel open while nobody subscribes; makes subscribers.
+    subscribers: async_broadcast::InactiveReceiver<ClientEvent>,
+    driver: Mutex<Option<Task<()>>>,
+    /// Set by [`Client::run`]: closes when `run` returns, after its last handler.
+    handlers_done: Mutex<Option<Receiver<()>>>,
+    /// The platform's refusal, when it stopped the client after connecting.
+    fatal: Arc<Mutex<Option<RegisterError>>>,
+    max_in_flight: usize,
+    tasks: Tasks,
+}
+
+/// Locks `mutex`. Nothing panics while holding one of the client's locks (each guards a
+/// `take`, a `clone` or a store), so a poisoned lock cannot happen; were it to, the
+/// data inside is still consistent, and it is used as it is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Client {
+    /// Validates `config`, connects, and returns once the first connection is open.
+    ///
+    /// Misconfigurations the client can see (keys, certificates, app id) fail at once
+    /// with [`Error::Config`]; those only the platform can see (it refuses the
+    /// signature, app id or certificate) fail with [`Error::Refused`] after the first
+    /// register. Network failures are retried with backoff for as long as it takes:
+    /// wrap the call in a timeout (`async_std::future::timeout`) to bound the wait;
+    /// dropping the future stops the attempts.
+    pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        let max_in_flight = config.max_in_flight;
+        let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
+        let rng = Box::new(
+            <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(seed),
+        );
+        let session = ClientSession::new(config, rng, Instant::now(), driver::unix_ms())?;
+        let (commands, command_rx) = async_channel::bounded(1024);
+        let (delivery_tx, delivery_rx) = async_channel::bounded(max_in_flight);
+        let (mut events, subscribers) = async_broadcast::broadcast(EVENT_CAPACITY);
+        events.set_overflow(true);
+        let subscribers = subscribers.deactivate();
+        let (connected_tx, connected_rx) = oneshot::channel();
+        let fatal = Arc::new(Mutex::new(None));
+        let tasks = Tasks::default();
+        let driver = tasks.spawn(
+            Driver {
+                session,
+                commands: command_rx,
+                deliveries: delivery_tx,
+                events: events.clone(),
+                connected: Some(connected_tx),
+                fatal: fatal.clone(),
+                tasks: tasks.clone(),
+            }
+            .run(),
+        );
+        match connected_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                driver.await;
+                return Err(e);
+            }
+            Err(_) => return Err(Error::Closed),
+        }
+        Ok(Client {
+            commands,
+            deliveries: Mutex::new(Some(delivery_rx)),
+            events,
+            subscribers,
+            driver: Mutex::new(Some(driver)),
+            handlers_done: Mutex::new(None),
+            fatal,
+            max_in_flight,
+            tasks,
+        })
+    }
+
+    /// Runs `handler` for every verified message until the client shuts down, at most
+    /// `max_in_flight` at a time, each on its own task. `Ok` acks SUCCESS; `Err` or a
+    /// panic acks FAIL (and emits [`ClientEvent::HandlerFailed`]) and the platform
+    /// delivers the message again later. Returns after shutdown, once every handler
+    /// has finished; returns [`Error::Refused`] when the platform refused the
+    /// configuration on a reconnect.
+    pub async fn run<F, Fut, E>(&self, handler: F) -> Result<(), Error>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let deliveries = self.take_deliveries()?;
+        // `done` closes when this function returns (or its future is dropped).
+        let (done, done_rx) = async_channel::bounded::<()>(1);
+        *lock(&self.handlers_done) = Some(done_rx);
+        let handler = Arc::new(handler);
+        let limit = Arc::new(async_lock::Semaphore::new(self.max_in_flight));
+        let mut running: Vec<Task<()>> = Vec::new();
+        while let Ok(message) = deliveries.recv().await {
+            let permit = limit.acquire_arc().await;
+            let (handler, commands, events) =
+                (handler.clone(), self.commands.clone(), self.events.clone());
+            running.retain(|task| !task.is_finished());
+            running.push(self.tasks.spawn(async move {
+                let id = message.delivery_id();
+                let msg_id = message.msg_id().to_owned();
+                let result = std::panic::AssertUnwindSafe(handler(message))
+                    .catch_unwind()
+                    .await;
+                let outcome = match result {
+                    Ok(Ok(())) => Outcome::Success,
+                    Ok(Err(e)) => Outcome::Failure(e.to_string()),
+                    Err(panic) => Outcome::Failure(panic_message(&panic)),
+                };
+                if let Outcome::Failure(error) = &outcome {
+                    tracing::warn!(%msg_id, %error, "handler failed; acking FAIL");
+                    let _ = events.try_broadcast(ClientEvent::HandlerFailed {
+                        msg_id,
+                        error: error.clone(),
+                    });
+                }
+                let _ = commands.send(Command::Complete { id, outcome }).await;
+                drop(permit);
+            }));
+        }
+        // The driver has ended: let the handlers still running finish.
+        for task in running {
+            task.await;
+        }
+        drop(done);
+        match lock(&self.fatal).clone() {
+            Some(error) => Err(Error::Refused(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// The verified messages as a stream of [`Incoming`], for callers who prefer
+    /// pulling to [`Client::run`]. Each must be answered with [`Incoming::ack`] or
+    /// [`Incoming::fail`]; dropping one unanswered answers FAIL.
+    pub fn deliveries(&self) -> Result<Deliveries, Error> {
+        Ok(Deliveries {
+            receiver: Box::pin(self.take_deliveries()?),
+            commands: self.commands.clone(),
+            tasks: self.tasks.clone(),
+        })
+    }
+
+    fn take_deliveries(&self) -> Result<Receiver<Message>, Error> {
+        lock(&self.deliveries).take().ok_or(Error::AlreadyConsuming)
+    }
+
+    /// Sends a message to the platform (PRODUCE) and waits for its PRODUCE_ACK.
+    /// `biz_content` must serialise to a JSON object.
+    pub async fn send(
+        &self,
+        msg_api: &str,
+        biz_content: &impl serde::Serialize,
+    ) -> Result<ProduceAck, Error> {
+        let biz_content = serde_json::to_string(biz_content)?;
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                msg_api: msg_api.to_owned(),
+                biz_content,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(answer.await.map_err(|_| Error::Closed)??)
+    }
+
+    /// Connection state changes, rejections, duplicates, handler failures, from now on.
+    /// Each subscriber holds up to 1024 events; one that lags loses the oldest.
+    pub fn events(&self) -> Events {
+        Events::new(self.subscribers.activate_cloned())
+    }
+
+    /// Stops taking new messages, lets the handlers in flight finish and their acks go
+    /// out (up to `shutdown_timeout`), closes the connection and waits for every task of
+    /// the client to end. Afterwards [`Events::recv`] returns `None` once a subscriber
+    /// has read what is left.
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+        let driver = lock(&self.driver).take();
+        if let Some(driver) = driver {
+            driver.await;
+        }
+        let done = lock(&self.handlers_done).clone();
+        if let Some(done) = done {
+            // Nothing is ever sent: this returns when `run` has returned.
+            let _ = done.recv().await;
+        }
+        self.events.close();
+    }
+
+    /// This client's tasks that have not ended: the driver, socket, writer and handler
+    /// tasks. Zero once [`Client::shutdown`] has returned. For tests.
+    #[doc(hidden)]
+    pub fn live_tasks(&self) -> usize {
+        self.tasks.live()
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".to_owned());
+    format!("handler panicked: {text}")
+}
+
+/// A stream of verified messages ([`Client::deliveries`]).
+pub struct Deliveries {
+    receiver: Pin<Box<Receiver<Message>>>,
+    commands: Sender<Command>,
+    tasks: Tasks,
+}
+
+impl Deliveries {
+    /// The next message; `None` once the client has shut down.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        let message = self.receiver.recv().await.ok()?;
+        Some(self.incoming(message))
+    }
+
+    fn incoming(&self, message: Message) -> Incoming {
+        Incoming {
+            message,
+            commands: Some(self.commands.clone()),
+            tasks: self.tasks.clone(),
+        }
+    }
+}
+
+impl Stream for Deliveries {
+    type Item = Incoming;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Incoming>> {
+        self.receiver
+            .as_mut()
+            .poll_next(cx)
+            .map(|m| m.map(|message| self.incoming(message)))
+    }
+}
+
+/// A message from [`Deliveries`], to be answered.
+pub struct Incoming {
+    message: Message,
+    commands: Option<Sender<Command>>,
+    tasks: Tasks,
+}
+
+impl Incoming {
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Handled: ack SUCCESS.
+    pub async fn ack(mut self) {
+        self.finish(Outcome::Success).await;
+    }
+
+    /// Not handled: ack FAIL; the platform delivers it again later.
+    pub async fn fail(mut self, reason: impl Into<String>) {
+        self.finish(Outcome::Failure(reason.into())).await;
+    }
+
+    async fn finish(&mut self, outcome: Outcome) {
+        if let Some(commands) = self.commands.take() {
+            let _ = commands
+                .send(Command::Complete {
+                    id: self.message.delivery_id(),
+                    outcome,
+                })
+                .await;
+        }
+    }
+}
+
+impl std::ops::Deref for Incoming {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(commands) = self.commands.take() {
+            let id = self.message.delivery_id();
+            let outcome = Outcome::Failure("dropped without an answer".to_owned());
+            if let Err(async_channel::TrySendError::Full(command)) =
+                commands.try_send(Command::Complete { id, outcome })
+            {
+                // The command queue is full: finish on a task of the client. (When it is
+                // closed the client is gone and the platform redelivers.)
+                self.tasks
+                    .spawn(async move {
+                        let _ = commands.send(command).await;
+                    })
+                    .detach();
+            }
+        }
+    }
+}
