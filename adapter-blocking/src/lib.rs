@@ -1,1 +1,551 @@
+//! The `alipay-msg` client on plain threads: no async runtime.
+//!
+//! ```no_run
+//! use alipay_msg_blocking::{Client, ClientConfig, Credentials};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let credentials = Credentials::public_key(
+//!     &std::fs::read_to_string("app_private_key.pem")?,
+//!     &std::fs::read_to_string("alipay_public_key.pem")?,
+//! )?;
+//! let client = Client::connect(ClientConfig::new("2021000000000001", credentials))?;
+//! client.run(|msg| {
+//!     println!("{} {}", msg.msg_api(), msg.biz_content());
+//!     Ok::<(), std::io::Error>(()) // Ok acks SUCCESS; Err or a panic acks FAIL
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Threads
+//!
+//! - `alipay-msg-io`: owns the socket and the protocol state machine
+//!   ([`alipay_msg_core::client::ClientSession`]); every read and write happens here.
+//! - `alipay-msg-connect`: one short-lived thread per connect attempt (`register.do`
+//!   and the websocket upgrade), so a slow platform never blocks the I/O thread.
+//! - `alipay-msg-handler-N`: the handler pool of [`Client::run`] ([`PoolConfig`]).
+//!
+//! [`Client::shutdown`] joins all of them: no thread of the client outlives it.
+//!
+//! # Backpressure
+//!
+//! At most `max_in_flight` (default 64) deliveries await their handler's answer; at
+//! that point the I/O thread stops reading the socket and the platform holds further
+//! messages until handlers finish. Nothing is dropped.
+//!
+//! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+mod events;
+mod io_thread;
+mod pool;
+mod transport;
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use alipay_msg_core::client::{ClientSession, Outcome};
+
+pub use alipay_msg_core as core;
+pub use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent, Credentials, Message};
+pub use alipay_msg_core::produce_ack::ProduceAck;
+pub use events::{Events, EVENT_QUEUE};
+pub use pool::PoolConfig;
+
+use io_thread::{Input, IoThread, Shared};
+use pool::Pool;
+
+/// Why a client call failed (the same type on every runtime).
+pub type Error = ClientError;
+
+/// Locks `mutex`, recovering from poisoning: no lock of this crate is held while
+/// application code runs, so a poisoned lock still holds consistent data.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// The client whose handler pool this thread belongs to (0: none).
+    static HANDLER_OF: Cell<u64> = const { Cell::new(0) };
+}
+
+pub(crate) fn mark_handler_thread(client_id: u64) {
+    HANDLER_OF.with(|c| c.set(client_id));
+}
+
+fn on_handler_thread_of(client_id: u64) -> bool {
+    HANDLER_OF.with(Cell::get) == client_id
+}
+
+/// Numbers clients, to recognise their handler threads.
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A connected client. Share it between threads behind an `Arc`: every method takes
+/// `&self`. Dropping it shuts it down and waits, as [`Client::shutdown`] does (except
+/// when the last handle is dropped on one of its own handler threads: then the
+/// shutdown starts and the threads end on their own).
+pub struct Client {
+    id: u64,
+    inputs: Sender<Input>,
+    deliveries: Mutex<Option<Receiver<Message>>>,
+    events: Arc<events::EventHub>,
+    io: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+    pool_config: PoolConfig,
+    pool: Mutex<PoolSlot>,
+}
+
+/// The handler pool of [`Client::run`], once there is one.
+enum PoolSlot {
+    NotStarted,
+    Running(Arc<Pool>),
+    /// [`Client::shutdown`] ran: no pool may start any more.
+    Closed,
+}
+
+impl Client {
+    /// Validates `config`, connects, and returns once the first connection is open,
+    /// with the default [`PoolConfig`].
+    ///
+    /// Misconfigurations the client can see (keys, certificates, app id) fail at once
+    /// with [`Error::Config`]; those only the platform can see (it refuses the
+    /// signature, app id or certificate) fail with [`Error::Refused`] after the first
+    /// register. Network failures are retried with backoff for as long as it takes
+    /// (each attempt is bounded by `config.connect_timeout`): use
+    /// [`Client::connect_timeout`] to bound the wait.
+    pub fn connect(config: ClientConfig) -> Result<Client, Error> {
+        Client::start(config, PoolConfig::default(), None)
+    }
+
+    /// [`Client::connect`], giving up after `timeout` with [`Error::Io`] (which names
+    /// the last reason a connection attempt failed). The client started for the
+    /// attempt is shut down before this returns.
+    pub fn connect_timeout(config: ClientConfig, timeout: Duration) -> Result<Client, Error> {
+        Client::start(config, PoolConfig::default(), Some(timeout))
+    }
+
+    /// [`Client::connect`] with a handler pool of the given size for [`Client::run`].
+    pub fn connect_with(config: ClientConfig, pool: PoolConfig) -> Result<Client, Error> {
+        Client::start(config, pool, None)
+    }
+
+    /// [`Client::connect_with`] with the time limit of [`Client::connect_timeout`].
+    pub fn connect_with_timeout(
+        config: ClientConfig,
+        pool: PoolConfig,
+        timeout: Duration,
+    ) -> Result<Client, Error> {
+        Client::start(config, pool, Some(timeout))
+    }
+
+    fn start(
+        config: ClientConfig,
+        pool_config: PoolConfig,
+        timeout: Option<Duration>,
+    ) -> Result<Client, Error> {
+        let started = Instant::now();
+        let max_in_flight = config.max_in_flight;
+        let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
+        let rng = Box::new(
+            <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(seed),
+        );
+        let session = ClientSession::new(config, rng, started, io_thread::unix_ms())?;
+        let (inputs, input_rx) = mpsc::channel();
+        let (delivery_tx, delivery_rx) = mpsc::sync_channel(max_in_flight);
+        let (connected_tx, connected_rx) = mpsc::sync_channel(1);
+        let events = Arc::new(events::EventHub::default());
+        let shared = Arc::new(Shared::default());
+        let io = IoThread::new(
+            session,
+            input_rx,
+            inputs.clone(),
+            delivery_tx,
+            events.clone(),
+            connected_tx,
+            shared.clone(),
+        );
+        let io = std::thread::Builder::new()
+            .name("alipay-msg-io".to_owned())
+            .spawn(move || io.run())
+            .map_err(|e| Error::Io(format!("could not start the I/O thread: {e}")))?;
+        let client = Client {
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            inputs,
+            deliveries: Mutex::new(Some(delivery_rx)),
+            events,
+            io: Mutex::new(Some(io)),
+            shared,
+            pool_config,
+            pool: Mutex::new(PoolSlot::NotStarted),
+        };
+        let answer = match timeout {
+            None => connected_rx
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+            Some(timeout) => connected_rx.recv_timeout(timeout.saturating_sub(started.elapsed())),
+        };
+        match answer {
+            Ok(Ok(())) => Ok(client),
+            Ok(Err(e)) => {
+                client.shutdown();
+                Err(e)
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                client.shutdown();
+                let last = lock(&client.shared.last_disconnect).clone();
+                Err(Error::Io(match (timeout, last) {
+                    (Some(t), Some(last)) => format!("not connected within {t:?}; last: {last}"),
+                    (t, _) => format!("not connected within {t:?}"),
+                }))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                client.shutdown();
+                Err(Error::Closed)
+            }
+        }
+    }
+
+    /// Runs `handler` for every verified message until the client shuts down, on the
+    /// handler pool ([`PoolConfig`]). `Ok` acks SUCCESS; `Err` or a panic acks FAIL
+    /// (and publishes [`ClientEvent::HandlerFailed`]); the platform delivers a failed
+    /// message again later.
+    ///
+    /// Blocks the calling thread, which hands messages to the pool. Returns after
+    /// shutdown, once every handler has finished and every handler thread has been
+    /// joined; returns [`Error::Refused`] when the platform refused the configuration
+    /// on a reconnect, [`Error::AlreadyConsuming`] when `run` or
+    /// [`Client::deliveries`] was called before.
+    pub fn run<F, E>(&self, handler: F) -> Result<(), Error>
+    where
+        F: Fn(Message) -> Result<(), E> + Send + Sync + 'static,
+        E: std::fmt::Display,
+    {
+        let deliveries = self.take_deliveries()?;
+        let pool = {
+            let mut slot = lock(&self.pool);
+            match &*slot {
+                PoolSlot::Closed => return self.outcome(),
+                PoolSlot::Running(_) => return Err(Error::AlreadyConsuming),
+                PoolSlot::NotStarted => {}
+            }
+            let pool = Pool::new(self.pool_config, self.id);
+            *slot = PoolSlot::Running(pool.clone());
+            pool
+        };
+        let handler = Arc::new(handler);
+        while let Ok(message) = deliveries.recv() {
+            if self.shared.finished.load(Ordering::SeqCst) {
+                // Buffered messages can no longer be acknowledged: the platform
+                // redelivers them.
+                break;
+            }
+            let (handler, inputs, events) =
+                (handler.clone(), self.inputs.clone(), self.events.clone());
+            let job = Box::new(move || {
+                let id = message.delivery_id();
+                let msg_id = message.msg_id().to_owned();
+                let outcome = match catch_unwind(AssertUnwindSafe(|| handler(message))) {
+                    Ok(Ok(())) => Outcome::Success,
+                    Ok(Err(e)) => Outcome::Failure(e.to_string()),
+                    Err(panic) => Outcome::from_panic(&*panic),
+                };
+                if let Outcome::Failure(error) = &outcome {
+                    tracing::warn!(%msg_id, %error, "handler failed");
+                    events.publish(&ClientEvent::HandlerFailed {
+                        msg_id,
+                        error: error.clone(),
+                    });
+                }
+                // A closed channel: the client has stopped, the platform redelivers.
+                let _ = inputs.send(Input::Complete { id, outcome });
+            });
+            if pool.execute(job).is_err() {
+                // Closed by shutdown, or no thread could be started; the dropped job's
+                // message is redelivered by the platform.
+                tracing::warn!("a message could not be handed to the handler pool");
+            }
+        }
+        drop(deliveries);
+        pool.join();
+        self.outcome()
+    }
+
+    /// `Err(Refused)` when the platform stopped the client.
+    fn outcome(&self) -> Result<(), Error> {
+        match lock(&self.shared.fatal).clone() {
+            Some(error) => Err(Error::Refused(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// The verified messages as a blocking iterator of [`Incoming`], for callers who
+    /// prefer pulling to [`Client::run`]. Each must be answered with [`Incoming::ack`]
+    /// or [`Incoming::fail`]; dropping one unanswered answers FAIL. At most
+    /// `max_in_flight` may be unanswered at once: then no more arrive.
+    pub fn deliveries(&self) -> Result<Deliveries, Error> {
+        Ok(Deliveries {
+            receiver: self.take_deliveries()?,
+            inputs: self.inputs.clone(),
+            shared: self.shared.clone(),
+        })
+    }
+
+    fn take_deliveries(&self) -> Result<Receiver<Message>, Error> {
+        lock(&self.deliveries).take().ok_or(Error::AlreadyConsuming)
+    }
+
+    /// Sends a message to the platform (PRODUCE) and waits for its PRODUCE_ACK, at
+    /// most the configured `send_timeout`. `biz_content` must serialise to a JSON
+    /// object.
+    pub fn send(
+        &self,
+        msg_api: &str,
+        biz_content: &impl serde::Serialize,
+    ) -> Result<ProduceAck, Error> {
+        let biz_content = serde_json::to_string(biz_content)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.inputs
+            .send(Input::Send {
+                msg_api: msg_api.to_owned(),
+                biz_content,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        Ok(answer.recv().map_err(|_| Error::Closed)??)
+    }
+
+    /// A new subscription to connection changes, rejections, duplicates, handler
+    /// failures and shutdown. Each subscriber keeps up to [`EVENT_QUEUE`] events; a
+    /// slower one loses its oldest ([`Events::missed`]).
+    pub fn events(&self) -> Events {
+        self.events.subscribe()
+    }
+
+    /// Handler threads of [`Client::run`] alive now (0 before `run` and after
+    /// shutdown).
+    pub fn handler_threads(&self) -> usize {
+        match &*lock(&self.pool) {
+            PoolSlot::Running(pool) => pool.threads(),
+            _ => 0,
+        }
+    }
+
+    /// The most handler threads that ran at once so far (at most
+    /// [`PoolConfig::max_threads`]).
+    pub fn peak_handler_threads(&self) -> usize {
+        match &*lock(&self.pool) {
+            PoolSlot::Running(pool) => pool.peak_threads(),
+            _ => 0,
+        }
+    }
+
+    /// Stops taking new messages, lets the handlers in flight finish and their acks go
+    /// out (up to `shutdown_timeout`), closes the connection, and joins every thread of
+    /// the client: the I/O thread, connect threads and all handler threads. Calling it
+    /// again (or concurrently) waits for the same end.
+    ///
+    /// Called from one of this client's own handlers, it only starts the shutdown and
+    /// returns (a thread cannot join itself); [`Client::run`] returns once it is done.
+    pub fn shutdown(&self) {
+        let _ = self.inputs.send(Input::Shutdown);
+        if on_handler_thread_of(self.id) {
+            return;
+        }
+        {
+            let mut io = lock(&self.io);
+            if let Some(handle) = io.take() {
+                let _ = handle.join();
+            }
+        }
+        let pool = match std::mem::replace(&mut *lock(&self.pool), PoolSlot::Closed) {
+            PoolSlot::Running(pool) => Some(pool),
+            _ => None,
+        };
+        if let Some(pool) = pool {
+            pool.join();
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("pool", &self.pool_config)
+            .field("finished", &self.shared.finished.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The verified messages as a blocking iterator ([`Client::deliveries`]). It ends when
+/// the client has shut down.
+pub struct Deliveries {
+    receiver: Receiver<Message>,
+    inputs: Sender<Input>,
+    shared: Arc<Shared>,
+}
+
+impl Deliveries {
+    /// The next message, waiting at most `timeout`. `Err(Disconnected)` once the
+    /// client has shut down.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Incoming, RecvTimeoutError> {
+        let message = self.receiver.recv_timeout(timeout)?;
+        self.incoming(message).ok_or(RecvTimeoutError::Disconnected)
+    }
+
+    fn incoming(&self, message: Message) -> Option<Incoming> {
+        if self.shared.finished.load(Ordering::SeqCst) {
+            // Buffered, but no longer acknowledgeable: the platform redelivers it.
+            return None;
+        }
+        Some(Incoming {
+            message,
+            inputs: Some(self.inputs.clone()),
+        })
+    }
+}
+
+impl Iterator for Deliveries {
+    type Item = Incoming;
+
+    /// The next message, waiting as long as it takes; `None` once the client has shut
+    /// down.
+    fn next(&mut self) -> Option<Incoming> {
+        let message = self.receiver.recv().ok()?;
+        self.incoming(message)
+    }
+}
+
+impl std::fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliveries").finish_non_exhaustive()
+    }
+}
+
+/// A message from [`Deliveries`], to be answered. Derefs to [`Message`].
+pub struct Incoming {
+    message: Message,
+    inputs: Option<Sender<Input>>,
+}
+
+impl Incoming {
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Handled: ack SUCCESS.
+    pub fn ack(mut self) {
+        self.finish(Outcome::Success);
+    }
+
+    /// Not handled: ack FAIL; the platform delivers it again later.
+    pub fn fail(mut self, reason: impl Into<String>) {
+        self.finish(Outcome::Failure(reason.into()));
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if let Some(inputs) = self.inputs.take() {
+            // A closed channel: the client has stopped, the platform redelivers.
+            let _ = inputs.send(Input::Complete {
+                id: self.message.delivery_id(),
+                outcome,
+            });
+        }
+    }
+}
+
+impl std::ops::Deref for Incoming {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        &self.message
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.finish(Outcome::Failure("dropped without an answer".to_owned()));
+    }
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("message", &self.message)
+            .field("answered", &self.inputs.is_none())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn client_is_send_and_sync() {
+        assert_send_sync::<Client>();
+        assert_send_sync::<PoolConfig>();
+        fn assert_send<T: Send>() {}
+        assert_send::<Incoming>();
+        assert_send::<Deliveries>();
+        assert_send::<Events>();
+    }
+
+    #[test]
+    fn a_bad_key_fails_at_once() {
+        let error = Credentials::public_key("not a key", "neither").unwrap_err();
+        let error = Error::from(error);
+        assert!(matches!(error, Error::Config(_)), "{error}");
+    }
+
+    #[test]
+    fn a_bad_app_id_fails_connect_at_once() {
+        let credentials = Credentials::public_key(
+            include_str!("../../testdata/vectors/keys/app_private_pkcs1.pem"),
+            include_str!("../../testdata/vectors/keys/alipay_public.pem"),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let error = Client::connect(ClientConfig::new("not-digits", credentials)).unwrap_err();
+        assert!(matches!(error, Error::Config(_)), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn connect_timeout_gives_up_and_joins() {
+        let credentials = Credentials::public_key(
+            include_str!("../../testdata/vectors/keys/app_private_pkcs1.pem"),
+            include_str!("../../testdata/vectors/keys/alipay_public.pem"),
+        )
+        .unwrap();
+        // A port nobody listens on: every attempt is refused, and retried.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = ClientConfig::new("2021000000000001", credentials);
+        config.endpoint = alipay_msg_core::endpoint::Endpoint::plain("127.0.0.1", port);
+        let started = Instant::now();
+        let error = Client::connect_timeout(config, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            matches!(&error, Error::Io(text) if text.contains("not connected within")),
+            "{error}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

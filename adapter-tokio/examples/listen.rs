@@ -18,7 +18,9 @@ use alipay_msg_tokio::{Client, ClientConfig, Credentials};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [app_id, private_key, public_key, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: listen-tokio APP_ID APP_PRIVATE_KEY_FILE ALIPAY_PUBLIC_KEY_FILE [ENDPOINT]");
+        eprintln!(
+            "usage: listen-tokio APP_ID APP_PRIVATE_KEY_FILE ALIPAY_PUBLIC_KEY_FILE [ENDPOINT]"
+        );
         std::process::exit(2);
     };
     let credentials = Credentials::public_key(
@@ -38,7 +40,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     let ack = client
-        .send("alipay.open.app.openbizmock.message.send", &serde_json::json!({"shop_id": "1001"}))
+        .send(
+            "alipay.open.app.openbizmock.message.send",
+            &serde_json::json!({"shop_id": "1001"}),
+        )
         .await?;
     eprintln!("PRODUCE_ACK: {ack}");
 

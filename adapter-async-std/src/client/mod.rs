@@ -144,7 +144,7 @@ impl Client {
                 let outcome = match result {
                     Ok(Ok(())) => Outcome::Success,
                     Ok(Err(e)) => Outcome::Failure(e.to_string()),
-                    Err(panic) => Outcome::Failure(panic_message(&panic)),
+                    Err(panic) => Outcome::from_panic(&*panic),
                 };
                 if let Outcome::Failure(error) = &outcome {
                     tracing::warn!(%msg_id, %error, "handler failed; acking FAIL");
@@ -233,15 +233,6 @@ impl Client {
     pub fn live_tasks(&self) -> usize {
         self.tasks.live()
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic".to_owned());
-    format!("handler panicked: {text}")
 }
 
 /// A stream of verified messages ([`Client::deliveries`]).

@@ -115,7 +115,7 @@ impl Client {
                 let outcome = match result {
                     Ok(Ok(())) => Outcome::Success,
                     Ok(Err(e)) => Outcome::Failure(e.to_string()),
-                    Err(panic) => Outcome::Failure(panic_message(&panic)),
+                    Err(panic) => Outcome::from_panic(&*panic),
                 };
                 if let Outcome::Failure(error) = &outcome {
                     let _ = events.send(ClientEvent::HandlerFailed {
@@ -197,15 +197,6 @@ impl Client {
             let _ = done.wait_for(|finished| *finished).await;
         }
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic".to_owned());
-    format!("handler panicked: {text}")
 }
 
 /// A stream of verified messages ([`Client::deliveries`]).

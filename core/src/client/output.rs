@@ -104,6 +104,25 @@ pub enum Outcome {
     Failure(String),
 }
 
+impl Outcome {
+    /// The failure of a handler that panicked, with the panic's message (adapters catch
+    /// handler panics and answer FAIL).
+    ///
+    /// ```
+    /// use alipay_msg_core::client::Outcome;
+    /// let payload = std::panic::catch_unwind(|| panic!("boom")).unwrap_err();
+    /// assert_eq!(Outcome::from_panic(&*payload), Outcome::Failure("handler panicked: boom".into()));
+    /// ```
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Outcome {
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".to_owned());
+        Outcome::Failure(format!("handler panicked: {text}"))
+    }
+}
+
 /// Something for the application.
 #[derive(Debug)]
 #[non_exhaustive]

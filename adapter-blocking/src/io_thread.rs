@@ -1,0 +1,436 @@
+//! The I/O thread (`alipay-msg-io`): the one thread that owns the [`ClientSession`] and
+//! the websocket. It feeds every input to the session and carries out every output
+//! (DESIGN: adapters are thin).
+//!
+//! # Waiting for two things at once without async
+//!
+//! The thread waits for its inputs — commands from [`crate::Client`] handles (send,
+//! complete, shutdown) and results of connect attempts, all on one
+//! `std::sync::mpsc` channel — and for frames on the socket. The standard library
+//! cannot wait on a channel and a socket together, and a TLS websocket cannot be split
+//! into a reading and a writing half for two threads (rustls and tungstenite keep one
+//! state for both directions). So:
+//!
+//! - while the session wants frames ([`ClientSession::wants_read`]), the thread reads
+//!   the socket with a read timeout of [`READ_SLICE`] (20 ms), and takes waiting
+//!   commands between reads: an idle connection costs 50 wake-ups a second, and a
+//!   command waits at most 20 ms (less when frames are flowing);
+//! - otherwise (connecting, backing off, or paused for backpressure) it blocks on the
+//!   channel until the session's next deadline: commands are handled at once.
+//!
+//! Writes happen on this thread only. A write that cannot go out within
+//! `dead_after` closes the connection (the peer stopped reading).
+//!
+//! Connect attempts (`register.do`, then the websocket upgrade) run on a short-lived
+//! `alipay-msg-connect` thread each, so that a slow or unreachable platform never keeps
+//! this thread from taking commands: a shutdown or a send during a reconnect is answered
+//! at once. The attempt hands its results back through the channel — the answer bytes
+//! of `register.do`, then the open websocket — and is abandoned (its cancel flag set)
+//! when the session says [`Transmit::Close`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alipay_msg_core::client::{
+    ClientError, ClientEvent, ClientSession, DeliveryId, Event, Message, Outcome, Output,
+    SendError, Transmit,
+};
+use alipay_msg_core::endpoint::Endpoint;
+use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_core::register::{RegisterError, WsConnect};
+use tungstenite::Message as WsMessage;
+
+use crate::events::EventHub;
+use crate::lock;
+use crate::transport::{self, Bounds, HttpProgress, Ws};
+
+/// Read timeout of the open websocket: the longest a command waits while the thread
+/// reads.
+pub(crate) const READ_SLICE: Duration = Duration::from_millis(20);
+
+/// Everything the I/O thread waits for.
+pub(crate) enum Input {
+    /// PRODUCE; the answer goes to `reply`.
+    Send {
+        msg_api: String,
+        biz_content: String,
+        reply: SyncSender<Result<ProduceAck, SendError>>,
+    },
+    /// A handler's outcome.
+    Complete { id: DeliveryId, outcome: Outcome },
+    /// Graceful shutdown.
+    Shutdown,
+    /// A result of connect attempt `id`.
+    Attempt { id: u64, result: AttemptResult },
+}
+
+/// What a connect attempt reports.
+pub(crate) enum AttemptResult {
+    Http(HttpProgress),
+    WsOpen(Box<Ws>),
+    WsFailed(String),
+}
+
+/// State shared between the I/O thread and the client handles.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// The platform's refusal, when it stopped the client.
+    pub(crate) fatal: Mutex<Option<RegisterError>>,
+    /// Why the last connection or attempt ended (for `connect_timeout`'s error).
+    pub(crate) last_disconnect: Mutex<Option<String>>,
+    /// Set when the I/O thread has ended: deliveries still buffered can no longer be
+    /// acknowledged.
+    pub(crate) finished: AtomicBool,
+}
+
+/// The I/O thread's state.
+pub(crate) struct IoThread {
+    pub(crate) session: ClientSession,
+    pub(crate) inputs: Receiver<Input>,
+    /// For connect attempts to report through.
+    pub(crate) input_tx: Sender<Input>,
+    pub(crate) deliveries: SyncSender<Message>,
+    pub(crate) events: Arc<EventHub>,
+    pub(crate) connected: Option<SyncSender<Result<(), ClientError>>>,
+    pub(crate) shared: Arc<Shared>,
+    sends: HashMap<String, SyncSender<Result<ProduceAck, SendError>>>,
+    /// The current attempt; results of other attempts are stale.
+    attempt: u64,
+    attempt_cancel: Arc<AtomicBool>,
+    attempt_threads: Vec<JoinHandle<()>>,
+    conn: Option<Ws>,
+}
+
+pub(crate) fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl IoThread {
+    pub(crate) fn new(
+        session: ClientSession,
+        inputs: Receiver<Input>,
+        input_tx: Sender<Input>,
+        deliveries: SyncSender<Message>,
+        events: Arc<EventHub>,
+        connected: SyncSender<Result<(), ClientError>>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        IoThread {
+            session,
+            inputs,
+            input_tx,
+            deliveries,
+            events,
+            connected: Some(connected),
+            shared,
+            sends: HashMap::new(),
+            attempt: 0,
+            attempt_cancel: Arc::new(AtomicBool::new(false)),
+            attempt_threads: Vec::new(),
+            conn: None,
+        }
+    }
+
+    /// Runs until the session is done, then closes everything and joins the attempt
+    /// threads.
+    pub(crate) fn run(mut self) {
+        loop {
+            // Carry out everything the session asks for, up to its next deadline.
+            let deadline = loop {
+                match self.session.poll_output() {
+                    Output::Transmit(t) => self.transmit(t),
+                    Output::Event(e) => self.event(e),
+                    Output::Timeout(at) => break Some(at),
+                    Output::Done => break None,
+                }
+            };
+            let Some(deadline) = deadline else { break };
+            // Timestamps the session signs follow the wall clock, adjustments included.
+            self.session.update_wall_clock(Instant::now(), unix_ms());
+            self.wait(deadline);
+        }
+        self.finish();
+    }
+
+    /// Waits for one input (or the deadline) and feeds it to the session.
+    fn wait(&mut self, deadline: Instant) {
+        let now = Instant::now();
+        if now >= deadline {
+            return self.session.handle_timeout(now);
+        }
+        if self.conn.is_some() && self.session.wants_read() {
+            match self.inputs.try_recv() {
+                Ok(input) => return self.input(input),
+                Err(TryRecvError::Empty) => {}
+                // The thread holds a sender itself: never disconnected.
+                Err(TryRecvError::Disconnected) => {
+                    return self.session.shutdown(Instant::now());
+                }
+            }
+            self.read_frame();
+            let now = Instant::now();
+            if now >= deadline {
+                self.session.handle_timeout(now);
+            }
+        } else {
+            match self.inputs.recv_timeout(deadline - now) {
+                Ok(input) => self.input(input),
+                Err(RecvTimeoutError::Timeout) => self.session.handle_timeout(Instant::now()),
+                Err(RecvTimeoutError::Disconnected) => self.session.shutdown(Instant::now()),
+            }
+        }
+    }
+
+    /// Reads one frame, or nothing within [`READ_SLICE`].
+    fn read_frame(&mut self) {
+        let Some(ws) = self.conn.as_mut() else { return };
+        let result = ws.read();
+        let now = Instant::now();
+        match result {
+            Ok(WsMessage::Text(text)) => self.session.handle_text(text.as_str(), now),
+            Ok(WsMessage::Pong(_)) => self.session.handle_pong(now),
+            // tungstenite answers pings itself; binary frames are not part of the
+            // protocol.
+            Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_)) => {}
+            Ok(WsMessage::Close(frame)) => {
+                self.conn = None;
+                let reason = frame.map_or_else(
+                    || "closed by the platform".to_owned(),
+                    |f| format!("closed by the platform: {} {}", f.code, f.reason),
+                );
+                self.session.handle_ws_closed(&reason, now);
+            }
+            Err(tungstenite::Error::Io(e)) if transport::is_timeout(&e) => {}
+            Err(e) => {
+                self.conn = None;
+                self.session.handle_ws_closed(&e.to_string(), now);
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Send {
+                msg_api,
+                biz_content,
+                reply,
+            } => match self.session.send(&msg_api, &biz_content, now) {
+                Ok(stream_id) => {
+                    self.sends.insert(stream_id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.try_send(Err(e));
+                }
+            },
+            Input::Complete { id, outcome } => {
+                // A completion for a delivery the session no longer tracks (after a
+                // shutdown timeout) has nothing left to do.
+                let _ = self.session.complete(id, outcome, now);
+            }
+            Input::Shutdown => self.session.shutdown(now),
+            Input::Attempt { id, result } if id == self.attempt => match result {
+                AttemptResult::Http(HttpProgress::Data(data)) => {
+                    self.session.handle_http_data(&data, now)
+                }
+                AttemptResult::Http(HttpProgress::Eof) => self.session.handle_http_eof(now),
+                AttemptResult::Http(HttpProgress::Failed(e)) => {
+                    self.session.handle_http_failed(&e, now)
+                }
+                AttemptResult::WsOpen(ws) => {
+                    let ready = ws.get_ref().set_read_timeout(READ_SLICE).and_then(|()| {
+                        ws.get_ref()
+                            .set_write_timeout(self.session.config().dead_after)
+                    });
+                    match ready {
+                        Ok(()) => {
+                            self.conn = Some(*ws);
+                            self.session.update_wall_clock(now, unix_ms());
+                            self.session.handle_ws_open(now);
+                        }
+                        Err(e) => self.session.handle_ws_failed(&e.to_string(), now),
+                    }
+                }
+                AttemptResult::WsFailed(e) => self.session.handle_ws_failed(&e, now),
+            },
+            Input::Attempt { .. } => {} // from an abandoned attempt
+        }
+    }
+
+    fn transmit(&mut self, transmit: Transmit) {
+        match transmit {
+            Transmit::HttpRequest { endpoint, request } => {
+                self.abandon_attempt();
+                self.start_attempt(endpoint, Attempt::Http(request));
+            }
+            Transmit::WsConnect { endpoint, connect } => {
+                // The register exchange is over; the upgrade belongs to the same
+                // attempt.
+                self.attempt_cancel.store(true, Ordering::Relaxed);
+                self.start_attempt(endpoint, Attempt::Ws(connect));
+            }
+            Transmit::Text(text) => self.write(WsMessage::Text(text.into())),
+            Transmit::Ping => self.write(WsMessage::Ping(Vec::new().into())),
+            Transmit::Close => {
+                self.abandon_attempt();
+                if let Some(mut ws) = self.conn.take() {
+                    // Best effort: the close frame may not get out.
+                    let _ = ws.close(None);
+                    let _ = ws.flush();
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, message: WsMessage) {
+        let Some(ws) = self.conn.as_mut() else { return };
+        if let Err(e) = ws.send(message) {
+            // Even a timeout is fatal here: the peer took no bytes for `dead_after`.
+            self.conn = None;
+            self.session
+                .handle_ws_closed(&format!("write failed: {e}"), Instant::now());
+        }
+    }
+
+    /// Results of the current attempt become stale; its thread stops soon.
+    fn abandon_attempt(&mut self) {
+        self.attempt_cancel.store(true, Ordering::Relaxed);
+        self.attempt += 1;
+    }
+
+    fn start_attempt(&mut self, endpoint: Endpoint, attempt: Attempt) {
+        // Attempt threads that already ended: join them now.
+        let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attempt_threads)
+            .into_iter()
+            .partition(JoinHandle::is_finished);
+        self.attempt_threads = running;
+        for handle in finished {
+            let _ = handle.join();
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.attempt_cancel = cancel.clone();
+        let (id, tx) = (self.attempt, self.input_tx.clone());
+        let deadline = Instant::now() + self.session.config().connect_timeout;
+        let max_message = self.session.config().frame_limits.max_frame_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("alipay-msg-connect".to_owned())
+            .spawn(move || {
+                let bounds = Bounds {
+                    deadline,
+                    cancel: &cancel,
+                };
+                let report = |result| tx.send(Input::Attempt { id, result }).is_ok();
+                match attempt {
+                    Attempt::Http(request) => {
+                        transport::http_exchange(&endpoint, &request, bounds, |progress| {
+                            report(AttemptResult::Http(progress))
+                        });
+                    }
+                    Attempt::Ws(connect) => {
+                        report(
+                            match transport::websocket(&endpoint, &connect, max_message, bounds) {
+                                Ok(ws) => AttemptResult::WsOpen(Box::new(ws)),
+                                Err(e) => AttemptResult::WsFailed(e),
+                            },
+                        );
+                    }
+                }
+            });
+        match spawned {
+            Ok(handle) => self.attempt_threads.push(handle),
+            Err(e) => {
+                let reason = format!("could not start a connect thread: {e}");
+                let now = Instant::now();
+                self.session.handle_http_failed(&reason, now);
+                self.session.handle_ws_failed(&reason, now);
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        let public = match event {
+            Event::Message(delivery) => {
+                let id = delivery.id;
+                let reason = match self.deliveries.try_send(Message::new(delivery)) {
+                    Ok(()) => return,
+                    // The session admits at most `max_in_flight` deliveries and the
+                    // channel holds that many, so it is never full.
+                    Err(TrySendError::Full(_)) => "the delivery queue is full",
+                    Err(TrySendError::Disconnected(_)) => "nobody takes deliveries any more",
+                };
+                // The platform redelivers it.
+                let _ =
+                    self.session
+                        .complete(id, Outcome::Failure(reason.to_owned()), Instant::now());
+                return;
+            }
+            Event::ProduceAck { stream_id, result } => {
+                if let Some(reply) = self.sends.remove(&stream_id) {
+                    let _ = reply.try_send(result);
+                }
+                return;
+            }
+            Event::Connected => {
+                tracing::info!("connected");
+                // Published before `connect` returns: a subscription made after it
+                // never sees the first `Connected`.
+                self.events.publish(&ClientEvent::Connected);
+                if let Some(tx) = self.connected.take() {
+                    let _ = tx.try_send(Ok(()));
+                }
+                return;
+            }
+            Event::Fatal(error) => {
+                tracing::error!(%error, "the platform refused the configuration");
+                *lock(&self.shared.fatal) = Some(error.clone());
+                self.events.publish(&ClientEvent::Fatal(error.to_string()));
+                if let Some(tx) = self.connected.take() {
+                    let _ = tx.try_send(Err(ClientError::Refused(error)));
+                }
+                return;
+            }
+            other => match ClientEvent::from_event(&other) {
+                Some(event) => {
+                    tracing::debug!(%event);
+                    if let ClientEvent::Disconnected { reason, .. } = &event {
+                        *lock(&self.shared.last_disconnect) = Some(reason.clone());
+                    }
+                    event
+                }
+                None => return,
+            },
+        };
+        self.events.publish(&public);
+    }
+
+    /// The session is done: close, answer what waits, join the attempt threads, tell
+    /// everyone.
+    fn finish(&mut self) {
+        self.abandon_attempt();
+        if let Some(mut ws) = self.conn.take() {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+        }
+        for (_, reply) in self.sends.drain() {
+            let _ = reply.try_send(Err(SendError::ConnectionLost));
+        }
+        for handle in self.attempt_threads.drain(..) {
+            let _ = handle.join();
+        }
+        self.shared.finished.store(true, Ordering::SeqCst);
+        self.events.close();
+        // `connected` (if still unanswered) and `deliveries` close when `self` drops.
+    }
+}
+
+/// The work of a connect thread.
+enum Attempt {
+    Http(Vec<u8>),
+    Ws(WsConnect),
+}

@@ -1,0 +1,57 @@
+//! The conformance suite against `alipay_msg_blocking::Client`.
+
+use std::sync::{Arc, Mutex};
+
+use alipay_msg_blocking::Client;
+use alipay_msg_conformance::{conformance_suite, ClientUnderTest, Handler};
+use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
+use alipay_msg_core::produce_ack::ProduceAck;
+use serde_json::Value;
+
+struct BlockingClient {
+    client: Arc<Client>,
+    events: Arc<Mutex<Vec<ClientEvent>>>,
+    run: Mutex<Option<std::thread::JoinHandle<Result<(), ClientError>>>>,
+}
+
+impl ClientUnderTest for BlockingClient {
+    fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        let client = Arc::new(Client::connect(config)?);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (rx, sink) = (client.events(), events.clone());
+        // Ends when the client shuts down and its event queue closes.
+        std::thread::spawn(move || {
+            for event in rx {
+                sink.lock().unwrap().push(event);
+            }
+        });
+        Ok(BlockingClient {
+            client,
+            events,
+            run: Mutex::new(None),
+        })
+    }
+
+    fn start(&self, handler: Handler) {
+        let client = self.client.clone();
+        let run = std::thread::spawn(move || client.run(move |message| handler(&message)));
+        *self.run.lock().unwrap() = Some(run);
+    }
+
+    fn send(&self, msg_api: &str, biz_content: &Value) -> Result<ProduceAck, ClientError> {
+        self.client.send(msg_api, biz_content)
+    }
+
+    fn events(&self) -> Vec<ClientEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn shutdown(&self) {
+        self.client.shutdown();
+        if let Some(run) = self.run.lock().unwrap().take() {
+            run.join().expect("run thread").expect("run");
+        }
+    }
+}
+
+conformance_suite!(BlockingClient);
