@@ -199,10 +199,10 @@ impl Client {
             Err(RecvTimeoutError::Timeout) => {
                 client.shutdown();
                 let last = lock(&client.shared.last_disconnect).clone();
-                Err(Error::Io(match (timeout, last) {
-                    (Some(t), Some(last)) => format!("not connected within {t:?}; last: {last}"),
-                    (t, _) => format!("not connected within {t:?}"),
-                }))
+                Err(Error::ConnectTimeout {
+                    waited: timeout.unwrap_or_default(),
+                    last,
+                })
             }
             Err(RecvTimeoutError::Disconnected) => {
                 client.shutdown();
@@ -543,7 +543,7 @@ mod tests {
         let started = Instant::now();
         let error = Client::connect_timeout(config, Duration::from_millis(300)).unwrap_err();
         assert!(
-            matches!(&error, Error::Io(text) if text.contains("not connected within")),
+            matches!(&error, Error::ConnectTimeout { waited, .. } if *waited == Duration::from_millis(300)),
             "{error}"
         );
         assert!(started.elapsed() < Duration::from_secs(5));

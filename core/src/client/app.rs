@@ -178,6 +178,14 @@ pub enum ClientError {
     /// `run` or `deliveries` was already called.
     #[error("deliveries are already being consumed (run or deliveries was called before)")]
     AlreadyConsuming,
+    /// No connection within the time the caller allowed.
+    #[error("not connected within {waited:?}{}", last.as_deref().map(|l| format!("; last: {l}")).unwrap_or_default())]
+    ConnectTimeout {
+        /// The time allowed.
+        waited: std::time::Duration,
+        /// Why the last attempt failed, if one did.
+        last: Option<String>,
+    },
     /// A socket or thread could not be set up.
     #[error("{0}")]
     Io(String),
