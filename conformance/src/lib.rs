@@ -5,6 +5,8 @@
 //! A client crate's test implements [`ClientUnderTest`] (a blocking view of its API) and
 //! expands [`conformance_suite!`], which makes one `#[test]` per scenario.
 
+pub mod chaos;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,6 +85,10 @@ macro_rules! conformance_suite {
         #[test]
         fn refused_configuration() {
             $crate::refused_configuration::<$client>();
+        }
+        #[test]
+        fn chaos() {
+            $crate::chaos::chaos::<$client>();
         }
     };
 }
