@@ -101,22 +101,38 @@ pub fn parse_response(
             )
         })
         .collect();
-    let find = |name: &str| {
+    let values = |name: &'static str| {
         headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
     let rest = &buf[head_len..];
-    let chunked =
-        find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked {
+    // Repeated fields form one list (RFC 9112 §5.3): chunked anywhere in any of them.
+    let chunked = values("transfer-encoding").any(|v| v.to_ascii_lowercase().contains("chunked"));
+    // Several Content-Length fields must agree.
+    let mut lengths = values("content-length");
+    let content_length = match lengths.next() {
+        None => None,
+        Some(first) => {
+            if lengths.any(|other| other != first) {
+                return Err(HttpError::Malformed {
+                    reason: "conflicting Content-Length fields".into(),
+                });
+            }
+            Some(first)
+        }
+    };
+    let body = if status == 204 || status == 304 || (100..200).contains(&status) {
+        // These answers have no body, whatever follows (RFC 9112 §6.3).
+        Vec::new()
+    } else if chunked {
         match dechunk(rest)? {
             Some(body) => body,
             None if eof => return Err(HttpError::Truncated),
             None => return Ok(None),
         }
-    } else if let Some(len) = find("content-length") {
+    } else if let Some(len) = content_length {
         let len: usize = len.parse().map_err(|_| HttpError::Malformed {
             reason: "Content-Length is not a number".into(),
         })?;
@@ -131,7 +147,7 @@ pub fn parse_response(
             };
         }
         rest[..len].to_vec()
-    } else if eof || status == 204 || status == 304 {
+    } else if eof {
         rest.to_vec()
     } else {
         return Ok(None);
@@ -215,6 +231,21 @@ mod tests {
         let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
         assert!(matches!(
             parse_response(bad, false, 100),
+            Err(HttpError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn no_body_statuses_and_repeated_fields() {
+        let r = parse_response(b"HTTP/1.1 204 No Content\r\n\r\ntrailing", false, 100)
+            .unwrap()
+            .unwrap();
+        assert!(r.body.is_empty());
+        let te = b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n";
+        assert_eq!(parse_response(te, false, 100).unwrap().unwrap().body, b"a");
+        let cl = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
+        assert!(matches!(
+            parse_response(cl, false, 100),
             Err(HttpError::Malformed { .. })
         ));
     }

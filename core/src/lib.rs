@@ -54,6 +54,9 @@ pub mod consume;
 pub mod crypto;
 pub mod endpoint;
 pub mod frame;
+// For the fuzz targets in fuzz/ and the corpus replay test (tests/fuzz_corpus.rs); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod key;
 pub mod notify;

@@ -1,0 +1,706 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the corpus replay test
+//! (`core/tests/fuzz_corpus.rs`). Not an API: hidden from the docs, may change at any
+//! time.
+//!
+//! Each function takes arbitrary bytes, feeds them to one parser (or to a
+//! [`ClientSession`]) and checks a few cheap invariants. Bad input must come back as an
+//! error, never as a panic; a panic here is a bug, either in the parser or in the
+//! invariant the function states.
+//!
+//! Keys come from the repository's test vectors, embedded at compile time and parsed
+//! once. No RSA signing happens per input except what a [`ClientSession`] does by
+//! itself (register and upgrade parameters, PRODUCEs), which `client_session` bounds.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rand_core::{impls, RngCore};
+
+use crate::cert::{root_cert_sn, Certificate};
+use crate::charset::Charset;
+use crate::client::{
+    ClientConfig, ClientSession, Credentials, Delivery, DeliveryId, Event, Outcome, Output,
+    Transmit,
+};
+use crate::consume::{AckStatus, ConsumeAck, ConsumeFrame};
+use crate::frame::{Command, Frame, FrameLimits};
+use crate::http::{parse_response, HttpError, HttpResponse};
+use crate::key::{PrivateKey, PublicKey};
+use crate::notify;
+use crate::produce::ProduceFrame;
+use crate::produce_ack::ProduceAck;
+use crate::register::{parse_register_answer, parse_register_body};
+use crate::sign_content::Rule;
+use crate::signature::{SignType, Verifier};
+
+const ALIPAY_PUBLIC: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/vectors/keys/alipay_public.pem"
+));
+const APP_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/vectors/keys/app_private_pkcs1.pem"
+));
+const FRAME_VECTORS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/vectors/frame_vectors.json"
+));
+
+/// The app id of the test vectors.
+const APP_ID: &str = "2021000000000001";
+/// The wall clock (ms) the vectors' frames were made at.
+const UNIX0: i64 = 1_795_430_400_000;
+/// `x-msgId` and `x-timestamp` of the signed CONSUME vector (both outside the signature).
+const VECTOR_MSG_ID: &str = "\"x-msgId\":\"2026112310000000000001\"";
+const VECTOR_TIMESTAMP: &str = ",\"x-timestamp\":\"1795430400000\"";
+
+/// What every input shares, built once.
+struct Fixture {
+    /// Verifies with the platform public key.
+    platform: Verifier,
+    /// Client configuration: the app key, the platform key, default tunables.
+    config: ClientConfig,
+    /// A complete `register.do` answer signed with the platform key.
+    register_answer: Vec<u8>,
+    /// The signed CONSUME vector.
+    consume: String,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        // The embedded vectors are known-good; failing here is a broken checkout.
+        let platform_key = PublicKey::from_pem_or_base64(ALIPAY_PUBLIC).expect("vector key");
+        let platform = Verifier::new(&platform_key).expect("vector key");
+        let credentials = Credentials::public_key(APP_PRIVATE, ALIPAY_PUBLIC).expect("vector keys");
+        let config = ClientConfig::new(APP_ID, credentials);
+        let vectors: serde_json::Value = serde_json::from_str(FRAME_VECTORS).expect("vector JSON");
+        let body = vectors["register_response"]["body"]
+            .as_str()
+            .expect("register_response.body");
+        let register_answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json;charset=UTF-8\r\nSet-Cookie: zone=GZ00B; Path=/; HttpOnly\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes();
+        let consume = vectors["consume"]["frame"]
+            .as_str()
+            .expect("consume.frame")
+            .to_owned();
+        assert!(consume.contains(VECTOR_MSG_ID) && consume.contains(VECTOR_TIMESTAMP));
+        Fixture {
+            platform,
+            config,
+            register_answer,
+            consume,
+        }
+    })
+}
+
+/// Reads fuzz input front to back; past the end every read gives zero / nothing.
+struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.data.split_first()?;
+        self.data = rest;
+        Some(first)
+    }
+
+    fn byte_or_zero(&mut self) -> u8 {
+        self.byte().unwrap_or(0)
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.byte_or_zero(), self.byte_or_zero()])
+    }
+
+    /// A length byte, then that many bytes.
+    fn chunk(&mut self) -> &'a [u8] {
+        let len = usize::from(self.byte_or_zero()).min(self.data.len());
+        let (chunk, rest) = self.data.split_at(len);
+        self.data = rest;
+        chunk
+    }
+}
+
+/// Small tight limits, to reach every limit check with short inputs.
+const TIGHT: FrameLimits = FrameLimits {
+    max_frame_bytes: 4096,
+    max_header_lines: 3,
+    max_header_line_bytes: 64,
+    max_json_depth: 4,
+};
+
+/// A websocket frame (header lines, blank line, message JSON), as text.
+///
+/// Invariants: what parses under tight limits parses the same under the default ones;
+/// a CONSUME's business content is a slice of its signed `data` text; a CONSUME_ACK and
+/// a PRODUCE_ACK re-encode to text that parses back equal.
+pub fn frame(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    frame_text(&text);
+}
+
+fn frame_text(text: &str) {
+    let limits = FrameLimits::default();
+    let parsed = Frame::parse(text, &limits);
+    if let Ok(tight) = Frame::parse(text, &TIGHT) {
+        assert_eq!(
+            parsed.as_ref().ok(),
+            Some(&tight),
+            "a frame within the tight limits must parse the same under the default ones"
+        );
+    }
+    let Ok(frame) = parsed else { return };
+    match frame.command {
+        Command::Consume => {
+            if let Ok(consume) = ConsumeFrame::from_frame(frame.clone()) {
+                let data_text = frame.data.as_ref().map_or("", |d| d.text);
+                assert_eq!(consume.signed_content(), data_text);
+                let biz = consume.biz_content();
+                assert!(biz == "{}" || data_text.contains(biz));
+                let _ = consume.verify(&fixture().platform);
+                let _ = consume.ack(AckStatus::Fail).encode();
+            }
+        }
+        Command::ConsumeAck => {
+            if let Ok(ack) = ConsumeAck::from_frame(frame) {
+                let again = ConsumeAck::parse(&ack.encode(), &limits);
+                assert_eq!(again.as_ref(), Ok(&ack), "CONSUME_ACK round trip");
+            }
+        }
+        Command::ProduceAck => {
+            if let Ok(ack) = ProduceAck::from_frame(frame) {
+                let again = ProduceAck::parse(&ack.encode(), &limits);
+                assert_eq!(again.as_ref(), Ok(&ack), "PRODUCE_ACK round trip");
+                let _ = (ack.result().advice(), ack.is_success(), ack.is_retryable());
+                let _ = ack.to_string();
+            }
+        }
+        Command::Produce => {
+            if let Ok(produce) = ProduceFrame::from_frame(frame) {
+                let _ = produce.verify(&fixture().platform);
+            }
+        }
+    }
+}
+
+/// The message JSON alone (the frame body after an empty header block), plus the
+/// byte-level scans that must agree with the JSON parser: the signed `data` span and
+/// the nesting check.
+pub fn message_json(data: &[u8]) {
+    let body = String::from_utf8_lossy(data);
+    let _ = crate::frame::json_scan::data_span(&body);
+    let deep = crate::frame::json_scan::nesting_exceeds(&body, 64);
+    let text = format!("\r\n\r\n{body}");
+    if let Ok(frame) = Frame::parse(&text, &FrameLimits::default()) {
+        assert!(!deep, "a frame nesting past the limit parsed");
+        if let Some(d) = &frame.data {
+            let span = crate::frame::json_scan::data_span(&body).expect("data span");
+            assert_eq!(
+                &body[span], d.text,
+                "signed span differs from the parsed data"
+            );
+        }
+    }
+    frame_text(&text);
+}
+
+/// A `register.do` answer: the body alone, and the body inside an HTTP response whose
+/// status, charset and expected platform certificate SN come from the first byte.
+pub fn register_answer(data: &[u8]) {
+    let fixture = fixture();
+    let mut input = Input { data };
+    let flags = input.byte_or_zero();
+    let body_bytes = input.data;
+    let charset = if flags & 1 == 0 {
+        Charset::Utf8
+    } else {
+        Charset::Gbk
+    };
+    let sign_type = if flags & 2 == 0 {
+        SignType::Rsa2
+    } else {
+        SignType::Rsa
+    };
+    let expected_sn = (flags & 4 != 0).then_some("0123456789abcdef0123456789abcdef");
+    let body = charset.decode(body_bytes);
+    let direct = parse_register_body(&body, charset, &fixture.platform, sign_type, expected_sn);
+    let status = [200, 200, 404, 500, 503, 301, 204, 429][usize::from(flags >> 5)];
+    let response = HttpResponse {
+        status,
+        headers: vec![
+            ("Set-Cookie".to_owned(), "zone=GZ00B; Path=/".to_owned()),
+            ("set-cookie".to_owned(), "other=1".to_owned()),
+        ],
+        body: body_bytes.to_vec(),
+    };
+    let answer = parse_register_answer(
+        &response,
+        charset,
+        &fixture.platform,
+        sign_type,
+        expected_sn,
+    );
+    if let Err(e) = &answer {
+        let _ = (e.is_retryable(), e.to_string());
+    }
+    if status == 200 {
+        assert_eq!(
+            answer.map(|a| a.link_token),
+            direct,
+            "a 200 answer is its body's verdict"
+        );
+    }
+}
+
+/// An HTTP/1.1 response, as `register.do` bytes arrive. The first byte picks the size
+/// limit.
+///
+/// Invariants: with `eof` the answer is never "need more"; an answer complete from a
+/// prefix of the bytes is still complete, with the same status, headers and body, once
+/// the rest arrives.
+pub fn http_response(data: &[u8]) {
+    let mut input = Input { data };
+    let max = match input.byte_or_zero() % 4 {
+        0 => crate::http::DEFAULT_MAX_RESPONSE_BYTES,
+        1 => 256,
+        2 => 64,
+        _ => 16,
+    };
+    let buf = input.data;
+    let full = parse_response(buf, false, max);
+    let at_eof = parse_response(buf, true, max);
+    assert!(
+        !matches!(at_eof, Ok(None)),
+        "at end of stream the answer is complete or an error"
+    );
+    if let Ok(Some(r)) = &at_eof {
+        let _ = r.header_values("set-cookie").count();
+    }
+    if matches!(full, Err(HttpError::TooLarge { .. })) {
+        return;
+    }
+    let len = buf.len();
+    let cuts = (0..=16).map(|i| len * i / 16);
+    for cut in cuts {
+        let Ok(Some(early)) = parse_response(&buf[..cut], false, max) else {
+            continue;
+        };
+        let Ok(Some(late)) = &full else {
+            panic!("complete after {cut} of {len} bytes, but {full:?} with all of them");
+        };
+        assert_eq!((early.status, &early.headers), (late.status, &late.headers));
+        // Found by this target: 204/304 answers used to take every later byte as
+        // their body (regress-204-* in the corpus).
+        assert_eq!(early.body, late.body, "body changed after it was complete");
+    }
+}
+
+/// An HTTP notification body (`application/x-www-form-urlencoded`): decoded, its sign
+/// content built both ways, and verified with the platform key.
+pub fn notify_body(data: &[u8]) {
+    let platform = &fixture().platform;
+    let parsed = notify::parse_form(data);
+    if let Ok(form) = &parsed {
+        let _ = (form.charset(), form.charset_declared(), form.len());
+        let _ = form.sign_content(Rule::V1);
+        let _ = form.sign_content(Rule::V2);
+        for (k, _) in form.iter() {
+            assert!(form.contains_key(k));
+        }
+    }
+    for rule in [Rule::V1, Rule::V2] {
+        match notify::verify(data, platform, rule) {
+            Ok(n) => {
+                assert!(parsed.is_ok(), "verified a body that does not decode");
+                let _ = (n.notify_id(), n.app_id(), n.params().len());
+            }
+            Err(e) => {
+                let _ = (e.is_signature_failure(), e.is_malformed(), e.to_string());
+            }
+        }
+    }
+}
+
+/// Key text and DER: every loader, private and public. A private key that loads has a
+/// public half that loads again from its PKCS#1 DER.
+pub fn keys(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(key) = PrivateKey::from_pem_or_base64(&text) {
+        private_key_checks(&key);
+    }
+    if let Ok(key) = PrivateKey::from_der(data) {
+        private_key_checks(&key);
+    }
+    for key in [
+        PublicKey::from_pem_or_base64(&text),
+        PublicKey::from_der(data),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = (key.modulus_bits(), key.warnings(), format!("{key:?}"));
+        let again = PublicKey::from_pkcs1_der(key.pkcs1_der()).expect("own PKCS#1 DER");
+        assert_eq!(again.pkcs1_der(), key.pkcs1_der());
+    }
+}
+
+fn private_key_checks(key: &PrivateKey) {
+    let _ = (key.modulus_bits(), key.warnings(), format!("{key:?}"));
+    let public = key.public_key();
+    let again = PublicKey::from_pkcs1_der(public.pkcs1_der()).expect("own PKCS#1 DER");
+    assert_eq!(again.pkcs1_der(), public.pkcs1_der());
+}
+
+/// A certificate: DER (and PEM when the bytes look like PEM). A certificate that loads
+/// has a 32-hex-digit SN, reloads equal from its own DER, and alone is a root bundle
+/// whose SN is its own when RSA-signed.
+pub fn cert_der(data: &[u8]) {
+    if let Ok(cert) = Certificate::from_der(data) {
+        cert_checks(&cert);
+    }
+    if data.windows(10).any(|w| w == b"-----BEGIN") {
+        let text = String::from_utf8_lossy(data);
+        if let Ok(certs) = Certificate::all_from_pem(&text) {
+            certs.iter().for_each(cert_checks);
+            let _ = root_cert_sn(&certs);
+        }
+    }
+}
+
+fn cert_checks(cert: &Certificate) {
+    let sn = cert.sn();
+    assert!(sn.len() == 32 && sn.bytes().all(|b| b.is_ascii_hexdigit()));
+    let _ = (
+        cert.issuer_name(),
+        cert.subject_name(),
+        cert.serial_decimal(),
+    );
+    let _ = (cert.not_before(), cert.not_after(), cert.check_validity(0));
+    let _ = (cert.signature_algorithm_oid(), format!("{cert:?}"));
+    let _ = cert.public_key();
+    assert_eq!(Certificate::from_der(cert.der()).as_ref(), Ok(cert));
+    let root = root_cert_sn(std::slice::from_ref(cert));
+    if cert.is_rsa_signed() {
+        assert_eq!(root, Ok(sn));
+    } else {
+        assert!(root.is_err());
+    }
+}
+
+/// A seeded xorshift: the session's nonces, stream-id tags and jitter.
+struct FuzzRng(u64);
+
+impl RngCore for FuzzRng {
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        impls::fill_bytes_via_next(self, dest);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+/// Most operations read from one input.
+const MAX_OPS: usize = 64;
+/// Most connection attempts per input (each signs register and upgrade parameters).
+const MAX_ATTEMPTS: u32 = 4;
+/// Most PRODUCEs per input (each is signed).
+const MAX_SENDS: u32 = 4;
+/// `poll_output` must reach `Timeout` or `Done` within this many outputs.
+const MAX_OUTPUTS: usize = 10_000;
+
+/// The driver of `client_session`: the session, simulated time and what the adapter
+/// has seen.
+struct Driver {
+    session: ClientSession,
+    now: Instant,
+    deadline: Option<Instant>,
+    done: bool,
+    registering: bool,
+    upgrading: bool,
+    attempts: u32,
+    sends: u32,
+    /// Deliveries the "handler" holds, not yet completed.
+    held: Vec<Delivery>,
+    /// Message ids completed with `Success`.
+    succeeded: HashSet<String>,
+    /// Stream ids of PRODUCEs sent.
+    streams: Vec<String>,
+}
+
+impl Driver {
+    /// Polls until `Timeout` or `Done`, checking every output.
+    fn drain(&mut self) {
+        for _ in 0..MAX_OUTPUTS {
+            match self.session.poll_output() {
+                Output::Timeout(at) => {
+                    self.deadline = Some(at);
+                    return;
+                }
+                Output::Done => {
+                    self.done = true;
+                    return;
+                }
+                Output::Transmit(t) => self.on_transmit(t),
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+        panic!("poll_output gave {MAX_OUTPUTS} outputs without a Timeout");
+    }
+
+    fn on_transmit(&mut self, t: Transmit) {
+        match t {
+            Transmit::HttpRequest { .. } => {
+                self.registering = true;
+                self.attempts += 1;
+            }
+            Transmit::WsConnect { .. } => {
+                self.registering = false;
+                self.upgrading = true;
+            }
+            Transmit::Text(text) => {
+                let frame = Frame::parse(&text, &FrameLimits::default())
+                    .unwrap_or_else(|e| panic!("the client wrote a frame it cannot read: {e}"));
+                if frame.command == Command::ConsumeAck {
+                    let ack = ConsumeAck::from_frame(frame).expect("a well-formed CONSUME_ACK");
+                    if ack.status == AckStatus::Success {
+                        assert!(
+                            self.succeeded.contains(&ack.msg_id),
+                            "SUCCESS ack for {:?} before its handler succeeded",
+                            ack.msg_id
+                        );
+                    }
+                }
+            }
+            Transmit::Ping => {}
+            Transmit::Close => {
+                self.registering = false;
+                self.upgrading = false;
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Message(delivery) => {
+                assert!(
+                    self.held.iter().all(|d| d.msg_id() != delivery.msg_id()),
+                    "message {:?} delivered while a delivery of it is in flight",
+                    delivery.msg_id()
+                );
+                self.held.push(delivery);
+            }
+            Event::Duplicate {
+                msg_id,
+                in_flight: false,
+            } => {
+                assert!(
+                    self.succeeded.contains(&msg_id),
+                    "duplicate of {msg_id:?}, which never succeeded"
+                );
+            }
+            Event::Disconnected { .. } => {
+                self.registering = false;
+                self.upgrading = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers `register.do` and opens the websocket, when an attempt is under way.
+    fn answer_attempt(&mut self, answer: &[u8], split: usize) {
+        if self.registering {
+            let (a, b) = answer.split_at(split.min(answer.len()));
+            self.session.handle_http_data(a, self.now);
+            self.drain();
+            self.session.handle_http_data(b, self.now);
+            self.session.handle_http_eof(self.now);
+            self.drain();
+        }
+        if self.upgrading {
+            self.upgrading = false;
+            self.session.handle_ws_open(self.now);
+            self.drain();
+        }
+    }
+
+    fn consume_text(&self, consume: &str, input: &mut Input<'_>) -> String {
+        let id = input.byte_or_zero();
+        let ts = input.byte_or_zero();
+        let msg_id = format!("\"x-msgId\":\"m{}\"", id % 16);
+        let timestamp = match ts % 4 {
+            0 => VECTOR_TIMESTAMP.to_owned(),
+            1 => String::new(),
+            2 => ",\"x-timestamp\":\"1695430400000\"".to_owned(),
+            _ => ",\"x-timestamp\":\"1895430400000\"".to_owned(),
+        };
+        let text =
+            consume
+                .replacen(VECTOR_MSG_ID, &msg_id, 1)
+                .replacen(VECTOR_TIMESTAMP, &timestamp, 1);
+        if ts & 4 != 0 {
+            // Different header lines: the ack must carry them back.
+            text.replacen("stream-id:s0Zx9Q2k0001", &format!("stream-id:x{id}"), 1)
+        } else {
+            text
+        }
+    }
+}
+
+/// A [`ClientSession`] brought to the open state (register answer signed with the
+/// platform key, websocket opened), then driven by the bytes: a seed, then operations —
+/// signed or fuzzed frames from the server, PRODUCE_ACKs, completions, sends, pongs,
+/// closes, time passing, shutdown, and new attempts answered.
+///
+/// Invariants: `poll_output` always reaches `Timeout` or `Done`; every frame the client
+/// writes parses; no SUCCESS ack for a message before its handler succeeded; no message
+/// delivered twice at once; a held delivery can always be completed, an unknown one
+/// never.
+pub fn client_session(data: &[u8]) {
+    let fixture = fixture();
+    let mut input = Input { data };
+    let seed = u64::from(input.byte_or_zero()) | 0x9e37_79b9_0000_0000;
+    let t0 = Instant::now();
+    let session =
+        match ClientSession::new(fixture.config.clone(), Box::new(FuzzRng(seed)), t0, UNIX0) {
+            Ok(session) => session,
+            Err(e) => panic!("the vector configuration is valid: {e}"),
+        };
+    let mut d = Driver {
+        session,
+        now: t0,
+        deadline: None,
+        done: false,
+        registering: false,
+        upgrading: false,
+        attempts: 0,
+        sends: 0,
+        held: Vec::new(),
+        succeeded: HashSet::new(),
+        streams: Vec::new(),
+    };
+    d.drain();
+    d.answer_attempt(&fixture.register_answer, fixture.register_answer.len() / 2);
+    assert!(
+        d.session.is_connected(),
+        "the vector register answer connects"
+    );
+
+    for _ in 0..MAX_OPS {
+        if d.done || d.attempts > MAX_ATTEMPTS {
+            break;
+        }
+        let Some(op) = input.byte() else { break };
+        match op % 12 {
+            0 => {
+                let text = d.consume_text(&fixture.consume, &mut input);
+                d.session.handle_text(&text, d.now);
+            }
+            1 => {
+                let text = String::from_utf8_lossy(input.chunk()).into_owned();
+                d.session.handle_text(&text, d.now);
+            }
+            2 => {
+                let pick = input.byte_or_zero();
+                let stream_id = match d.streams.get(usize::from(pick) % (d.streams.len() + 1)) {
+                    Some(s) => s.clone(),
+                    None => format!("unknown{pick}"),
+                };
+                let (status, code) = [
+                    ("SUCCESS", "10000"),
+                    ("FAIL", "20000"),
+                    ("FAIL", "30000"),
+                    ("SUCCESS", ""),
+                ][usize::from(pick >> 6)];
+                let text = format!(
+                    "stream-id:{stream_id}\r\n\r\n{{\"protocol\":{{\"x-type\":\"message\",\"x-cmd\":\"PRODUCE_ACK\",\"x-msgId\":\"p{pick}\",\"x-status\":\"{status}\",\"x-code\":\"{code}\"}}}}"
+                );
+                d.session.handle_text(&text, d.now);
+            }
+            3 => {
+                let pick = input.byte_or_zero();
+                if !d.held.is_empty() {
+                    let delivery = d.held.remove(usize::from(pick) % d.held.len());
+                    let outcome = if pick & 1 == 0 {
+                        d.succeeded.insert(delivery.msg_id().to_owned());
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure("handler failed".to_owned())
+                    };
+                    d.session
+                        .complete(delivery.id, outcome, d.now)
+                        .expect("a held delivery is known");
+                }
+            }
+            4 => {
+                let id = DeliveryId(1_000_000 + u64::from(input.byte_or_zero()));
+                assert!(d.session.complete(id, Outcome::Success, d.now).is_err());
+            }
+            5 => {
+                let chunk = input.chunk();
+                if d.sends < MAX_SENDS && d.session.is_connected() {
+                    d.sends += 1;
+                    let biz = if chunk.first().is_some_and(|b| b & 1 == 0) {
+                        format!("{{\"k\":{}}}", chunk.len())
+                    } else {
+                        String::from_utf8_lossy(chunk).into_owned()
+                    };
+                    if let Ok(stream_id) = d.session.send("alipay.fuzz.message.send", &biz, d.now) {
+                        d.streams.push(stream_id);
+                    }
+                } else {
+                    let _ = d.session.send("alipay.fuzz.message.send", "{}", d.now);
+                }
+            }
+            6 => {
+                d.now += Duration::from_millis(u64::from(input.u16()) * 10);
+                d.session.handle_timeout(d.now);
+            }
+            7 => {
+                if let Some(at) = d.deadline {
+                    d.now = d.now.max(at);
+                }
+                d.session.handle_timeout(d.now);
+            }
+            8 => d.session.handle_pong(d.now),
+            9 => d.session.handle_ws_closed("closed by peer", d.now),
+            10 => d.session.shutdown(d.now),
+            _ => {
+                let how = input.byte_or_zero();
+                match how % 4 {
+                    0 | 1 => d.answer_attempt(&fixture.register_answer, usize::from(how)),
+                    2 => {
+                        let chunk = input.chunk();
+                        d.session.handle_http_data(chunk, d.now);
+                        if how & 4 != 0 {
+                            d.session.handle_http_eof(d.now);
+                        }
+                    }
+                    _ => {
+                        d.session.handle_http_failed("refused", d.now);
+                        d.session.handle_ws_failed("refused", d.now);
+                    }
+                }
+            }
+        }
+        d.drain();
+        assert_eq!(d.session.in_flight(), d.held.len(), "in-flight count");
+    }
+}
