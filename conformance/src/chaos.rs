@@ -575,7 +575,7 @@ pub fn chaos<C: ClientUnderTest>() {
             *n += 1;
             *n
         };
-        if run == 1 && fnv(fail_seed, &id) % 25 == 0 {
+        if run == 1 && fnv(fail_seed, &id).is_multiple_of(25) {
             failures.fetch_add(1, Ordering::SeqCst);
             return Err("first attempt fails on purpose".to_owned());
         }

@@ -40,7 +40,7 @@ fn matching_brace(bytes: &[u8], open: usize) -> Option<usize> {
                     backslashes += 1;
                     continue;
                 }
-                b'"' if backslashes % 2 == 0 => in_string = false,
+                b'"' if backslashes.is_multiple_of(2) => in_string = false,
                 _ => {}
             }
             backslashes = 0;

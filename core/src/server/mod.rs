@@ -532,7 +532,7 @@ impl ServerSession {
         }
         self.outputs.push_back(ServerOutput::Send { conn, text });
         let fire = match &mut self.faults.close_after_frames {
-            Some(f) if f.conn.map_or(true, |c| c == conn) => {
+            Some(f) if f.conn.is_none_or(|c| c == conn) => {
                 f.frames = f.frames.saturating_sub(1);
                 f.frames == 0
             }

@@ -108,10 +108,9 @@ pub(crate) fn check_produce(
     if !charset_ok {
         return ProduceVerdict::invalid("msg.invalid-charset");
     }
-    if !p
-        .sign_type
+    if p.sign_type
         .as_deref()
-        .is_some_and(|t| t.parse::<SignType>().is_ok())
+        .is_none_or(|t| t.parse::<SignType>().is_err())
     {
         return ProduceVerdict::invalid("msg.invalid-sign-type");
     }

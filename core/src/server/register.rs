@@ -497,7 +497,7 @@ impl LinkTokens {
         cap: usize,
     ) {
         while let Some(front) = self.order.front() {
-            let expired = self.map.get(front).map_or(true, |e| e.expires <= now);
+            let expired = self.map.get(front).is_none_or(|e| e.expires <= now);
             if !expired && self.map.len() < cap.max(1) {
                 break;
             }

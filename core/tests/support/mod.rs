@@ -738,7 +738,7 @@ impl Pair {
                 if let Some(ack) = parse_consume_ack(&text) {
                     let dropped = self
                         .client_conn
-                        .map_or(true, |c| self.net.dead_c2s.contains(&c));
+                        .is_none_or(|c| self.net.dead_c2s.contains(&c));
                     self.msgs
                         .entry(ack.msg_id.clone())
                         .or_default()
@@ -837,7 +837,7 @@ impl Pair {
 
     /// Delivers the first due client → server item.
     fn deliver_c2s(&mut self) -> bool {
-        if !self.c2s.front().is_some_and(|(at, _, _)| *at <= self.now) {
+        if self.c2s.front().is_none_or(|(at, _, _)| *at > self.now) {
             return false;
         }
         let (_, conn, item) = self.c2s.pop_front().expect("checked");
