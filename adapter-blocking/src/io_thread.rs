@@ -103,6 +103,8 @@ pub(crate) struct IoThread {
     attempt_cancel: Arc<AtomicBool>,
     attempt_threads: Vec<JoinHandle<()>>,
     conn: Option<Ws>,
+    /// Frames written to `conn` since its last flush.
+    unflushed: bool,
 }
 
 pub(crate) fn unix_ms() -> i64 {
@@ -134,6 +136,7 @@ impl IoThread {
             attempt_cancel: Arc::new(AtomicBool::new(false)),
             attempt_threads: Vec::new(),
             conn: None,
+            unflushed: false,
         }
     }
 
@@ -173,12 +176,18 @@ impl IoThread {
                     return self.session.shutdown(Instant::now());
                 }
             }
+            // Nothing else to do now: what was written goes out before waiting.
+            self.flush();
+            if self.conn.is_none() {
+                return;
+            }
             self.read_frame();
             let now = Instant::now();
             if now >= deadline {
                 self.session.handle_timeout(now);
             }
         } else {
+            self.flush();
             match self.inputs.recv_timeout(deadline - now) {
                 Ok(input) => self.input(input),
                 Err(RecvTimeoutError::Timeout) => self.session.handle_timeout(Instant::now()),
@@ -288,14 +297,32 @@ impl IoThread {
         }
     }
 
+    /// Queues a frame; [`IoThread::flush`] sends what is queued before the thread
+    /// waits, so a burst of acks leaves in one write.
     fn write(&mut self, message: WsMessage) {
         let Some(ws) = self.conn.as_mut() else { return };
-        if let Err(e) = ws.send(message) {
-            // Even a timeout is fatal here: the peer took no bytes for `dead_after`.
-            self.conn = None;
-            self.session
-                .handle_ws_closed(&format!("write failed: {e}"), Instant::now());
+        match ws.write(message) {
+            Ok(()) => self.unflushed = true,
+            Err(e) => self.write_failed(&e),
         }
+    }
+
+    fn flush(&mut self) {
+        if !std::mem::take(&mut self.unflushed) {
+            return;
+        }
+        let Some(ws) = self.conn.as_mut() else { return };
+        if let Err(e) = ws.flush() {
+            self.write_failed(&e);
+        }
+    }
+
+    fn write_failed(&mut self, e: &tungstenite::Error) {
+        // Even a timeout is fatal here: the peer took no bytes for `dead_after`.
+        self.conn = None;
+        self.unflushed = false;
+        self.session
+            .handle_ws_closed(&format!("write failed: {e}"), Instant::now());
     }
 
     /// Results of the current attempt become stale; its thread stops soon.

@@ -247,3 +247,103 @@ fn demo_summary() {
     );
     assert!(stdout.contains("PRODUCE_ACK SUCCESS 10000"), "{stdout}");
 }
+
+/// A `bench: key=value …` line's fields.
+fn fields(line: &str) -> std::collections::HashMap<&str, &str> {
+    line.trim_start_matches("bench: ")
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
+}
+
+#[test]
+fn bench_measures_the_crypto_bound_and_the_client_end_to_end() {
+    let out = run(
+        &[
+            "bench",
+            "--adapter",
+            "tokio",
+            "--messages",
+            "300",
+            "--in-flight",
+            "16",
+            "--runs",
+            "2",
+            "--crypto-secs",
+            "0.05",
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crypto: Vec<_> = stdout
+        .lines()
+        .filter(|l| l.starts_with("bench: crypto "))
+        .map(fields)
+        .collect();
+    let runs: Vec<_> = stdout
+        .lines()
+        .filter(|l| l.starts_with("bench: adapter="))
+        .map(fields)
+        .collect();
+    // One crypto line and one tokio line per backend built in.
+    assert!(!crypto.is_empty(), "{stdout}");
+    assert_eq!(crypto.len(), runs.len(), "{stdout}");
+    for (bound, run) in crypto.iter().zip(&runs) {
+        assert_eq!(run["adapter"], "tokio");
+        assert_eq!(run["backend"], bound["backend"]);
+        // The pure-Rust backend runs a tenth of the messages.
+        let messages = if run["backend"] == "ring" {
+            "300"
+        } else {
+            "30"
+        };
+        assert_eq!(run["messages"], messages);
+        let rate = |v: &str| v.trim_end_matches("/s").parse::<f64>().unwrap();
+        assert!(rate(bound["verify"]) > 0.0 && rate(bound["pipeline"]) > 0.0);
+        // The bound is measured again right before each run.
+        assert!(rate(run["crypto_bound"]) > 0.0);
+        let ratio: f64 = run["ratio"].parse().unwrap();
+        let expected = rate(run["throughput"]) / rate(run["crypto_bound"]);
+        assert!((ratio - expected).abs() < 0.01, "{stdout}");
+        let (low, high): (f64, f64) = (
+            run["ratio_min"].parse().unwrap(),
+            run["ratio_max"].parse().unwrap(),
+        );
+        assert!(low <= ratio && ratio <= high, "{stdout}");
+        let (p50, p99): (f64, f64) = (
+            run["p50_ms"].parse().unwrap(),
+            run["p99_ms"].parse().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99, "{stdout}");
+        if cfg!(target_os = "linux") {
+            let rss: f64 = run["peak_rss_mb"].parse().unwrap();
+            assert!(rss > 1.0, "{stdout}");
+        }
+    }
+    assert!(!stdout.contains("warning"), "{stdout}");
+}
+
+#[test]
+fn bench_refuses_what_the_build_lacks() {
+    let out = run(&["bench", "--messages", "0"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    if !cfg!(feature = "bench-adapters") {
+        let out = run(&["bench", "--adapter", "blocking", "--messages", "10"], b"");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--features bench-adapters"));
+    }
+    if !cfg!(feature = "rust-crypto") {
+        let out = run(
+            &["bench", "--backend", "rust-crypto", "--messages", "10"],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--features rust-crypto"));
+    }
+}

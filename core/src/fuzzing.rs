@@ -197,7 +197,13 @@ pub fn message_json(data: &[u8]) {
     let _ = crate::frame::json_scan::data_span(&body);
     let deep = crate::frame::json_scan::nesting_exceeds(&body, 64);
     let text = format!("\r\n\r\n{body}");
-    if let Ok(frame) = Frame::parse(&text, &FrameLimits::default()) {
+    let parsed = Frame::parse(&text, &FrameLimits::default());
+    assert_eq!(
+        parsed,
+        Frame::parse_two_pass(&text, &FrameLimits::default()),
+        "one-pass and two-pass readings differ"
+    );
+    if let Ok(frame) = parsed {
         assert!(!deep, "a frame nesting past the limit parsed");
         if let Some(d) = &frame.data {
             let span = crate::frame::json_scan::data_span(&body).expect("data span");

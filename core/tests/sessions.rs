@@ -1850,3 +1850,28 @@ fn register_refused_for_clock_skew_is_retried() {
     );
     assert!(pair.client.is_connected());
 }
+
+#[test]
+fn a_frame_checked_for_another_session_is_refused() {
+    let vectors: serde_json::Value =
+        serde_json::from_str(&support::vector("frame_vectors.json")).unwrap();
+    let text = vectors["consume"]["frame"].as_str().unwrap();
+    let a = Pair::connected();
+    let mut b = Pair::connected();
+    let checked = a.client.frame_checker().check(text);
+    assert!(checked.is_verified_consume());
+    assert_eq!(
+        b.client.handle_checked(checked, b.now),
+        Err(alipay_msg_core::client::ForeignCheckedFrame)
+    );
+    // Nothing was decided: no delivery, no rejection, no ack.
+    loop {
+        match b.client.poll_output() {
+            Output::Timeout(_) | Output::Done => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Its own checker's frame is taken.
+    let checked = b.client.frame_checker().check(text);
+    assert_eq!(b.client.handle_checked(checked, b.now), Ok(()));
+}

@@ -18,6 +18,7 @@ use async_tungstenite::{WebSocketReceiver, WebSocketSender};
 use futures_channel::oneshot;
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures_util::SinkExt;
 
 use super::Error;
 use crate::runtime::{self, Task, Tasks};
@@ -92,6 +93,10 @@ impl Driver {
         let mut sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>> =
             HashMap::new();
         let max_message = self.session.config().frame_limits.max_frame_bytes;
+        // One timer for the whole run, moved only when the session's deadline moves:
+        // a new timer per wake-up would register with the reactor for every frame.
+        let mut timer = Timer::never();
+        let mut armed: Option<Instant> = None;
         loop {
             // Carry out everything the session asks for, up to its next deadline.
             let deadline = loop {
@@ -136,6 +141,10 @@ impl Driver {
                 }
             };
             let Some(deadline) = deadline else { break };
+            if armed != Some(deadline) {
+                timer.set_at(deadline);
+                armed = Some(deadline);
+            }
             let reading = conn.is_some() && self.session.wants_read();
             // Timestamps the session signs follow the wall clock, adjustments included.
             self.session.update_wall_clock(Instant::now(), unix_ms());
@@ -143,7 +152,7 @@ impl Driver {
                 let commands = &self.commands;
                 let conn = &mut conn;
                 let timer = async {
-                    Timer::at(deadline).await;
+                    (&mut timer).await;
                     Wake::Deadline
                 };
                 let command = async { Wake::Command(commands.recv().await.ok()) };
@@ -165,7 +174,11 @@ impl Driver {
             };
             let now = Instant::now();
             match wake {
-                Wake::Deadline => self.session.handle_timeout(now),
+                Wake::Deadline => {
+                    // A fired timer stays quiet until it is set again.
+                    armed = None;
+                    self.session.handle_timeout(now);
+                }
                 Wake::Command(command) => match command {
                     Some(Command::Send {
                         msg_api,
@@ -344,7 +357,8 @@ async fn write(conn: &Option<Connection>, message: WsMessage) {
 }
 
 /// Writes frames in order on its own task, so that a slow peer never stops the driver
-/// from reading.
+/// from reading. Frames queued together go out with one flush (one write to the socket
+/// for a burst of acks, not one each).
 fn spawn_writer(
     tasks: &Tasks,
     sink: WebSocketSender<BoxIo>,
@@ -353,9 +367,24 @@ fn spawn_writer(
 ) -> (Sender<WsMessage>, Task<()>) {
     let (tx, rx) = async_channel::bounded::<WsMessage>(256);
     let task = tasks.spawn(async move {
-        while let Ok(message) = rx.recv().await {
-            let closing = matches!(message, WsMessage::Close(_));
-            if let Err(e) = sink.send(message).await {
+        let mut sink = sink;
+        while let Ok(mut message) = rx.recv().await {
+            let mut closing;
+            loop {
+                closing = matches!(message, WsMessage::Close(_));
+                if let Err(e) = sink.feed(message).await {
+                    let _ = io.send(Io::WsWriteFailed(id, e.to_string())).await;
+                    return;
+                }
+                if closing {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(next) => message = next,
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = sink.flush().await {
                 let _ = io.send(Io::WsWriteFailed(id, e.to_string())).await;
                 return;
             }

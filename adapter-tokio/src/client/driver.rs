@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use alipay_msg_core::client::{ClientSession, Event, Outcome, Output, SendError, Transmit};
+use alipay_msg_core::client::{
+    CheckedFrame, ClientSession, Event, FrameChecker, Outcome, Output, SendError, Transmit,
+};
 use alipay_msg_core::produce_ack::ProduceAck;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,12 +52,36 @@ pub(crate) struct Driver {
         std::sync::Arc<std::sync::Mutex<Option<alipay_msg_core::register::RegisterError>>>,
 }
 
-/// The open connection: the reading half stays here, a writer task owns the other.
+/// The open connection: a reader task reads and checks frames, a writer task writes.
 struct Connection {
-    reader: futures_util::stream::SplitStream<Ws>,
+    inbound: mpsc::Receiver<Inbound>,
+    _reader_task: AbortOnDrop,
     writer: mpsc::Sender<WsMessage>,
     writer_task: JoinHandle<()>,
 }
+
+/// The reader task holds the socket's reading half; once its connection is let go,
+/// nothing it reads matters.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the reader task passes on, in the order it read it.
+enum Inbound {
+    /// A text frame, parsed and (a CONSUME) verified on the reader task.
+    Frame(CheckedFrame),
+    Pong,
+    /// The connection ended; why.
+    Closed(String),
+}
+
+/// Frames the reader may check ahead of the driver. While the session does not want to
+/// read (backpressure) the reader stops after this many, and with it the socket.
+const CHECKED_AHEAD: usize = 16;
 
 pub(crate) fn unix_ms() -> i64 {
     SystemTime::now()
@@ -69,9 +95,17 @@ impl Driver {
         let mut attempt: u64 = 0;
         let mut attempt_task: Option<JoinHandle<()>> = None;
         let mut conn: Option<Connection> = None;
+        // The writer of a connection being closed, still flushing its last frames.
+        let mut closing: Option<JoinHandle<()>> = None;
         let mut sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>> =
             HashMap::new();
         let max_message = self.session.config().frame_limits.max_frame_bytes;
+        // One timer for the whole run, moved only when the session's deadline moves:
+        // a new timer per wake-up would re-register with the runtime's timer (and wake
+        // its thread) for every frame.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             // Carry out everything the session asks for, up to its next deadline.
             let deadline = loop {
@@ -104,9 +138,10 @@ impl Driver {
                         Transmit::Close => {
                             abort(&mut attempt_task);
                             if let Some(c) = conn.take() {
-                                // The writer sends the close frame and ends.
+                                // The writer sends what is queued (acks included), the
+                                // close frame, and ends.
                                 let _ = c.writer.try_send(WsMessage::Close(None));
-                                drop(c.reader);
+                                closing = Some(retire(c));
                             }
                         }
                     },
@@ -116,11 +151,15 @@ impl Driver {
                 }
             };
             let Some(deadline) = deadline else { break };
+            if armed != Some(deadline) {
+                timer.as_mut().reset(deadline.into());
+                armed = Some(deadline);
+            }
             let reading = conn.is_some() && self.session.wants_read();
             // Timestamps the session signs follow the wall clock, adjustments included.
             self.session.update_wall_clock(Instant::now(), unix_ms());
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                () = &mut timer => {
                     self.session.handle_timeout(Instant::now());
                 }
                 command = self.commands.recv() => match command {
@@ -146,7 +185,14 @@ impl Driver {
                         Io::WsOpen(id, ws) if id == attempt => {
                             let (sink, reader) = (*ws).split();
                             let (writer, writer_task) = spawn_writer(sink, io_tx.clone(), id);
-                            conn = Some(Connection { reader, writer, writer_task });
+                            let (inbound, reader_task) =
+                                spawn_reader(reader, self.session.frame_checker());
+                            conn = Some(Connection {
+                                inbound,
+                                _reader_task: AbortOnDrop(reader_task),
+                                writer,
+                                writer_task,
+                            });
                             self.session.update_wall_clock(now, unix_ms());
                             self.session.handle_ws_open(now);
                         }
@@ -158,26 +204,17 @@ impl Driver {
                         _ => {} // from an abandoned attempt or connection
                     }
                 }
-                frame = next_frame(&mut conn), if reading => {
+                inbound = next_inbound(&mut conn), if reading => {
                     let now = Instant::now();
-                    match frame {
-                        Some(Ok(WsMessage::Text(text))) => self.session.handle_text(text.as_str(), now),
-                        Some(Ok(WsMessage::Pong(_))) => self.session.handle_pong(now),
-                        // tungstenite answers pings itself; binary frames are not part of
-                        // the protocol.
-                        Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {}
-                        Some(Ok(WsMessage::Close(frame))) => {
+                    match inbound {
+                        Inbound::Frame(frame) => {
+                            // Checked by this session's own checker: never foreign.
+                            let _ = self.session.handle_checked(frame, now);
+                        }
+                        Inbound::Pong => self.session.handle_pong(now),
+                        Inbound::Closed(reason) => {
                             conn = None;
-                            let reason = frame.map_or_else(|| "closed by the platform".to_owned(), |f| format!("closed by the platform: {} {}", f.code, f.reason));
                             self.session.handle_ws_closed(&reason, now);
-                        }
-                        Some(Err(e)) => {
-                            conn = None;
-                            self.session.handle_ws_closed(&e.to_string(), now);
-                        }
-                        None => {
-                            conn = None;
-                            self.session.handle_ws_closed("connection closed", now);
                         }
                     }
                 }
@@ -186,8 +223,11 @@ impl Driver {
         abort(&mut attempt_task);
         if let Some(c) = conn.take() {
             let _ = c.writer.try_send(WsMessage::Close(None));
-            drop(c.writer);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), c.writer_task).await;
+            closing = Some(retire(c));
+        }
+        // Let the last frames (acks of completed deliveries) reach the socket.
+        if let Some(writer) = closing {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
         }
         for (_, reply) in sends.drain() {
             let _ = reply.send(Err(SendError::ConnectionLost));
@@ -262,17 +302,59 @@ async fn write(conn: &Option<Connection>, message: WsMessage) {
     }
 }
 
-async fn next_frame(
-    conn: &mut Option<Connection>,
-) -> Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>> {
+async fn next_inbound(conn: &mut Option<Connection>) -> Inbound {
     match conn {
-        Some(c) => c.reader.next().await,
+        Some(c) => c
+            .inbound
+            .recv()
+            .await
+            .unwrap_or_else(|| Inbound::Closed("connection closed".to_owned())),
         None => std::future::pending().await,
     }
 }
 
+/// Stops reading a connection; its writer goes on sending what is queued.
+fn retire(conn: Connection) -> JoinHandle<()> {
+    conn.writer_task
+}
+
+/// Reads frames on its own task and checks each there — parsing and the CONSUME
+/// signature, nearly all of a message's cost — so the driver only decides, and the
+/// checking runs beside the rest on another worker thread.
+fn spawn_reader(
+    mut reader: futures_util::stream::SplitStream<Ws>,
+    checker: FrameChecker,
+) -> (mpsc::Receiver<Inbound>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(CHECKED_AHEAD);
+    let task = tokio::spawn(async move {
+        loop {
+            let inbound = match reader.next().await {
+                Some(Ok(WsMessage::Text(text))) => Inbound::Frame(checker.check(text.as_str())),
+                Some(Ok(WsMessage::Pong(_))) => Inbound::Pong,
+                // tungstenite answers pings itself; binary frames are not part of the
+                // protocol.
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {
+                    continue
+                }
+                Some(Ok(WsMessage::Close(frame))) => Inbound::Closed(frame.map_or_else(
+                    || "closed by the platform".to_owned(),
+                    |f| format!("closed by the platform: {} {}", f.code, f.reason),
+                )),
+                Some(Err(e)) => Inbound::Closed(e.to_string()),
+                None => Inbound::Closed("connection closed".to_owned()),
+            };
+            let last = matches!(inbound, Inbound::Closed(_));
+            if tx.send(inbound).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    (rx, task)
+}
+
 /// Writes frames in order on its own task, so that a slow peer never stops the driver
-/// from reading.
+/// from reading. Frames queued together go out with one flush (one write to the socket
+/// for a burst of acks, not one each).
 fn spawn_writer(
     mut sink: futures_util::stream::SplitSink<Ws, WsMessage>,
     io: mpsc::Sender<Io>,
@@ -280,14 +362,24 @@ fn spawn_writer(
 ) -> (mpsc::Sender<WsMessage>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<WsMessage>(256);
     let task = tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            let closing = matches!(message, WsMessage::Close(_));
-            if let Err(e) = sink.send(message).await {
+        'frames: while let Some(mut message) = rx.recv().await {
+            loop {
+                let closing = matches!(message, WsMessage::Close(_));
+                if let Err(e) = sink.feed(message).await {
+                    let _ = io.send(Io::WsWriteFailed(id, e.to_string())).await;
+                    return;
+                }
+                if closing {
+                    break 'frames;
+                }
+                match rx.try_recv() {
+                    Ok(next) => message = next,
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = sink.flush().await {
                 let _ = io.send(Io::WsWriteFailed(id, e.to_string())).await;
                 return;
-            }
-            if closing {
-                break;
             }
         }
         let _ = sink.close().await;

@@ -97,7 +97,12 @@ fn server_event(event: &ServerEvent, f: &mut fmt::Formatter<'_>) -> fmt::Result 
             conn,
             status,
             attempt,
-        } => write!(f, "ack {status} for {msg_id} on {conn} (attempt {attempt})"),
+            latency,
+        } => write!(
+            f,
+            "ack {status} for {msg_id} on {conn} (attempt {attempt}, {:.1} ms after sending)",
+            latency.as_secs_f64() * 1e3
+        ),
         ServerEvent::RedeliveryScheduled {
             msg_id,
             attempts,

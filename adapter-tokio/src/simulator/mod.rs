@@ -73,10 +73,6 @@ use platform::{Platform, Request, Status};
 /// Capacity of the platform task's input channel.
 const REQUEST_QUEUE: usize = 1024;
 
-/// Capacity of the event channel; slower subscribers miss events (they see
-/// `RecvError::Lagged`).
-const EVENT_QUEUE: usize = 4096;
-
 /// Why a simulator call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -147,7 +143,7 @@ impl Simulator {
         let max_frame_bytes = options.server.limits.max_frame_bytes;
         let session = ServerSession::new(options.server, rng, Instant::now(), unix_ms());
         let (requests, request_rx) = mpsc::channel(REQUEST_QUEUE);
-        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let (events, _) = broadcast::channel(options.event_queue.max(1));
         let (status_tx, status) = watch::channel(Status {
             settled: true,
             connections: 0,

@@ -123,6 +123,9 @@ pub struct SimulatorOptions {
     /// further behind is closed by the platform, and its messages redelivered
     /// (default 4096).
     pub max_queued_frames: usize,
+    /// Events kept for each subscriber of [`super::Simulator::events`]; one that falls
+    /// further behind misses the oldest (default 4096).
+    pub event_queue: usize,
 }
 
 impl SimulatorOptions {
@@ -142,6 +145,7 @@ impl SimulatorOptions {
             seed: None,
             max_connections: 256,
             max_queued_frames: 4096,
+            event_queue: 4096,
         })
     }
 

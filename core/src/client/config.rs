@@ -330,7 +330,7 @@ impl ClientConfig {
             })?;
         Ok(Prepared {
             signer,
-            verifier,
+            verifier: std::sync::Arc::new(verifier),
             cert_sns: resolved.cert_sns,
             platform_cert_sn: resolved.platform_cert_sn,
         })
@@ -340,7 +340,7 @@ impl ClientConfig {
 /// Keys ready for the session.
 pub(crate) struct Prepared {
     pub(crate) signer: Signer,
-    pub(crate) verifier: Verifier,
+    pub(crate) verifier: std::sync::Arc<Verifier>,
     pub(crate) cert_sns: Option<CertSns>,
     pub(crate) platform_cert_sn: Option<String>,
 }

@@ -96,6 +96,7 @@
 
 mod app;
 mod backoff;
+mod check;
 mod config;
 mod dedup;
 mod output;
@@ -108,6 +109,7 @@ use rand_core::RngCore;
 
 pub use app::{ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
+pub use check::{CheckedFrame, ForeignCheckedFrame, FrameChecker};
 pub use config::{ClientConfig, ConfigError, Credentials};
 pub use output::{
     Delivery, DeliveryId, DisconnectReason, Event, Outcome, Output, RejectReason, SendError,
@@ -116,7 +118,7 @@ pub use output::{
 
 use crate::clock::WallClock;
 use crate::consume::{AckStatus, ConsumeAck, ConsumeFrame};
-use crate::frame::{Command, Frame, FrameHeaders, SignatureStatus};
+use crate::frame::{Command, FrameHeaders, SignatureStatus};
 use crate::http::parse_response;
 use crate::produce::ProduceRequest;
 use crate::produce_ack::ProduceAck;
@@ -138,6 +140,7 @@ const MAX_WAITERS: usize = 8;
 pub struct ClientSession {
     config: ClientConfig,
     keys: Prepared,
+    checker: FrameChecker,
     clock: WallClock,
     rng: Box<dyn RngCore + Send>,
     state: State,
@@ -200,9 +203,11 @@ impl ClientSession {
         unix_ms: i64,
     ) -> Result<Self, ConfigError> {
         let keys = config.validate()?;
+        let checker = FrameChecker::new(keys.verifier.clone(), config.frame_limits);
         let stream_ids = StreamIdGenerator::new(rng.next_u64());
         let mut session = ClientSession {
             keys,
+            checker,
             clock: WallClock::new(now, unix_ms),
             rng,
             state: State::Backoff { until: now },
@@ -474,35 +479,56 @@ impl ClientSession {
         }
     }
 
-    /// A websocket text message arrived.
+    /// A websocket text message arrived: parsed, and for a CONSUME verified, here (see
+    /// [`ClientSession::handle_checked`] to do that elsewhere).
     pub fn handle_text(&mut self, text: &str, now: Instant) {
         if !matches!(self.state, State::Open { .. }) {
             return;
         }
-        let frame = match Frame::parse(text, &self.config.frame_limits) {
-            Ok(frame) => frame,
-            Err(e) => return self.reject(None, RejectReason::Malformed(e)),
-        };
-        match frame.command {
-            Command::Consume => match ConsumeFrame::from_frame(frame) {
-                Ok(consume) => self.on_consume(consume, now),
-                Err(e) => self.reject(None, RejectReason::Malformed(e)),
-            },
-            Command::ProduceAck => match ProduceAck::from_frame(frame) {
-                Ok(ack) => self.on_produce_ack(ack),
-                Err(e) => self.reject(None, RejectReason::Malformed(e)),
-            },
-            cmd => self.reject(
-                frame.protocol.msg_id.clone(),
-                RejectReason::Unexpected { cmd },
-            ),
+        let checked = self.checker.check(text);
+        self.on_checked(checked.checked, now);
+    }
+
+    /// A checker for this session's frames, to parse and verify them away from the
+    /// session's task (see [`FrameChecker`]).
+    pub fn frame_checker(&self) -> FrameChecker {
+        self.checker.clone()
+    }
+
+    /// A text frame from the platform, already checked by this session's
+    /// [`FrameChecker`]: the same as [`ClientSession::handle_text`] with its text.
+    /// A frame checked by another session's checker is refused, and nothing happens.
+    pub fn handle_checked(
+        &mut self,
+        frame: CheckedFrame,
+        now: Instant,
+    ) -> Result<(), ForeignCheckedFrame> {
+        if frame.tag() != self.checker.tag() {
+            return Err(ForeignCheckedFrame);
+        }
+        if matches!(self.state, State::Open { .. }) {
+            self.on_checked(frame.checked, now);
+        }
+        Ok(())
+    }
+
+    fn on_checked(&mut self, checked: check::Checked, now: Instant) {
+        match checked {
+            check::Checked::Malformed(e) => self.reject(None, RejectReason::Malformed(e)),
+            check::Checked::Consume { consume, signature } => {
+                self.on_consume(consume, signature, now)
+            }
+            check::Checked::ProduceAck(ack) => self.on_produce_ack(ack),
+            check::Checked::Unexpected { msg_id, cmd } => {
+                self.reject(msg_id, RejectReason::Unexpected { cmd })
+            }
         }
     }
 
     // ----- the ack decision ----------------------------------------------------------
 
-    fn on_consume(&mut self, consume: ConsumeFrame, now: Instant) {
-        if let Err(reason) = self.check_consume(&consume, now) {
+    fn on_consume(&mut self, consume: ConsumeFrame, signature: SignatureStatus, now: Instant) {
+        if let Err(reason) = self.check_consume(&consume, signature, now) {
             self.reject(Some(consume.msg_id.clone()), reason);
             return self.ack(&consume.headers, &consume.msg_id, AckStatus::Fail);
         }
@@ -548,8 +574,13 @@ impl ClientSession {
     }
 
     /// Rules 2 and 3: signature, app id, timestamp window.
-    fn check_consume(&self, consume: &ConsumeFrame, now: Instant) -> Result<(), RejectReason> {
-        match consume.verify(&self.keys.verifier) {
+    fn check_consume(
+        &self,
+        consume: &ConsumeFrame,
+        signature: SignatureStatus,
+        now: Instant,
+    ) -> Result<(), RejectReason> {
+        match signature {
             SignatureStatus::Valid => {}
             SignatureStatus::Absent => return Err(RejectReason::Unsigned),
             SignatureStatus::Invalid(e) => return Err(RejectReason::BadSignature(e)),

@@ -306,6 +306,14 @@ struct MessageJson<'a> {
     data: Option<&'a RawValue>,
 }
 
+/// The message with `data` read in the same pass (see [`Frame::parse`]).
+#[derive(Deserialize)]
+struct MessageOnePass<'a> {
+    protocol: Option<Protocol>,
+    #[serde(borrow)]
+    data: Option<DataJson<'a>>,
+}
+
 #[derive(Deserialize)]
 struct DataJson<'a> {
     header: Option<&'a RawValue>,
@@ -335,13 +343,28 @@ impl<'a> Frame<'a> {
     /// assert!(Frame::parse("{}", &FrameLimits::default()).is_err());
     /// ```
     pub fn parse(text: &'a str, limits: &FrameLimits) -> Result<Self, FrameError> {
+        Self::parse_with(text, limits, read_message)
+    }
+
+    /// [`Frame::parse`] through the two-pass reading only: the reference the fuzz
+    /// target compares the one-pass reading with.
+    #[doc(hidden)]
+    pub fn parse_two_pass(text: &'a str, limits: &FrameLimits) -> Result<Self, FrameError> {
+        Self::parse_with(text, limits, two_pass)
+    }
+
+    fn parse_with(
+        text: &'a str,
+        limits: &FrameLimits,
+        read: fn(&'a str) -> Result<MessageParts<'a>, FrameError>,
+    ) -> Result<Self, FrameError> {
         if text.len() > limits.max_frame_bytes {
             return Err(FrameError::TooLarge {
                 size: text.len(),
                 limit: limits.max_frame_bytes,
             });
         }
-        let split = text.find("\r\n\r\n").ok_or(FrameError::NoHeaderEnd)?;
+        let split = json_scan::header_end(text).ok_or(FrameError::NoHeaderEnd)?;
         let headers = parse_headers(&text[..split], limits)?;
         let body = &text[split + 4..];
         if body.trim().is_empty() {
@@ -352,10 +375,8 @@ impl<'a> Frame<'a> {
                 limit: limits.max_json_depth,
             });
         }
-        let message: MessageJson<'a> = serde_json::from_str(body).map_err(json_error)?;
-        let protocol = message
-            .protocol
-            .ok_or(FrameError::MissingField { field: "protocol" })?;
+        let (protocol, data) = read(body)?;
+        let protocol = protocol.ok_or(FrameError::MissingField { field: "protocol" })?;
         let x_type = Protocol::required(&protocol.x_type, "x-type")?;
         if x_type != "message" {
             return Err(FrameError::UnexpectedType {
@@ -363,10 +384,6 @@ impl<'a> Frame<'a> {
             });
         }
         let command = Protocol::required(&protocol.cmd, "x-cmd")?.parse()?;
-        let data = match message.data {
-            None => None,
-            Some(raw) => Some(parse_data(body, raw)?),
-        };
         Ok(Frame {
             headers,
             protocol,
@@ -374,6 +391,75 @@ impl<'a> Frame<'a> {
             data,
         })
     }
+}
+
+/// One JSON pass reads `protocol` and `data` alike; the signed span is then located
+/// textually and tied to the parsed `data` object ([`one_pass_data`]). Anything
+/// unusual (an error, a `data` with neither `header` nor `content`) goes through the
+/// two-pass reading, which gives the precise error. The `message_json` fuzz target
+/// holds the two to the same answer on every input.
+fn read_message(body: &str) -> Result<MessageParts<'_>, FrameError> {
+    serde_json::from_str::<MessageOnePass<'_>>(body)
+        .ok()
+        .and_then(|m| Some((m.protocol, one_pass_data(body, m.data)?)))
+        .map_or_else(|| two_pass(body), Ok)
+}
+
+type MessageParts<'a> = (Option<Protocol>, Option<Data<'a>>);
+
+/// The two-pass reading: the message with `data` as raw text, then `data` itself.
+fn two_pass(body: &str) -> Result<MessageParts<'_>, FrameError> {
+    let message: MessageJson<'_> = serde_json::from_str(body).map_err(json_error)?;
+    let data = match message.data {
+        None => None,
+        Some(raw) => Some(parse_data(body, raw)?),
+    };
+    Ok((message.protocol, data))
+}
+
+/// `data` as read in the one pass, tied to its text; `None` sends the frame through
+/// the two-pass reading.
+///
+/// The parser found `header` and/or `content` as members of the `data` object. Walking
+/// out from them over nothing but whitespace, the key, `:` and `,`-free gaps gives that
+/// object's braces: the `{` right before the first member and the `}` right after the
+/// last. The platform's textual rule for the signed span must start at that `{`
+/// (PROTOCOL §5); in well-formed JSON it then ends at that `}`. Members in any other
+/// place (an unknown key first or last, an escaped key) take the two-pass reading.
+fn one_pass_data<'a>(body: &'a str, data: Option<DataJson<'a>>) -> Option<Option<Data<'a>>> {
+    let Some(data) = data else {
+        return Some(None);
+    };
+    let base = body.as_ptr() as usize;
+    let members = [("header", data.header), ("content", data.content)];
+    let placed = members.iter().filter_map(|&(key, raw)| {
+        let raw = raw?;
+        let start = raw.get().as_ptr() as usize - base;
+        Some((key, start, start + raw.get().len()))
+    });
+    let (first_key, first_start, _) = placed.clone().min_by_key(|m| m.1)?;
+    let last_end = placed.map(|m| m.2).max()?;
+    let bytes = body.as_bytes();
+    let open = json_scan::object_start_before(bytes, first_start, first_key)?;
+    let close = json_scan::object_end_after(bytes, last_end)?;
+    if json_scan::data_open(body)? != open {
+        return None;
+    }
+    let header = match data.header {
+        None => DataHeader::default(),
+        Some(h) if is_object(h) => serde_json::from_str(h.get()).ok()?,
+        Some(_) => return None,
+    };
+    let content = match data.content {
+        None => None,
+        Some(c) if is_object(c) => Some(c.get()),
+        Some(_) => return None,
+    };
+    Some(Some(Data {
+        text: &body[open..=close],
+        header,
+        content,
+    }))
 }
 
 impl Frame<'_> {
@@ -425,9 +511,11 @@ fn parse_data<'a>(body: &'a str, raw: &'a RawValue) -> Result<Data<'a>, FrameErr
     }
     // The signature covers the span the platform's textual rule finds; it must be the
     // very object the parser found, or what is verified and what is delivered differ.
-    let span = json_scan::data_span(body).ok_or(FrameError::AmbiguousData)?;
+    // The parser has checked that object is well-formed, so when the rule's span starts
+    // where it does it also ends where it does (`json_scan::data_open`); the
+    // `message_json` fuzz target holds the full rule to that.
     let offset = raw.get().as_ptr() as usize - body.as_ptr() as usize;
-    if span.start != offset || span.len() != raw.get().len() {
+    if json_scan::data_open(body) != Some(offset) {
         return Err(FrameError::AmbiguousData);
     }
     let text = raw.get();

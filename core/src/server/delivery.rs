@@ -138,6 +138,7 @@ pub(crate) enum Live {
     InFlight {
         conn: ConnectionId,
         dup: Option<ConnectionId>,
+        sent_at: Instant,
     },
     WaitingRetry {
         at: Instant,
@@ -360,6 +361,7 @@ impl ServerSession {
             m.live = Live::InFlight {
                 conn,
                 dup: dup_conn,
+                sent_at: now,
             };
         }
         if let Some(c) = self.connections.get_mut(&conn) {
@@ -468,8 +470,12 @@ impl ServerSession {
             self.event(unexpected(reason));
             return;
         };
-        let primary = match m.live {
-            Live::InFlight { conn: c, dup } if c == conn || dup == Some(conn) => c,
+        let (primary, sent_at) = match m.live {
+            Live::InFlight {
+                conn: c,
+                dup,
+                sent_at,
+            } if c == conn || dup == Some(conn) => (c, sent_at),
             Live::InFlight { .. } => {
                 self.event(unexpected(UnexpectedAck::WrongConnection));
                 return;
@@ -502,6 +508,7 @@ impl ServerSession {
             conn,
             status: ack.status,
             attempt: attempts,
+            latency: now.saturating_duration_since(sent_at),
         });
         match ack.status {
             AckStatus::Success => self.settle(&id, Settled::Acked { attempts }),

@@ -51,7 +51,7 @@ mod register;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
@@ -252,6 +252,9 @@ pub enum ServerEvent {
         status: AckStatus,
         /// The attempt acknowledged.
         attempt: u32,
+        /// From sending this attempt's CONSUME to receiving its ack: the delivery
+        /// latency the platform sees (benchmarks report its percentiles).
+        latency: Duration,
     },
     /// A message will be delivered again.
     RedeliveryScheduled {

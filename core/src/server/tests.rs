@@ -527,7 +527,8 @@ fn push_delivers_a_verifiable_consume_and_success_settles() {
             msg_id: id.clone(),
             conn,
             status: AckStatus::Success,
-            attempt: 1
+            attempt: 1,
+            latency: Duration::from_millis(10),
         }]
     );
     assert!(s.is_settled());

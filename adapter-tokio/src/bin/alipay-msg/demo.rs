@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::Failure;
 
 /// The platform's message kinds with their documented example contents.
-const EXAMPLES: &str = include_str!(concat!(
+pub(crate) const EXAMPLES: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testdata/examples/platform_messages.jsonl"
 ));

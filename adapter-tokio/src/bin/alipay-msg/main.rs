@@ -5,6 +5,8 @@
 
 mod keys;
 
+mod bench;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,12 @@ enum Command {
     /// Run the local platform simulator (register.do, websocket, pushes, redelivery)
     /// until Ctrl-C, printing one line per event.
     Simulate(simulate::SimulateArgs),
+    /// Measure: the crypto bound of each backend on one core, then each client end to
+    /// end against the simulator over 127.0.0.1 (throughput, latency, peak RSS).
+    Bench(bench::BenchArgs),
+    /// The client half of `bench`, run by it in a child process.
+    #[command(hide = true)]
+    BenchClient(bench::BenchClientArgs),
 }
 
 /// The platform key, given directly or through its public-key certificate.
@@ -117,6 +125,8 @@ fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args),
         Command::Send(args) => send::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchClient(args) => bench::run_client(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

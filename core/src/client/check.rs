@@ -1,0 +1,159 @@
+//! Reading and checking frames away from the session: the costly half of taking a
+//! frame in (PROTOCOL §4–5).
+//!
+//! Parsing a frame and verifying a CONSUME's signature depend on nothing but the frame
+//! and the platform key, and the signature check is nearly all of a message's cost. A
+//! [`FrameChecker`], taken from the session with [`ClientSession::frame_checker`], does
+//! both wherever the adapter likes — on the task that reads the socket, on another
+//! thread — so that the session's own task only decides. The session then takes the
+//! [`CheckedFrame`] with [`ClientSession::handle_checked`], exactly as
+//! [`ClientSession::handle_text`] would have taken the text.
+//!
+//! A `CheckedFrame` cannot be made but by a checker, and a session accepts only those
+//! of its own checker: what is delivered has been verified with this session's key.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::consume::ConsumeFrame;
+use crate::frame::{Command, Frame, FrameError, FrameLimits, SignatureStatus};
+use crate::produce_ack::ProduceAck;
+use crate::signature::Verifier;
+
+#[cfg(doc)]
+use super::ClientSession;
+
+/// Tells sessions apart, so that a frame checked for one is not taken by another.
+static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
+
+/// Parses frames and verifies CONSUME signatures for one [`ClientSession`]. Cheap to
+/// clone; `Send` and `Sync`.
+///
+/// ```
+/// # let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/frame_vectors.json")).unwrap()).unwrap();
+/// # let text = v["consume"]["frame"].as_str().unwrap().to_owned();
+/// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/keys");
+/// use std::time::Instant;
+/// use alipay_msg_core::client::{ClientConfig, ClientSession, Credentials};
+///
+/// let credentials = Credentials::public_key(
+///     &std::fs::read_to_string(format!("{dir}/app_private_pkcs1.pem")).unwrap(),
+///     &std::fs::read_to_string(format!("{dir}/alipay_public.pem")).unwrap(),
+/// ).unwrap();
+/// let rng = Box::new(<rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(7));
+/// let mut session = ClientSession::new(
+///     ClientConfig::new("2021000000000001", credentials), rng, Instant::now(), 1_795_430_400_000,
+/// ).unwrap();
+///
+/// // On the task that reads the socket:
+/// let checker = session.frame_checker();
+/// let checked = std::thread::spawn(move || checker.check(&text)).join().unwrap();
+/// assert!(checked.is_verified_consume());
+/// // On the session's task, as `handle_text` would:
+/// session.handle_checked(checked, Instant::now()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct FrameChecker {
+    verifier: Arc<Verifier>,
+    limits: FrameLimits,
+    tag: u64,
+}
+
+impl std::fmt::Debug for FrameChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameChecker")
+            .field("limits", &self.limits)
+            .field("session", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FrameChecker {
+    pub(crate) fn new(verifier: Arc<Verifier>, limits: FrameLimits) -> Self {
+        FrameChecker {
+            verifier,
+            limits,
+            tag: NEXT_TAG.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Parses `text` under the session's frame limits and, for a CONSUME, checks its
+    /// signature with the platform key (PROTOCOL §4–5). Never fails: a bad frame is a
+    /// checked frame too, which the session rejects.
+    pub fn check(&self, text: &str) -> CheckedFrame {
+        let checked = match Frame::parse(text, &self.limits) {
+            Err(e) => Checked::Malformed(e),
+            Ok(frame) => match frame.command {
+                Command::Consume => match ConsumeFrame::from_frame(frame) {
+                    Ok(consume) => {
+                        let signature = consume.verify(&self.verifier);
+                        Checked::Consume { consume, signature }
+                    }
+                    Err(e) => Checked::Malformed(e),
+                },
+                Command::ProduceAck => match ProduceAck::from_frame(frame) {
+                    Ok(ack) => Checked::ProduceAck(ack),
+                    Err(e) => Checked::Malformed(e),
+                },
+                cmd => Checked::Unexpected {
+                    msg_id: frame.protocol.msg_id,
+                    cmd,
+                },
+            },
+        };
+        CheckedFrame {
+            tag: self.tag,
+            checked,
+        }
+    }
+
+    pub(crate) fn tag(&self) -> u64 {
+        self.tag
+    }
+}
+
+/// A frame parsed and, for a CONSUME, signature-checked by a [`FrameChecker`], for
+/// [`ClientSession::handle_checked`].
+#[derive(Debug)]
+pub struct CheckedFrame {
+    tag: u64,
+    pub(crate) checked: Checked,
+}
+
+impl CheckedFrame {
+    /// A CONSUME whose signature verified (it may still be refused for its app id or
+    /// timestamp, or be a duplicate).
+    pub fn is_verified_consume(&self) -> bool {
+        matches!(
+            self.checked,
+            Checked::Consume {
+                signature: SignatureStatus::Valid,
+                ..
+            }
+        )
+    }
+
+    pub(crate) fn tag(&self) -> u64 {
+        self.tag
+    }
+}
+
+/// What a checker found.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    Malformed(FrameError),
+    Consume {
+        consume: ConsumeFrame,
+        signature: SignatureStatus,
+    },
+    ProduceAck(ProduceAck),
+    Unexpected {
+        msg_id: Option<String>,
+        cmd: Command,
+    },
+}
+
+/// [`ClientSession::handle_checked`] was given a frame checked for another session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the frame was checked by another session's FrameChecker; it is ignored")]
+pub struct ForeignCheckedFrame;
