@@ -83,6 +83,9 @@ struct State {
     threads: usize,
     /// Workers waiting for a job.
     idle: usize,
+    /// Idle workers woken for a job and not yet running: a job needs a wake-up only
+    /// when there are more jobs than these.
+    waking: usize,
     /// Most workers ever running at once.
     peak: usize,
     /// Names the next thread.
@@ -113,10 +116,15 @@ impl Pool {
             return Err(job);
         }
         // Threads that ended after their keep-alive: join them now (they are done).
-        let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut state.handles)
-            .into_iter()
-            .partition(JoinHandle::is_finished);
-        state.handles = running;
+        let finished: Vec<JoinHandle<()>> = if state.handles.iter().any(JoinHandle::is_finished) {
+            let (finished, running) = std::mem::take(&mut state.handles)
+                .into_iter()
+                .partition(JoinHandle::is_finished);
+            state.handles = running;
+            finished
+        } else {
+            Vec::new()
+        };
         state.queue.push_back(job);
         let grow = state.threads < self.config.core_threads
             || (state.queue.len() > state.idle && state.threads < self.config.max_threads);
@@ -131,7 +139,10 @@ impl Pool {
                 }
             }
         }
-        if state.idle > 0 {
+        // A worker already woken, or still running jobs, takes this one from the
+        // queue without another wake-up (each costs a system call and a switch).
+        if state.idle > state.waking && state.queue.len() > state.waking {
+            state.waking += 1;
             self.work.notify_one();
         }
         drop(state);
@@ -176,6 +187,7 @@ impl Pool {
                     .unwrap_or_else(PoisonError::into_inner);
                 state = guard;
                 state.idle -= 1;
+                state.waking = state.waking.saturating_sub(1);
                 if wait.timed_out()
                     && state.queue.is_empty()
                     && state.threads > self.config.core_threads
@@ -185,6 +197,7 @@ impl Pool {
             } else {
                 state = self.wait(state);
                 state.idle -= 1;
+                state.waking = state.waking.saturating_sub(1);
             }
         }
         state.threads -= 1;

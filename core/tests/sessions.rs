@@ -1865,11 +1865,9 @@ fn a_frame_checked_for_another_session_is_refused() {
         Err(alipay_msg_core::client::ForeignCheckedFrame)
     );
     // Nothing was decided: no delivery, no rejection, no ack.
-    loop {
-        match b.client.poll_output() {
-            Output::Timeout(_) | Output::Done => break,
-            other => panic!("unexpected {other:?}"),
-        }
+    match b.client.poll_output() {
+        Output::Timeout(_) | Output::Done => {}
+        other => panic!("unexpected {other:?}"),
     }
     // Its own checker's frame is taken.
     let checked = b.client.frame_checker().check(text);

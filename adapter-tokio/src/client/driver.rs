@@ -71,6 +71,8 @@ impl Drop for AbortOnDrop {
 }
 
 /// What the reader task passes on, in the order it read it.
+// Frames are nearly everything read: boxing them would add an allocation per message.
+#[allow(clippy::large_enum_variant)]
 enum Inbound {
     /// A text frame, parsed and (a CONSUME) verified on the reader task.
     Frame(CheckedFrame),

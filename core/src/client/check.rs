@@ -139,6 +139,8 @@ impl CheckedFrame {
 }
 
 /// What a checker found.
+// A CONSUME is nearly every frame: boxing it would add an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Checked {
     Malformed(FrameError),

@@ -875,7 +875,7 @@ impl Pair {
             // off the session's task do: both paths must decide alike.
             S2c::Text(text) => {
                 self.s2c_texts += 1;
-                if self.s2c_texts % 2 == 0 {
+                if self.s2c_texts.is_multiple_of(2) {
                     let checked = self.client.frame_checker().check(&text);
                     self.client
                         .handle_checked(checked, self.now)

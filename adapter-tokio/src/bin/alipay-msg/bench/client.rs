@@ -214,7 +214,7 @@ fn thread_cpu_ms() -> Threads {
             Some((name, ticks * 10))
         })
         .collect();
-    threads.sort_by(|a, b| b.1.cmp(&a.1));
+    threads.sort_by_key(|t| std::cmp::Reverse(t.1));
     threads
 }
 

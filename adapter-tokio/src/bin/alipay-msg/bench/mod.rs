@@ -122,8 +122,8 @@ pub(crate) struct BenchArgs {
     /// the smallest and largest ratio of all.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
     runs: u64,
-    /// Seconds spent measuring each crypto rate (the bound before each run takes a
-    /// quarter of it).
+    /// Seconds spent measuring each crypto rate (the bound before and after each run
+    /// takes a quarter of it each).
     #[arg(long, default_value_t = 2.0)]
     crypto_secs: f64,
 }
@@ -207,11 +207,13 @@ pub(crate) fn run(args: BenchArgs) -> Result<u8, Failure> {
         for &adapter in &adapters {
             let mut runs = Vec::new();
             for _ in 0..args.runs {
-                // The bound right before the run: the machine's speed drifts.
-                let bound = crypto::measure(&sample, backend, bound_time)?.verify;
+                // The bound right before and right after the run, averaged: the
+                // machine's speed drifts.
+                let before = crypto::measure(&sample, backend, bound_time)?.verify;
                 let result =
                     runtime.block_on(end_to_end(&args, messages, &examples, adapter, backend))?;
-                runs.push((bound, result));
+                let after = crypto::measure(&sample, backend, bound_time)?.verify;
+                runs.push(((before + after) / 2.0, result));
             }
             print_runs(adapter, backend, messages, runs);
         }
