@@ -36,7 +36,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    ClientError, ClientEvent, ClientSession, DeliveryId, Event, Message, Outcome, Output,
+    Application, ClientError, ClientEvent, ClientSession, DeliveryId, Message, Outcome, Output,
     SendError, Transmit,
 };
 use alipay_msg_core::endpoint::Endpoint;
@@ -85,6 +85,60 @@ pub(crate) struct Shared {
     /// Set when the I/O thread has ended: deliveries still buffered can no longer be
     /// acknowledged.
     pub(crate) finished: AtomicBool,
+}
+
+/// Where the session's events go ([`ClientSession::dispatch`]): the I/O thread's
+/// channels, borrowed for one event.
+struct AppSide<'a> {
+    deliveries: &'a SyncSender<Message>,
+    events: &'a EventHub,
+    connected: &'a mut Option<SyncSender<Result<(), ClientError>>>,
+    shared: &'a Shared,
+    sends: &'a mut HashMap<String, SyncSender<Result<ProduceAck, SendError>>>,
+}
+
+impl Application for AppSide<'_> {
+    fn deliver(&mut self, message: Message) -> Result<(), String> {
+        match self.deliveries.try_send(message) {
+            Ok(()) => Ok(()),
+            // The session admits at most `max_in_flight` deliveries and the channel
+            // holds that many, so it is never full.
+            Err(TrySendError::Full(_)) => Err("the delivery queue is full".to_owned()),
+            Err(TrySendError::Disconnected(_)) => {
+                Err("nobody takes deliveries any more".to_owned())
+            }
+        }
+    }
+
+    fn produce_ack(&mut self, stream_id: String, result: Result<ProduceAck, SendError>) {
+        if let Some(reply) = self.sends.remove(&stream_id) {
+            let _ = reply.try_send(result);
+        }
+    }
+
+    fn connect_result(&mut self, result: Result<(), RegisterError>) {
+        match &result {
+            Ok(()) => tracing::info!("connected"),
+            Err(error) => {
+                tracing::error!(%error, "the platform refused the configuration");
+                *lock(&self.shared.fatal) = Some(error.clone());
+            }
+        }
+        if let Some(tx) = self.connected.take() {
+            let _ = tx.try_send(result.map_err(ClientError::Refused));
+        }
+    }
+
+    fn publish(&mut self, event: ClientEvent) {
+        tracing::debug!(%event);
+        if let ClientEvent::Disconnected { reason, .. } = &event {
+            *lock(&self.shared.last_disconnect) = Some(reason.clone());
+        }
+        // Published before `connect` returns (the session publishes `Connected`
+        // before answering it): a subscription made after it never sees the first
+        // `Connected`.
+        self.events.publish(&event);
+    }
 }
 
 /// The I/O thread's state.
@@ -148,7 +202,16 @@ impl IoThread {
             let deadline = loop {
                 match self.session.poll_output() {
                     Output::Transmit(t) => self.transmit(t),
-                    Output::Event(e) => self.event(e),
+                    Output::Event(e) => {
+                        let mut app = AppSide {
+                            deliveries: &self.deliveries,
+                            events: &self.events,
+                            connected: &mut self.connected,
+                            shared: &self.shared,
+                            sends: &mut self.sends,
+                        };
+                        self.session.dispatch(e, &mut app, Instant::now());
+                    }
                     Output::Timeout(at) => break Some(at),
                     Output::Done => break None,
                 }
@@ -378,62 +441,6 @@ impl IoThread {
                 self.session.handle_ws_failed(&reason, now);
             }
         }
-    }
-
-    fn event(&mut self, event: Event) {
-        let public = match event {
-            Event::Message(delivery) => {
-                let id = delivery.id;
-                let reason = match self.deliveries.try_send(Message::new(delivery)) {
-                    Ok(()) => return,
-                    // The session admits at most `max_in_flight` deliveries and the
-                    // channel holds that many, so it is never full.
-                    Err(TrySendError::Full(_)) => "the delivery queue is full",
-                    Err(TrySendError::Disconnected(_)) => "nobody takes deliveries any more",
-                };
-                // The platform redelivers it.
-                let _ =
-                    self.session
-                        .complete(id, Outcome::Failure(reason.to_owned()), Instant::now());
-                return;
-            }
-            Event::ProduceAck { stream_id, result } => {
-                if let Some(reply) = self.sends.remove(&stream_id) {
-                    let _ = reply.try_send(result);
-                }
-                return;
-            }
-            Event::Connected => {
-                tracing::info!("connected");
-                // Published before `connect` returns: a subscription made after it
-                // never sees the first `Connected`.
-                self.events.publish(&ClientEvent::Connected);
-                if let Some(tx) = self.connected.take() {
-                    let _ = tx.try_send(Ok(()));
-                }
-                return;
-            }
-            Event::Fatal(error) => {
-                tracing::error!(%error, "the platform refused the configuration");
-                *lock(&self.shared.fatal) = Some(error.clone());
-                self.events.publish(&ClientEvent::Fatal(error.to_string()));
-                if let Some(tx) = self.connected.take() {
-                    let _ = tx.try_send(Err(ClientError::Refused(error)));
-                }
-                return;
-            }
-            other => match ClientEvent::from_event(&other) {
-                Some(event) => {
-                    tracing::debug!(%event);
-                    if let ClientEvent::Disconnected { reason, .. } = &event {
-                        *lock(&self.shared.last_disconnect) = Some(reason.clone());
-                    }
-                    event
-                }
-                None => return,
-            },
-        };
-        self.events.publish(&public);
     }
 
     /// The session is done: close, answer what waits, join the attempt threads, tell

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    ClientEvent, ClientSession, DeliveryId, Event, Message, Outcome, Output, SendError, Transmit,
+    Application, ClientEvent, ClientSession, DeliveryId, Message, Outcome, Output, SendError,
+    Transmit,
 };
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::produce_ack::ProduceAck;
@@ -59,13 +60,58 @@ enum Wake {
     Frame(Option<Result<WsMessage, WsError>>),
 }
 
-pub(crate) struct Driver {
-    pub(crate) session: ClientSession,
-    pub(crate) commands: Receiver<Command>,
+/// Where the session's events go ([`ClientSession::dispatch`]): async channels.
+pub(crate) struct AppSide {
     pub(crate) deliveries: Sender<Message>,
     pub(crate) events: async_broadcast::Sender<ClientEvent>,
     pub(crate) connected: Option<oneshot::Sender<Result<(), Error>>>,
     pub(crate) fatal: Arc<Mutex<Option<RegisterError>>>,
+    /// Sends waiting for their PRODUCE_ACK, by `stream-id`.
+    pub(crate) sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>>,
+}
+
+impl Application for AppSide {
+    fn deliver(&mut self, message: Message) -> Result<(), String> {
+        // The session admits at most `max_in_flight` deliveries and the channel holds
+        // that many, so this fails only when nobody is receiving any more (shutting
+        // down).
+        self.deliveries
+            .try_send(message)
+            .map_err(|e| format!("no receiver: {e}"))
+    }
+
+    fn produce_ack(&mut self, stream_id: String, result: Result<ProduceAck, SendError>) {
+        if let Some(reply) = self.sends.remove(&stream_id) {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn connect_result(&mut self, result: Result<(), RegisterError>) {
+        match &result {
+            Ok(()) => tracing::info!("connected"),
+            Err(error) => {
+                tracing::error!(%error, "the platform refused the configuration");
+                if let Ok(mut fatal) = self.fatal.lock() {
+                    *fatal = Some(error.clone());
+                }
+            }
+        }
+        if let Some(tx) = self.connected.take() {
+            let _ = tx.send(result.map_err(Error::Refused));
+        }
+    }
+
+    fn publish(&mut self, event: ClientEvent) {
+        tracing::debug!(%event);
+        // Nobody listening is fine; a subscriber that lags loses the oldest events.
+        let _ = self.events.try_broadcast(event);
+    }
+}
+
+pub(crate) struct Driver {
+    pub(crate) session: ClientSession,
+    pub(crate) commands: Receiver<Command>,
+    pub(crate) app: AppSide,
     pub(crate) tasks: Tasks,
 }
 
@@ -90,8 +136,6 @@ impl Driver {
         let mut conn: Option<Connection> = None;
         // Writers of closed connections, still sending their last frames.
         let mut closing: Vec<Task<()>> = Vec::new();
-        let mut sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>> =
-            HashMap::new();
         let max_message = self.session.config().frame_limits.max_frame_bytes;
         // One timer for the whole run, moved only when the session's deadline moves:
         // a new timer per wake-up would register with the reactor for every frame.
@@ -135,7 +179,9 @@ impl Driver {
                             }
                         }
                     },
-                    Output::Event(event) => self.event(event, &mut sends),
+                    Output::Event(event) => {
+                        self.session.dispatch(event, &mut self.app, Instant::now())
+                    }
                     Output::Timeout(at) => break Some(at),
                     Output::Done => break None,
                 }
@@ -186,7 +232,7 @@ impl Driver {
                         reply,
                     }) => match self.session.send(&msg_api, &biz_content, now) {
                         Ok(stream_id) => {
-                            sends.insert(stream_id, reply);
+                            self.app.sends.insert(stream_id, reply);
                         }
                         Err(e) => {
                             let _ = reply.send(Err(e));
@@ -264,7 +310,7 @@ impl Driver {
             let _ = c.writer.try_send(WsMessage::Close(None));
             retire(c, &mut closing);
         }
-        for reply in sends.into_values() {
+        for (_, reply) in self.app.sends.drain() {
             let _ = reply.send(Err(SendError::ConnectionLost));
         }
         // Give the writers a moment to send their close frames; none outlives the driver.
@@ -285,60 +331,6 @@ impl Driver {
                 writer.cancel().await;
             }
         }
-    }
-
-    fn event(
-        &mut self,
-        event: Event,
-        sends: &mut HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>>,
-    ) {
-        let public = match event {
-            Event::Message(delivery) => {
-                let id = delivery.id;
-                if let Err(e) = self.deliveries.try_send(Message::new(delivery)) {
-                    // The session admits at most `max_in_flight` deliveries and the
-                    // channel holds that many, so this happens only when nobody is
-                    // receiving any more (shutting down): the platform redelivers.
-                    let reason = format!("no receiver: {e}");
-                    let _ = self
-                        .session
-                        .complete(id, Outcome::Failure(reason), Instant::now());
-                }
-                return;
-            }
-            Event::ProduceAck { stream_id, result } => {
-                if let Some(reply) = sends.remove(&stream_id) {
-                    let _ = reply.send(result);
-                }
-                return;
-            }
-            Event::Connected => {
-                tracing::info!("connected");
-                if let Some(tx) = self.connected.take() {
-                    let _ = tx.send(Ok(()));
-                }
-                ClientEvent::Connected
-            }
-            Event::Fatal(error) => {
-                tracing::error!(%error, "the platform refused the configuration");
-                if let Ok(mut fatal) = self.fatal.lock() {
-                    *fatal = Some(error.clone());
-                }
-                if let Some(tx) = self.connected.take() {
-                    let _ = tx.send(Err(Error::Refused(error.clone())));
-                }
-                ClientEvent::Fatal(error.to_string())
-            }
-            other => match ClientEvent::from_event(&other) {
-                Some(event) => {
-                    tracing::debug!(%event);
-                    event
-                }
-                None => return,
-            },
-        };
-        // Nobody listening is fine; a subscriber that lags loses the oldest events.
-        let _ = self.events.try_broadcast(public);
     }
 }
 

@@ -21,7 +21,7 @@ pub use alipay_msg_core::client::{ClientError, ClientEvent, Message};
 pub use events::Events;
 
 use crate::runtime::{Task, Tasks};
-use driver::{Command, Driver};
+use driver::{AppSide, Command, Driver};
 
 /// Why a client call failed (the same type on every runtime).
 pub type Error = ClientError;
@@ -82,10 +82,13 @@ impl Client {
             Driver {
                 session,
                 commands: command_rx,
-                deliveries: delivery_tx,
-                events: events.clone(),
-                connected: Some(connected_tx),
-                fatal: fatal.clone(),
+                app: AppSide {
+                    deliveries: delivery_tx,
+                    events: events.clone(),
+                    connected: Some(connected_tx),
+                    fatal: fatal.clone(),
+                    sends: Default::default(),
+                },
                 tasks: tasks.clone(),
             }
             .run(),

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    CheckedFrame, ClientSession, Event, FrameChecker, Outcome, Output, SendError, Transmit,
+    Application, CheckedFrame, ClientSession, FrameChecker, Outcome, Output, SendError, Transmit,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_core::register::RegisterError;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -45,11 +46,55 @@ enum Io {
 pub(crate) struct Driver {
     pub(crate) session: ClientSession,
     pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) app: AppSide,
+}
+
+/// Where the session's events go ([`ClientSession::dispatch`]): tokio channels.
+pub(crate) struct AppSide {
     pub(crate) deliveries: mpsc::Sender<Message>,
     pub(crate) events: broadcast::Sender<ClientEvent>,
     pub(crate) connected: Option<oneshot::Sender<Result<(), Error>>>,
-    pub(crate) fatal:
-        std::sync::Arc<std::sync::Mutex<Option<alipay_msg_core::register::RegisterError>>>,
+    pub(crate) fatal: std::sync::Arc<std::sync::Mutex<Option<RegisterError>>>,
+    /// Sends waiting for their PRODUCE_ACK, by `stream-id`.
+    pub(crate) sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>>,
+}
+
+impl Application for AppSide {
+    fn deliver(&mut self, message: Message) -> Result<(), String> {
+        // The session admits at most `max_in_flight` deliveries and the channel holds
+        // that many, so this fails only when nobody is receiving any more (shutting
+        // down).
+        self.deliveries
+            .try_send(message)
+            .map_err(|e| format!("no receiver: {e}"))
+    }
+
+    fn produce_ack(&mut self, stream_id: String, result: Result<ProduceAck, SendError>) {
+        if let Some(reply) = self.sends.remove(&stream_id) {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn connect_result(&mut self, result: Result<(), RegisterError>) {
+        match &result {
+            Ok(()) => tracing::info!("connected"),
+            Err(error) => {
+                tracing::error!(%error, "the platform refused the configuration");
+                if let Ok(mut fatal) = self.fatal.lock() {
+                    *fatal = Some(error.clone());
+                }
+            }
+        }
+        if let Some(tx) = self.connected.take() {
+            let _ = tx.send(result.map_err(Error::Refused));
+        }
+    }
+
+    fn publish(&mut self, event: ClientEvent) {
+        tracing::debug!(%event);
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
 }
 
 /// The open connection: a reader task reads and checks frames, a writer task writes.
@@ -99,8 +144,6 @@ impl Driver {
         let mut conn: Option<Connection> = None;
         // The writer of a connection being closed, still flushing its last frames.
         let mut closing: Option<JoinHandle<()>> = None;
-        let mut sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>> =
-            HashMap::new();
         let max_message = self.session.config().frame_limits.max_frame_bytes;
         // One timer for the whole run, moved only when the session's deadline moves:
         // a new timer per wake-up would re-register with the runtime's timer (and wake
@@ -143,11 +186,13 @@ impl Driver {
                                 // The writer sends what is queued (acks included), the
                                 // close frame, and ends.
                                 let _ = c.writer.try_send(WsMessage::Close(None));
-                                closing = Some(retire(c));
+                                closing = Some(c.writer_task);
                             }
                         }
                     },
-                    Output::Event(event) => self.event(event, &mut sends),
+                    Output::Event(event) => {
+                        self.session.dispatch(event, &mut self.app, Instant::now())
+                    }
                     Output::Timeout(at) => break Some(at),
                     Output::Done => break None,
                 }
@@ -167,7 +212,7 @@ impl Driver {
                 command = self.commands.recv() => match command {
                     Some(Command::Send { msg_api, biz_content, reply }) => {
                         match self.session.send(&msg_api, &biz_content, Instant::now()) {
-                            Ok(stream_id) => { sends.insert(stream_id, reply); }
+                            Ok(stream_id) => { self.app.sends.insert(stream_id, reply); }
                             Err(e) => { let _ = reply.send(Err(e)); }
                         }
                     }
@@ -225,69 +270,15 @@ impl Driver {
         abort(&mut attempt_task);
         if let Some(c) = conn.take() {
             let _ = c.writer.try_send(WsMessage::Close(None));
-            closing = Some(retire(c));
+            closing = Some(c.writer_task);
         }
         // Let the last frames (acks of completed deliveries) reach the socket.
         if let Some(writer) = closing {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
         }
-        for (_, reply) in sends.drain() {
+        for (_, reply) in self.app.sends.drain() {
             let _ = reply.send(Err(SendError::ConnectionLost));
         }
-    }
-
-    fn event(
-        &mut self,
-        event: Event,
-        sends: &mut HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>>,
-    ) {
-        let public = match event {
-            Event::Message(delivery) => {
-                let id = delivery.id;
-                if let Err(e) = self.deliveries.try_send(Message::new(delivery)) {
-                    // The session admits at most `max_in_flight` deliveries and the
-                    // channel holds that many, so this happens only when nobody is
-                    // receiving any more (shutting down): the platform redelivers.
-                    let reason = format!("no receiver: {e}");
-                    let _ = self
-                        .session
-                        .complete(id, Outcome::Failure(reason), Instant::now());
-                }
-                return;
-            }
-            Event::ProduceAck { stream_id, result } => {
-                if let Some(reply) = sends.remove(&stream_id) {
-                    let _ = reply.send(result);
-                }
-                return;
-            }
-            Event::Connected => {
-                tracing::info!("connected");
-                if let Some(tx) = self.connected.take() {
-                    let _ = tx.send(Ok(()));
-                }
-                ClientEvent::Connected
-            }
-            Event::Fatal(error) => {
-                tracing::error!(%error, "the platform refused the configuration");
-                if let Ok(mut fatal) = self.fatal.lock() {
-                    *fatal = Some(error.clone());
-                }
-                if let Some(tx) = self.connected.take() {
-                    let _ = tx.send(Err(Error::Refused(error.clone())));
-                }
-                ClientEvent::Fatal(error.to_string())
-            }
-            other => match ClientEvent::from_event(&other) {
-                Some(event) => {
-                    tracing::debug!(%event);
-                    event
-                }
-                None => return,
-            },
-        };
-        // Nobody listening is fine.
-        let _ = self.events.send(public);
     }
 }
 
@@ -313,11 +304,6 @@ async fn next_inbound(conn: &mut Option<Connection>) -> Inbound {
             .unwrap_or_else(|| Inbound::Closed("connection closed".to_owned())),
         None => std::future::pending().await,
     }
-}
-
-/// Stops reading a connection; its writer goes on sending what is queued.
-fn retire(conn: Connection) -> JoinHandle<()> {
-    conn.writer_task
 }
 
 /// Reads frames on its own task and checks each there — parsing and the CONSUME

@@ -16,7 +16,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use alipay_msg_core::client::{ClientError, ClientEvent, Message};
 
-use driver::{Command, Driver};
+use driver::{AppSide, Command, Driver};
 
 /// Why a client call failed (the same type on every runtime).
 pub type Error = ClientError;
@@ -58,10 +58,13 @@ impl Client {
             Driver {
                 session,
                 commands: command_rx,
-                deliveries: delivery_tx,
-                events: events.clone(),
-                connected: Some(connected_tx),
-                fatal: fatal.clone(),
+                app: AppSide {
+                    deliveries: delivery_tx,
+                    events: events.clone(),
+                    connected: Some(connected_tx),
+                    fatal: fatal.clone(),
+                    sends: Default::default(),
+                },
             }
             .run(),
         );

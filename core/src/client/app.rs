@@ -1,5 +1,7 @@
 //! What the application sees, the same on every runtime: a verified [`Message`], the
-//! [`ClientEvent`]s worth logging, and the [`ClientError`] of a client call.
+//! [`ClientEvent`]s worth logging, and the [`ClientError`] of a client call; and the
+//! one routing of session events to them that every adapter shares
+//! ([`Application`], [`super::ClientSession::dispatch`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -7,6 +9,7 @@ use std::time::Duration;
 use crate::register::RegisterError;
 
 use super::{ConfigError, Delivery, DeliveryId, DisconnectReason, Event, SendError};
+use crate::produce_ack::ProduceAck;
 use serde::de::DeserializeOwned;
 
 /// A verified platform message (a CONSUME whose signature checked out).
@@ -150,6 +153,26 @@ impl ClientEvent {
             Event::Message(_) | Event::ProduceAck { .. } => return None,
         })
     }
+}
+
+/// An adapter's application side: where [`super::ClientSession::dispatch`] sends what
+/// each session [`Event`] means — the adapter only says how its channels carry it.
+pub trait Application {
+    /// Hands a verified message to the application. `Err(reason)` when nobody takes it
+    /// any more (shutting down): the session then answers FAIL and the platform
+    /// delivers it again.
+    fn deliver(&mut self, message: Message) -> Result<(), String>;
+
+    /// The PRODUCE_ACK (or failure) of the send whose `stream-id` is `stream_id`.
+    fn produce_ack(&mut self, stream_id: String, result: Result<ProduceAck, SendError>);
+
+    /// A connection opened (`Ok`, after every (re)connection), or the platform refused
+    /// the configuration for good (`Err`): what a pending `connect` returns. Called
+    /// after the matching event is published.
+    fn connect_result(&mut self, result: Result<(), RegisterError>);
+
+    /// An event for subscribers ([`ClientEvent`]).
+    fn publish(&mut self, event: ClientEvent);
 }
 
 fn describe(reason: &DisconnectReason) -> String {

@@ -107,7 +107,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
-pub use app::{ClientError, ClientEvent, Message};
+pub use app::{Application, ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
 pub use check::{CheckedFrame, ForeignCheckedFrame, FrameChecker};
 pub use config::{ClientConfig, ConfigError, Credentials};
@@ -487,6 +487,37 @@ impl ClientSession {
         }
         let checked = self.checker.check(text);
         self.on_checked(checked.checked, now);
+    }
+
+    /// Carries out an [`Event`] from [`ClientSession::poll_output`] through the
+    /// adapter's [`Application`]: a message to the application (completed FAIL at
+    /// once when nobody takes it), a PRODUCE_ACK to its sender, `Connected` and
+    /// `Fatal` published and then answered to a pending `connect`, everything else
+    /// published as a [`ClientEvent`].
+    pub fn dispatch(&mut self, event: Event, app: &mut impl Application, now: Instant) {
+        match event {
+            Event::Message(delivery) => {
+                let id = delivery.id;
+                if let Err(reason) = app.deliver(Message::new(delivery)) {
+                    // Known: it was just delivered.
+                    let _ = self.complete(id, Outcome::Failure(reason), now);
+                }
+            }
+            Event::ProduceAck { stream_id, result } => app.produce_ack(stream_id, result),
+            Event::Connected => {
+                app.publish(ClientEvent::Connected);
+                app.connect_result(Ok(()));
+            }
+            Event::Fatal(error) => {
+                app.publish(ClientEvent::Fatal(error.to_string()));
+                app.connect_result(Err(error));
+            }
+            other => {
+                if let Some(event) = ClientEvent::from_event(&other) {
+                    app.publish(event);
+                }
+            }
+        }
     }
 
     /// A checker for this session's frames, to parse and verify them away from the

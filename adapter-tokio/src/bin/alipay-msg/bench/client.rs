@@ -208,10 +208,8 @@ fn thread_cpu_ms() -> Threads {
         .filter_map(|task| {
             let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
             let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_owned();
-            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-            let ticks =
-                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-            Some((name, ticks * 10))
+            let (user_ms, system_ms) = cpu_ms(&stat)?;
+            Some((name, user_ms + system_ms))
         })
         .collect();
     threads.sort_by_key(|t| std::cmp::Reverse(t.1));
@@ -240,16 +238,20 @@ impl ProcessUsage {
             .trim()
             .parse()
             .ok()?;
-        // Fields 14 and 15 of /proc/self/stat, after the parenthesised command name,
-        // in clock ticks of USER_HZ, which Linux fixes at 100 for user space.
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        let (user_ms, system_ms) = cpu_ms(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
         Some(ProcessUsage {
             peak_rss_kb,
-            user_ms: ticks(11)? * 10,
-            system_ms: ticks(12)? * 10,
+            user_ms,
+            system_ms,
         })
     }
+}
+
+/// User and system CPU milliseconds from a `/proc/…/stat` line: fields 14 and 15,
+/// after the parenthesised command name, in clock ticks of USER_HZ, which Linux fixes
+/// at 100 for user space.
+fn cpu_ms(stat: &str) -> Option<(u64, u64)> {
+    let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace().skip(11);
+    let mut ticks = || fields.next()?.parse::<u64>().ok();
+    Some((ticks()? * 10, ticks()? * 10))
 }
