@@ -8,9 +8,6 @@ use std::io;
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::register::WsConnect;
 use async_net::TcpStream;
-use async_tungstenite::tungstenite::client::IntoClientRequest;
-use async_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::WebSocketStream;
 use futures_lite::{AsyncRead, AsyncWrite};
 
@@ -41,22 +38,11 @@ pub(crate) async fn websocket(
     connect_to: &WsConnect,
     max_message_bytes: usize,
 ) -> Result<Ws, String> {
-    let mut request = connect_to
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("invalid upgrade request: {e}"))?;
-    for (name, value) in &connect_to.headers {
-        let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
-        let name: HeaderName = name.parse().map_err(|e| format!("header {name}: {e}"))?;
-        request.headers_mut().insert(name, value);
-    }
+    let request = connect_to.client_request()?;
     let io = connect(endpoint)
         .await
         .map_err(|e| format!("connect {endpoint}: {e}"))?;
-    let mut config = WebSocketConfig::default();
-    config.max_message_size = Some(max_message_bytes);
-    config.max_frame_size = Some(max_message_bytes);
+    let config = WsConnect::websocket_config(max_message_bytes);
     let (ws, _response) = async_tungstenite::client_async_with_config(request, io, Some(config))
         .await
         .map_err(|e| e.to_string())?;

@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::register::WsConnect;
 use rustls::{ClientConnection, StreamOwned};
-use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::HandshakeError;
-use tungstenite::http::{HeaderName, HeaderValue};
-use tungstenite::protocol::WebSocketConfig;
 use tungstenite::WebSocket;
 
 /// Read timeout of the steps of a connect attempt: how soon a cancelled attempt
@@ -253,20 +250,9 @@ pub(crate) fn websocket(
     max_message_bytes: usize,
     bounds: Bounds<'_>,
 ) -> Result<Ws, String> {
-    let mut request = connect_to
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("invalid upgrade request: {e}"))?;
-    for (name, value) in &connect_to.headers {
-        let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
-        let name: HeaderName = name.parse().map_err(|e| format!("header {name}: {e}"))?;
-        request.headers_mut().insert(name, value);
-    }
+    let request = connect_to.client_request()?;
     let io = connect(endpoint, bounds).map_err(|e| format!("connect {endpoint}: {e}"))?;
-    let mut config = WebSocketConfig::default();
-    config.max_message_size = Some(max_message_bytes);
-    config.max_frame_size = Some(max_message_bytes);
+    let config = WsConnect::websocket_config(max_message_bytes);
     let mut round = tungstenite::client::client_with_config(request, io, Some(config));
     loop {
         match round {

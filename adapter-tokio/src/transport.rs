@@ -7,9 +7,6 @@ use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::register::WsConnect;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 
 /// A byte stream, plain or TLS.
@@ -39,23 +36,11 @@ pub(crate) async fn websocket(
     connect_to: &WsConnect,
     max_message_bytes: usize,
 ) -> Result<Ws, String> {
-    let mut request = connect_to
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("invalid upgrade request: {e}"))?;
-    for (name, value) in &connect_to.headers {
-        let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
-        let name: tokio_tungstenite::tungstenite::http::HeaderName =
-            name.parse().map_err(|e| format!("header {name}: {e}"))?;
-        request.headers_mut().insert(name, value);
-    }
+    let request = connect_to.client_request()?;
     let io = connect(endpoint)
         .await
         .map_err(|e| format!("connect {endpoint}: {e}"))?;
-    let mut config = WebSocketConfig::default();
-    config.max_message_size = Some(max_message_bytes);
-    config.max_frame_size = Some(max_message_bytes);
+    let config = WsConnect::websocket_config(max_message_bytes);
     let (ws, _response) = tokio_tungstenite::client_async_with_config(request, io, Some(config))
         .await
         .map_err(|e| e.to_string())?;
