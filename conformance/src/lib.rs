@@ -193,16 +193,27 @@ fn settle(sim: &SimulatorHandle) {
     );
 }
 
+/// A simulator, and a client connected to it running a [`Tally`]'s handler
+/// ([`Tally::handler`]'s arguments).
+fn running<C: ClientUnderTest>(
+    fail_first: usize,
+    panic: bool,
+    work: Duration,
+) -> (SimulatorHandle, C, Arc<Tally>) {
+    let sim = simulator();
+    let client: C = connect(config(&sim));
+    let tally = Arc::new(Tally::default());
+    client.start(tally.handler(fail_first, panic, work));
+    (sim, client, tally)
+}
+
 fn count<C: ClientUnderTest>(client: &C, pred: impl Fn(&ClientEvent) -> bool) -> usize {
     client.events().iter().filter(|e| pred(e)).count()
 }
 
 /// 20 messages, each handled once, all acknowledged.
 pub fn happy_path<C: ClientUnderTest>() {
-    let sim = simulator();
-    let client: C = connect(config(&sim));
-    let tally = Arc::new(Tally::default());
-    client.start(tally.handler(0, false, Duration::ZERO));
+    let (sim, client, tally) = running::<C>(0, false, Duration::ZERO);
     let ids = push_n(&sim, 20);
     settle(&sim);
     client.shutdown();
@@ -212,10 +223,7 @@ pub fn happy_path<C: ClientUnderTest>() {
 
 /// A handler error acks FAIL; the platform redelivers; the next run succeeds.
 pub fn handler_failure_and_redelivery<C: ClientUnderTest>() {
-    let sim = simulator();
-    let client: C = connect(config(&sim));
-    let tally = Arc::new(Tally::default());
-    client.start(tally.handler(2, false, Duration::ZERO));
+    let (sim, client, tally) = running::<C>(2, false, Duration::ZERO);
     let ids = push_n(&sim, 4);
     settle(&sim);
     client.shutdown();
@@ -232,10 +240,7 @@ pub fn handler_failure_and_redelivery<C: ClientUnderTest>() {
 
 /// A panicking handler acks FAIL and the client keeps going.
 pub fn handler_panic_is_a_failure<C: ClientUnderTest>() {
-    let sim = simulator();
-    let client: C = connect(config(&sim));
-    let tally = Arc::new(Tally::default());
-    client.start(tally.handler(1, true, Duration::ZERO));
+    let (sim, client, tally) = running::<C>(1, true, Duration::ZERO);
     let ids = push_n(&sim, 2);
     settle(&sim);
     client.shutdown();
@@ -245,10 +250,7 @@ pub fn handler_panic_is_a_failure<C: ClientUnderTest>() {
 
 /// The platform delivers a message twice: the handler runs once.
 pub fn duplicate_suppressed<C: ClientUnderTest>() {
-    let sim = simulator();
-    let client: C = connect(config(&sim));
-    let tally = Arc::new(Tally::default());
-    client.start(tally.handler(0, false, Duration::ZERO));
+    let (sim, client, tally) = running::<C>(0, false, Duration::ZERO);
     sim.set_faults(FaultPlan {
         duplicate_consumes: 3,
         ..FaultPlan::default()
@@ -264,10 +266,7 @@ pub fn duplicate_suppressed<C: ClientUnderTest>() {
 
 /// Forged messages are rejected and never reach the handler.
 pub fn forged_rejected<C: ClientUnderTest>() {
-    let sim = simulator();
-    let client: C = connect(config(&sim));
-    let tally = Arc::new(Tally::default());
-    client.start(tally.handler(0, false, Duration::ZERO));
+    let (sim, client, tally) = running::<C>(0, false, Duration::ZERO);
     let forger = PrivateKey::from_pem_or_base64(&read("keys/app_private_pkcs1.pem")).expect("key");
     let forger = Signer::new(&forger, SignType::Rsa2).expect("signer");
     sim.push_forged(
@@ -294,10 +293,7 @@ pub fn forged_rejected<C: ClientUnderTest>() {
 /// The platform drops every connection three times mid-stream: the client reconnects and
 /// nothing is lost or handled twice.
 pub fn platform_restart_loses_nothing<C: ClientUnderTest>() {
-    let sim = simulator();
-    let client: C = connect(config(&sim));
-    let tally = Arc::new(Tally::default());
-    client.start(tally.handler(0, false, Duration::from_millis(3)));
+    let (sim, client, tally) = running::<C>(0, false, Duration::from_millis(3));
     let mut ids = push_n(&sim, 30);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(30));
