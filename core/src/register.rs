@@ -417,7 +417,10 @@ mod tests {
             headers: vec![("cookie".to_owned(), "a\nb".to_owned())],
             ..connect
         };
-        assert!(bad.client_request().unwrap_err().starts_with("header cookie"));
+        assert!(bad
+            .client_request()
+            .unwrap_err()
+            .starts_with("header cookie"));
         let config = WsConnect::websocket_config(4096);
         assert_eq!(
             (config.max_message_size, config.max_frame_size),
