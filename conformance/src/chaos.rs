@@ -211,10 +211,21 @@ impl ChaosProxy {
         self.threads.push(t);
     }
 
-    /// Stops new faults and lifts every stall (cuts already made stay made).
+    /// Stops new faults and lifts every short stall (cuts already made stay made).
+    ///
+    /// A long stall in progress runs its (bounded) course: lifting it early would hide
+    /// whether the client detects it, and a stall begun just before healing would
+    /// then count as never detected.
     pub fn heal(&self) {
+        self.lift_stalls(false);
+    }
+
+    fn lift_stalls(&self, long_too: bool) {
         self.shared.healed.store(true, Ordering::SeqCst);
         for conn in self.shared.conns.lock().expect("lock").iter() {
+            if !long_too && conn.long_stalled.load(Ordering::SeqCst) {
+                continue;
+            }
             for dir in [UP, DOWN] {
                 *conn.stall_until[dir].lock().expect("lock") = None;
             }
@@ -224,6 +235,22 @@ impl ChaosProxy {
     /// Fault counts.
     pub fn counts(&self) -> &FaultCounts {
         &self.shared.counts
+    }
+
+    /// Waits until every long stall has run its course, so that its detection (or the
+    /// lack of one) is final.
+    pub fn wait_long_stalls(&self) {
+        let end = self
+            .shared
+            .long_stalls
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|stall| stall.started + stall.duration)
+            .max();
+        if let Some(end) = end {
+            std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        }
     }
 
     /// For each long stall: how long until the client closed the stalled connection or
@@ -262,7 +289,7 @@ impl ChaosProxy {
 
     /// Stops everything and joins the threads.
     pub fn stop(mut self) {
-        self.heal();
+        self.lift_stalls(true);
         self.shared.stop.store(true, Ordering::SeqCst);
         for conn in self.shared.conns.lock().expect("lock").iter() {
             conn.cut();
@@ -660,6 +687,7 @@ pub fn chaos<C: ClientUnderTest>() {
 
     // Detection of long stalls.
     let bound = dead_after + heartbeat;
+    proxy.wait_long_stalls();
     let detections = proxy.detections();
     let mut max_detect = Duration::ZERO;
     for (stall, detected) in &detections {
