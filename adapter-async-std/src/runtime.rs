@@ -97,6 +97,16 @@ impl<T> Future for Task<T> {
     }
 }
 
+/// Threads of async-std's global executor: `ASYNC_STD_THREAD_COUNT` when set, else one
+/// per available core.
+pub(crate) fn threads() -> usize {
+    std::env::var("ASYNC_STD_THREAD_COUNT")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+}
+
 /// Cancels `task`, if any.
 pub(crate) async fn cancel<T>(task: &mut Option<Task<T>>) {
     if let Some(task) = task.take() {

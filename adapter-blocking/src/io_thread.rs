@@ -21,6 +21,15 @@
 //! Writes happen on this thread only. A write that cannot go out within
 //! `dead_after` closes the connection (the peer stopped reading).
 //!
+//! # Checking on every core
+//!
+//! Parsing a frame and checking a CONSUME's signature is nearly all of a message's
+//! cost. On more than one core the thread deals the text frames it reads to checking
+//! lanes ([`crate::lanes`]) and takes them back, checked, in the order it read them.
+//! While frames are being checked it reads the socket without waiting (non-blocking),
+//! and waits for the next checked frame instead when nothing is there: a checked frame
+//! never waits for the read timeout. Writes always wait (up to `dead_after`).
+//!
 //! Connect attempts (`register.do`, then the websocket upgrade) run on a short-lived
 //! `alipay-msg-connect` thread each, so that a slow or unreachable platform never keeps
 //! this thread from taking commands: a shutdown or a send during a reconnect is answered
@@ -31,7 +40,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +54,7 @@ use alipay_msg_core::register::{RegisterError, WsConnect};
 use tungstenite::Message as WsMessage;
 
 use crate::events::EventHub;
+use crate::lanes::{Lanes, NotTaken};
 use crate::lock;
 use crate::transport::{self, Bounds, HttpProgress, Ws};
 
@@ -85,7 +95,14 @@ pub(crate) struct Shared {
     /// Set when the I/O thread has ended: deliveries still buffered can no longer be
     /// acknowledged.
     pub(crate) finished: AtomicBool,
+    /// Set by [`crate::Client::run`]: deliveries go straight to its handler pool
+    /// instead of through the delivery channel and the thread that called `run` (one
+    /// hand-off and one wake-up fewer per message).
+    pub(crate) handlers: OnceLock<HandlerSink>,
 }
+
+/// Hands a message to the handler pool; `Err` (why) when the pool takes no more.
+pub(crate) type HandlerSink = Box<dyn Fn(Message) -> Result<(), String> + Send + Sync>;
 
 /// Where the session's events go ([`ClientSession::dispatch`]): the I/O thread's
 /// channels, borrowed for one event.
@@ -99,6 +116,9 @@ struct AppSide<'a> {
 
 impl Application for AppSide<'_> {
     fn deliver(&mut self, message: Message) -> Result<(), String> {
+        if let Some(handlers) = self.shared.handlers.get() {
+            return handlers(message);
+        }
         match self.deliveries.try_send(message) {
             Ok(()) => Ok(()),
             // The session admits at most `max_in_flight` deliveries and the channel
@@ -159,6 +179,10 @@ pub(crate) struct IoThread {
     conn: Option<Ws>,
     /// Frames written to `conn` since its last flush.
     unflushed: bool,
+    /// `conn`'s socket is in non-blocking mode (for reads while frames are checked).
+    nonblocking: bool,
+    /// Checking lanes; `None` on one core (frames are checked here).
+    lanes: Option<Lanes>,
 }
 
 pub(crate) fn unix_ms() -> i64 {
@@ -177,6 +201,7 @@ impl IoThread {
         connected: SyncSender<Result<(), ClientError>>,
         shared: Arc<Shared>,
     ) -> Self {
+        let lanes = Lanes::start(&session.frame_checker());
         IoThread {
             session,
             inputs,
@@ -191,6 +216,8 @@ impl IoThread {
             attempt_threads: Vec::new(),
             conn: None,
             unflushed: false,
+            nonblocking: false,
+            lanes,
         }
     }
 
@@ -239,12 +266,39 @@ impl IoThread {
                     return self.session.shutdown(Instant::now());
                 }
             }
-            // Nothing else to do now: what was written goes out before waiting.
-            self.flush();
-            if self.conn.is_none() {
-                return;
+            if let Some(lanes) = self.lanes.as_mut() {
+                // Every frame checked by now, at once: their deliveries reach the
+                // handlers together (one wake-up for a burst, not one each).
+                let mut took = false;
+                loop {
+                    match lanes.try_take() {
+                        Ok(frame) => {
+                            took = true;
+                            let _ = self.session.handle_checked(frame, Instant::now());
+                        }
+                        Err(NotTaken::Gone) => return self.lanes_gone(),
+                        Err(NotTaken::Empty | NotTaken::NotYet) => break,
+                    }
+                }
+                if took {
+                    return;
+                }
             }
-            self.read_frame();
+            // What was written goes out before the thread waits: here, unless frames
+            // are being checked (then the read does not wait, and the wait for a
+            // checked frame flushes first), so that acks leave in bursts.
+            if !self.checking() {
+                self.flush();
+                if self.conn.is_none() {
+                    return;
+                }
+            }
+            if self.lanes.as_ref().is_some_and(Lanes::is_full) {
+                // Every lane holds all it may: the due frame first.
+                self.take_checked(deadline);
+            } else {
+                self.read_frame(deadline);
+            }
             let now = Instant::now();
             if now >= deadline {
                 self.session.handle_timeout(now);
@@ -259,29 +313,140 @@ impl IoThread {
         }
     }
 
-    /// Reads one frame, or nothing within [`READ_SLICE`].
-    fn read_frame(&mut self) {
+    /// Reads one frame, or nothing within [`READ_SLICE`] — nothing at once while frames
+    /// are being checked, and then waits for the next checked frame (until `deadline`).
+    fn read_frame(&mut self, deadline: Instant) {
+        let checking = self.checking();
+        if !self.set_nonblocking(checking) {
+            return;
+        }
         let Some(ws) = self.conn.as_mut() else { return };
         let result = ws.read();
         let now = Instant::now();
         match result {
-            Ok(WsMessage::Text(text)) => self.session.handle_text(text.as_str(), now),
+            Ok(WsMessage::Text(text)) => match self.lanes.as_mut() {
+                Some(lanes) => {
+                    if !lanes.deal(text) {
+                        self.lanes_gone();
+                    }
+                }
+                None => self.session.handle_text(text.as_str(), now),
+            },
             Ok(WsMessage::Pong(_)) => self.session.handle_pong(now),
             // tungstenite answers pings itself; binary frames are not part of the
             // protocol.
             Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_)) => {}
             Ok(WsMessage::Close(frame)) => {
-                self.conn = None;
                 let reason = frame.map_or_else(
                     || "closed by the platform".to_owned(),
                     |f| format!("closed by the platform: {} {}", f.code, f.reason),
                 );
-                self.session.handle_ws_closed(&reason, now);
+                self.read_ended(&reason);
             }
-            Err(tungstenite::Error::Io(e)) if transport::is_timeout(&e) => {}
+            Err(tungstenite::Error::Io(e)) if transport::is_timeout(&e) => {
+                if checking {
+                    self.take_checked(deadline);
+                }
+            }
+            Err(e) => self.read_ended(&e.to_string()),
+        }
+    }
+
+    /// Frames are being checked on the lanes.
+    fn checking(&self) -> bool {
+        self.lanes.as_ref().is_some_and(|l| l.pending() > 0)
+    }
+
+    /// The platform closed the connection, or reading failed: the frames read before
+    /// still count (their acks may yet get out), then the connection is let go.
+    fn read_ended(&mut self, reason: &str) {
+        // Checking takes well under a second a frame; a lane that does not answer by
+        // then has its frames dropped with the connection (they were never acked).
+        let drain_by = Instant::now() + Duration::from_secs(1);
+        while let Some(lanes) = self.lanes.as_mut() {
+            match lanes.take(drain_by) {
+                Ok(frame) => {
+                    let _ = self.session.handle_checked(frame, Instant::now());
+                }
+                Err(NotTaken::Gone) => {
+                    self.lanes = None;
+                    break;
+                }
+                Err(NotTaken::Empty | NotTaken::NotYet) => break,
+            }
+        }
+        self.let_go();
+        self.session.handle_ws_closed(reason, Instant::now());
+    }
+
+    /// Waits (until `deadline`) for the next checked frame and gives it to the session;
+    /// what was written goes out first.
+    fn take_checked(&mut self, deadline: Instant) {
+        self.flush();
+        let Some(lanes) = self.lanes.as_mut() else {
+            return;
+        };
+        match lanes.take(deadline) {
+            Ok(frame) => self.checked(frame),
+            Err(NotTaken::Gone) => self.lanes_gone(),
+            Err(NotTaken::Empty | NotTaken::NotYet) => {}
+        }
+    }
+
+    fn checked(&mut self, frame: alipay_msg_core::client::CheckedFrame) {
+        // Checked by this session's own checker: never foreign.
+        let _ = self.session.handle_checked(frame, Instant::now());
+    }
+
+    /// A checking lane's thread ended (it cannot on any input): the frames it held are
+    /// lost, so the connection is closed for the platform to deliver them again, and
+    /// from now on this thread checks frames itself.
+    fn lanes_gone(&mut self) {
+        tracing::error!(
+            "a checking lane stopped; frames are checked on the I/O thread from now on"
+        );
+        self.lanes = None;
+        if self.conn.is_some() {
+            self.let_go();
+            self.session
+                .handle_ws_closed("a checking lane stopped", Instant::now());
+        }
+    }
+
+    /// Lets go of the connection, and of its frames still being checked.
+    fn let_go(&mut self) {
+        self.conn = None;
+        self.unflushed = false;
+        self.nonblocking = false;
+        if let Some(lanes) = self.lanes.as_mut() {
+            if !lanes.reset() {
+                tracing::error!(
+                    "a checking lane stopped; frames are checked on the I/O thread from now on"
+                );
+                self.lanes = None;
+            }
+        }
+    }
+
+    /// Puts the socket in (non-)blocking mode, when it is not already; `false` if that
+    /// failed, which ends the connection.
+    fn set_nonblocking(&mut self, nonblocking: bool) -> bool {
+        if self.nonblocking == nonblocking {
+            return true;
+        }
+        let Some(ws) = self.conn.as_ref() else {
+            return false;
+        };
+        match ws.get_ref().set_nonblocking(nonblocking) {
+            Ok(()) => {
+                self.nonblocking = nonblocking;
+                true
+            }
             Err(e) => {
-                self.conn = None;
-                self.session.handle_ws_closed(&e.to_string(), now);
+                self.let_go();
+                self.session
+                    .handle_ws_closed(&format!("socket mode: {e}"), Instant::now());
+                false
             }
         }
     }
@@ -322,6 +487,7 @@ impl IoThread {
                     });
                     match ready {
                         Ok(()) => {
+                            self.let_go();
                             self.conn = Some(*ws);
                             self.session.update_wall_clock(now, unix_ms());
                             self.session.handle_ws_open(now);
@@ -351,11 +517,14 @@ impl IoThread {
             Transmit::Ping => self.write(WsMessage::Ping(Vec::new().into())),
             Transmit::Close => {
                 self.abandon_attempt();
-                if let Some(mut ws) = self.conn.take() {
-                    // Best effort: the close frame may not get out.
-                    let _ = ws.close(None);
-                    let _ = ws.flush();
+                if self.set_nonblocking(false) {
+                    if let Some(mut ws) = self.conn.take() {
+                        // Best effort: the close frame may not get out.
+                        let _ = ws.close(None);
+                        let _ = ws.flush();
+                    }
                 }
+                self.let_go();
             }
         }
     }
@@ -363,6 +532,10 @@ impl IoThread {
     /// Queues a frame; [`IoThread::flush`] sends what is queued before the thread
     /// waits, so a burst of acks leaves in one write.
     fn write(&mut self, message: WsMessage) {
+        // Writes wait for the socket (up to `dead_after`).
+        if !self.set_nonblocking(false) {
+            return;
+        }
         let Some(ws) = self.conn.as_mut() else { return };
         match ws.write(message) {
             Ok(()) => self.unflushed = true,
@@ -374,6 +547,9 @@ impl IoThread {
         if !std::mem::take(&mut self.unflushed) {
             return;
         }
+        if !self.set_nonblocking(false) {
+            return;
+        }
         let Some(ws) = self.conn.as_mut() else { return };
         if let Err(e) = ws.flush() {
             self.write_failed(&e);
@@ -382,8 +558,7 @@ impl IoThread {
 
     fn write_failed(&mut self, e: &tungstenite::Error) {
         // Even a timeout is fatal here: the peer took no bytes for `dead_after`.
-        self.conn = None;
-        self.unflushed = false;
+        self.let_go();
         self.session
             .handle_ws_closed(&format!("write failed: {e}"), Instant::now());
     }
@@ -447,10 +622,15 @@ impl IoThread {
     /// everyone.
     fn finish(&mut self) {
         self.abandon_attempt();
-        if let Some(mut ws) = self.conn.take() {
-            let _ = ws.close(None);
-            let _ = ws.flush();
+        if self.set_nonblocking(false) {
+            if let Some(mut ws) = self.conn.take() {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+            }
         }
+        self.let_go();
+        // Ends the checking threads.
+        self.lanes = None;
         for (_, reply) in self.sends.drain() {
             let _ = reply.try_send(Err(SendError::ConnectionLost));
         }

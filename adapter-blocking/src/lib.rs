@@ -23,6 +23,9 @@
 //!   ([`alipay_msg_core::client::ClientSession`]); every read and write happens here.
 //! - `alipay-msg-connect`: one short-lived thread per connect attempt (`register.do`
 //!   and the websocket upgrade), so a slow platform never blocks the I/O thread.
+//! - `alipay-msg-check`: one per core (at most 4; none on a single core), parsing
+//!   frames and checking their signatures for the I/O thread, which takes them back in
+//!   the order it read them.
 //! - `alipay-msg-handler-N`: the handler pool of [`Client::run`] ([`PoolConfig`]).
 //!
 //! [`Client::shutdown`] joins all of them: no thread of the client outlives it.
@@ -39,6 +42,7 @@
 
 mod events;
 mod io_thread;
+mod lanes;
 mod pool;
 mod transport;
 
@@ -239,14 +243,9 @@ impl Client {
             pool
         };
         let handler = Arc::new(handler);
-        while let Ok(message) = deliveries.recv() {
-            if self.shared.finished.load(Ordering::SeqCst) {
-                // Buffered messages can no longer be acknowledged: the platform
-                // redelivers them.
-                break;
-            }
-            let (handler, inputs, events) =
-                (handler.clone(), self.inputs.clone(), self.events.clone());
+        let (inputs, events, jobs) = (self.inputs.clone(), self.events.clone(), pool.clone());
+        let execute = move |message: Message| {
+            let (handler, inputs, events) = (handler.clone(), inputs.clone(), events.clone());
             let job = Box::new(move || {
                 let id = message.delivery_id();
                 let msg_id = message.msg_id().to_owned();
@@ -265,10 +264,27 @@ impl Client {
                 // A closed channel: the client has stopped, the platform redelivers.
                 let _ = inputs.send(Input::Complete { id, outcome });
             });
-            if pool.execute(job).is_err() {
+            jobs.execute(job)
+                .map_err(|_| "the handler pool takes no more messages".to_owned())
+        };
+        let execute = Arc::new(execute);
+        // From now on the I/O thread hands messages to the pool itself; what it put in
+        // the channel before (or while this was being set) is handed over here, and
+        // the channel closes when the I/O thread ends.
+        let direct = execute.clone();
+        let sink: io_thread::HandlerSink = Box::new(move |message| direct(message));
+        // `run` passes here once per client (the receiver was taken above).
+        let _ = self.shared.handlers.set(sink);
+        while let Ok(message) = deliveries.recv() {
+            if self.shared.finished.load(Ordering::SeqCst) {
+                // Buffered messages can no longer be acknowledged: the platform
+                // redelivers them.
+                break;
+            }
+            if let Err(reason) = execute(message) {
                 // Closed by shutdown, or no thread could be started; the dropped job's
                 // message is redelivered by the platform.
-                tracing::warn!("a message could not be handed to the handler pool");
+                tracing::warn!(%reason, "a message could not be handed to the handler pool");
             }
         }
         drop(deliveries);

@@ -83,8 +83,8 @@ struct State {
     threads: usize,
     /// Workers waiting for a job.
     idle: usize,
-    /// Idle workers woken for a job and not yet running: a job needs a wake-up only
-    /// when there are more jobs than these.
+    /// Idle workers woken for a job and not yet running: while one is on its way, no
+    /// other is woken ([`Pool::wake_one`]).
     waking: usize,
     /// Most workers ever running at once.
     peak: usize,
@@ -139,17 +139,26 @@ impl Pool {
                 }
             }
         }
-        // A worker already woken, or still running jobs, takes this one from the
-        // queue without another wake-up (each costs a system call and a switch).
-        if state.idle > state.waking && state.queue.len() > state.waking {
-            state.waking += 1;
-            self.work.notify_one();
-        }
+        self.wake_one(&mut state);
         drop(state);
         for handle in finished {
             let _ = handle.join();
         }
         Ok(())
+    }
+
+    /// Wakes one idle worker for the queued jobs, unless one is already on its way.
+    ///
+    /// A woken worker that finds more jobs queued wakes the next before it runs its own
+    /// ([`Pool::work_loop`]): slow jobs still spread over every thread, one wake-up
+    /// after the other, while a burst of quick jobs costs a wake-up or two instead of
+    /// one each (each is a system call and a context switch, more than a quick
+    /// handler's whole run).
+    fn wake_one(&self, state: &mut State) {
+        if state.waking == 0 && state.idle > 0 && !state.queue.is_empty() {
+            state.waking += 1;
+            self.work.notify_one();
+        }
     }
 
     fn spawn(self: &Arc<Self>, state: &mut State) -> std::io::Result<()> {
@@ -169,6 +178,7 @@ impl Pool {
         let mut state = lock(&self.state);
         loop {
             if let Some(job) = state.queue.pop_front() {
+                self.wake_one(&mut state);
                 drop(state);
                 // Jobs catch their handler's panic themselves; this guards the
                 // accounting below against a bug in a job.

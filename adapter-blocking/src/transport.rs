@@ -46,6 +46,12 @@ impl Stream {
         self.tcp().set_read_timeout(Some(nonzero(timeout)))
     }
 
+    /// Makes reads of the socket underneath return at once (`WouldBlock`) when nothing
+    /// is there, or wait for their timeout again.
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.tcp().set_nonblocking(nonblocking)
+    }
+
     /// Sets the write timeout of the socket underneath.
     pub(crate) fn set_write_timeout(&self, timeout: Duration) -> io::Result<()> {
         self.tcp().set_write_timeout(Some(nonzero(timeout)))

@@ -6,15 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, ClientEvent, ClientSession, DeliveryId, Message, Outcome, Output, SendError,
-    Transmit,
+    Application, CheckedFrame, ClientEvent, ClientSession, DeliveryId, FrameChecker, Message,
+    Outcome, Output, SendError, Transmit,
 };
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
-use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use async_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender};
 use futures_channel::oneshot;
 use futures_lite::future;
@@ -53,11 +53,13 @@ enum Io {
 }
 
 /// What woke the driver up.
+// Checked frames are nearly every wake-up: boxing them would add an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Wake {
     Deadline,
     Command(Option<Command>),
     Io(Io),
-    Frame(Option<Result<WsMessage, WsError>>),
+    Inbound(Inbound),
 }
 
 /// Where the session's events go ([`ClientSession::dispatch`]): async channels.
@@ -115,11 +117,76 @@ pub(crate) struct Driver {
     pub(crate) tasks: Tasks,
 }
 
-/// The open connection: the reading half stays here, a writer task owns the other.
+/// The open connection: a reader task reads frames, checking lanes check them, a writer
+/// task writes.
 struct Connection {
-    reader: WebSocketReceiver<BoxIo>,
+    inbound: Lanes,
+    /// Held while the connection is: the reader task stops once it is dropped.
+    _reader_stop: Sender<()>,
+    /// The reader and checking-lane tasks, which end by themselves once the connection
+    /// is let go.
+    reader_tasks: Vec<Task<()>>,
     writer: Sender<WsMessage>,
     writer_task: Task<()>,
+}
+
+/// What the reader task read, in order.
+enum Read {
+    Text(Utf8Bytes),
+    Pong,
+    /// The connection ended; why.
+    Closed(String),
+}
+
+/// What the checking lanes pass on, in the order the reader read it.
+// Frames are nearly everything read: boxing them would add an allocation per message.
+#[allow(clippy::large_enum_variant)]
+enum Inbound {
+    /// A text frame, parsed and (a CONSUME) verified on a checking lane.
+    Frame(CheckedFrame),
+    Pong,
+    /// The connection ended; why.
+    Closed(String),
+}
+
+impl Inbound {
+    fn checked(read: Read, checker: &FrameChecker) -> Inbound {
+        match read {
+            Read::Text(text) => Inbound::Frame(checker.check(text.as_str())),
+            Read::Pong => Inbound::Pong,
+            Read::Closed(reason) => Inbound::Closed(reason),
+        }
+    }
+}
+
+/// Frames each checking lane may check ahead of the driver. While the session does not
+/// want to read (backpressure) the lanes stop after this many each, then the reader,
+/// and with it the socket.
+const CHECKED_AHEAD: usize = 8;
+
+/// Most checking lanes, whatever the number of executor threads.
+const MAX_LANES: usize = 4;
+
+/// The checking lanes' outputs, taken in the turn the reader dealt frames to them: the
+/// session sees frames in the order they were read, whatever lane finished first.
+struct Lanes {
+    lanes: Vec<Receiver<Inbound>>,
+    next: usize,
+}
+
+impl Lanes {
+    /// The next frame in read order. Cancel-safe: a turn advances only when a frame is
+    /// taken.
+    async fn recv(&mut self) -> Inbound {
+        match self.lanes[self.next].recv().await {
+            Ok(inbound) => {
+                self.next = (self.next + 1) % self.lanes.len();
+                inbound
+            }
+            // The lane ended without passing on a close: its task was stopped.
+            Err(_) => Inbound::Closed("connection closed".to_owned()),
+        }
+    }
 }
 
 pub(crate) fn unix_ms() -> i64 {
@@ -211,7 +278,7 @@ impl Driver {
                 };
                 let frame = async {
                     match conn {
-                        Some(c) if reading => Wake::Frame(c.reader.next().await),
+                        Some(c) if reading => Wake::Inbound(c.inbound.recv().await),
                         _ => future::pending().await,
                     }
                 };
@@ -257,8 +324,12 @@ impl Driver {
                         let (sink, reader) = (*ws).split();
                         let (writer, writer_task) =
                             spawn_writer(&self.tasks, sink, io_tx.clone(), id);
+                        let (inbound, reader_stop, reader_tasks) =
+                            spawn_reader(&self.tasks, reader, self.session.frame_checker());
                         conn = Some(Connection {
-                            reader,
+                            inbound,
+                            _reader_stop: reader_stop,
+                            reader_tasks,
                             writer,
                             writer_task,
                         });
@@ -274,33 +345,17 @@ impl Driver {
                     }
                     _ => {} // from an abandoned attempt or connection
                 },
-                Wake::Frame(frame) => match frame {
-                    Some(Ok(WsMessage::Text(text))) => self.session.handle_text(text.as_str(), now),
-                    Some(Ok(WsMessage::Pong(_))) => self.session.handle_pong(now),
-                    // tungstenite answers pings itself; binary frames are not part of the
-                    // protocol.
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {}
-                    Some(Ok(WsMessage::Close(frame))) => {
+                Wake::Inbound(inbound) => match inbound {
+                    Inbound::Frame(frame) => {
+                        // Checked by this session's own checker: never foreign.
+                        let _ = self.session.handle_checked(frame, now);
+                    }
+                    Inbound::Pong => self.session.handle_pong(now),
+                    Inbound::Closed(reason) => {
                         if let Some(c) = conn.take() {
                             retire(c, &mut closing);
                         }
-                        let reason = frame.map_or_else(
-                            || "closed by the platform".to_owned(),
-                            |f| format!("closed by the platform: {} {}", f.code, f.reason),
-                        );
                         self.session.handle_ws_closed(&reason, now);
-                    }
-                    Some(Err(e)) => {
-                        if let Some(c) = conn.take() {
-                            retire(c, &mut closing);
-                        }
-                        self.session.handle_ws_closed(&e.to_string(), now);
-                    }
-                    None => {
-                        if let Some(c) = conn.take() {
-                            retire(c, &mut closing);
-                        }
-                        self.session.handle_ws_closed("connection closed", now);
                     }
                 },
             }
@@ -313,7 +368,8 @@ impl Driver {
         for (_, reply) in self.app.sends.drain() {
             let _ = reply.send(Err(SendError::ConnectionLost));
         }
-        // Give the writers a moment to send their close frames; none outlives the driver.
+        // Give the writers a moment to send their close frames, and the readers to see
+        // their connection let go; none outlives the driver.
         let grace = Instant::now() + CLOSE_GRACE;
         for mut writer in closing {
             let ended = future::or(
@@ -334,11 +390,111 @@ impl Driver {
     }
 }
 
-/// Lets go of a connection: its reader is dropped, and its writer task, which ends once
-/// it has sent what it was given, is kept so that the driver can wait for it at the end.
+/// Lets go of a connection: its reader and checking lanes stop (nothing they read
+/// matters any more), and its writer task ends once it has sent what it was given.
+/// Their tasks are kept so that the driver can wait for them at the end.
 fn retire(conn: Connection, closing: &mut Vec<Task<()>>) {
     closing.retain(|task| !task.is_finished());
     closing.push(conn.writer_task);
+    closing.extend(conn.reader_tasks);
+}
+
+/// Reads frames on its own task and deals them in turn to checking lanes, one task per
+/// executor thread (up to [`MAX_LANES`]), which parse them and check CONSUME signatures
+/// — nearly all of a message's cost. The driver only decides, and checking runs on
+/// every thread at once.
+///
+/// With one executor thread the reader checks frames itself (no lane, no hop).
+///
+/// The tasks end by themselves: the reader once the returned sender is dropped (it then
+/// drops its half of the socket) or the connection ends, each lane once the reader has
+/// ended.
+fn spawn_reader(
+    tasks: &Tasks,
+    mut reader: WebSocketReceiver<BoxIo>,
+    checker: FrameChecker,
+) -> (Lanes, Sender<()>, Vec<Task<()>>) {
+    let lanes = runtime::threads().clamp(1, MAX_LANES);
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let mut spawned = Vec::with_capacity(lanes + 1);
+    let mut outputs = Vec::with_capacity(lanes);
+    let mut inputs = Vec::with_capacity(lanes);
+    if lanes == 1 {
+        let (tx, rx) = async_channel::bounded(CHECKED_AHEAD);
+        outputs.push(rx);
+        inputs.push(Lane::Inline(tx, checker));
+    } else {
+        for _ in 0..lanes {
+            let (raw_tx, raw_rx) = async_channel::bounded::<Read>(CHECKED_AHEAD);
+            let (tx, rx) = async_channel::bounded(CHECKED_AHEAD);
+            let checker = checker.clone();
+            spawned.push(tasks.spawn(async move {
+                while let Ok(read) = raw_rx.recv().await {
+                    let last = matches!(read, Read::Closed(_));
+                    if tx.send(Inbound::checked(read, &checker)).await.is_err() || last {
+                        return;
+                    }
+                }
+            }));
+            outputs.push(rx);
+            inputs.push(Lane::Task(raw_tx));
+        }
+    }
+    spawned.push(tasks.spawn(async move {
+        let mut turn = 0;
+        loop {
+            let next = future::or(async { Some(reader.next().await) }, async {
+                // Nothing is ever sent: this ends when the connection is let go.
+                let _ = stopped.recv().await;
+                None
+            });
+            let Some(next) = next.await else { return };
+            let read = match next {
+                Some(Ok(WsMessage::Text(text))) => Read::Text(text),
+                Some(Ok(WsMessage::Pong(_))) => Read::Pong,
+                // tungstenite answers pings itself; binary frames are not part of the
+                // protocol.
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {
+                    continue
+                }
+                Some(Ok(WsMessage::Close(frame))) => Read::Closed(frame.map_or_else(
+                    || "closed by the platform".to_owned(),
+                    |f| format!("closed by the platform: {} {}", f.code, f.reason),
+                )),
+                Some(Err(e)) => Read::Closed(e.to_string()),
+                None => Read::Closed("connection closed".to_owned()),
+            };
+            let last = matches!(read, Read::Closed(_));
+            if !inputs[turn].pass(read).await || last {
+                return;
+            }
+            turn = (turn + 1) % inputs.len();
+        }
+    }));
+    (
+        Lanes {
+            lanes: outputs,
+            next: 0,
+        },
+        stop,
+        spawned,
+    )
+}
+
+/// Where the reader passes a frame: to a checking lane's task, or checked in place.
+enum Lane {
+    Task(Sender<Read>),
+    Inline(Sender<Inbound>, FrameChecker),
+}
+
+impl Lane {
+    /// `false` once nobody takes frames any more.
+    async fn pass(&self, read: Read) -> bool {
+        match self {
+            Lane::Task(tx) => tx.send(read).await.is_ok(),
+            Lane::Inline(tx, checker) => tx.send(Inbound::checked(read, checker)).await.is_ok(),
+        }
+    }
 }
 
 async fn write(conn: &Option<Connection>, message: WsMessage) {

@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use super::Error;
 use crate::transport::{self, Ws};
@@ -97,10 +97,11 @@ impl Application for AppSide {
     }
 }
 
-/// The open connection: a reader task reads and checks frames, a writer task writes.
+/// The open connection: a reader task reads frames, checking lanes check them, a writer
+/// task writes.
 struct Connection {
-    inbound: mpsc::Receiver<Inbound>,
-    _reader_task: AbortOnDrop,
+    inbound: Lanes,
+    _reader_tasks: Vec<AbortOnDrop>,
     writer: mpsc::Sender<WsMessage>,
     writer_task: JoinHandle<()>,
 }
@@ -115,20 +116,59 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// What the reader task passes on, in the order it read it.
+/// What the reader task read, in order.
+enum Read {
+    Text(Utf8Bytes),
+    Pong,
+    /// The connection ended; why.
+    Closed(String),
+}
+
+/// What the checking lanes pass on, in the order the reader read it.
 // Frames are nearly everything read: boxing them would add an allocation per message.
 #[allow(clippy::large_enum_variant)]
 enum Inbound {
-    /// A text frame, parsed and (a CONSUME) verified on the reader task.
+    /// A text frame, parsed and (a CONSUME) verified on a checking lane.
     Frame(CheckedFrame),
     Pong,
     /// The connection ended; why.
     Closed(String),
 }
 
-/// Frames the reader may check ahead of the driver. While the session does not want to
-/// read (backpressure) the reader stops after this many, and with it the socket.
-const CHECKED_AHEAD: usize = 16;
+impl Inbound {
+    fn checked(read: Read, checker: &FrameChecker) -> Inbound {
+        match read {
+            Read::Text(text) => Inbound::Frame(checker.check(text.as_str())),
+            Read::Pong => Inbound::Pong,
+            Read::Closed(reason) => Inbound::Closed(reason),
+        }
+    }
+}
+
+/// Frames each checking lane may check ahead of the driver. While the session does not
+/// want to read (backpressure) the lanes stop after this many each, then the reader,
+/// and with it the socket.
+const CHECKED_AHEAD: usize = 8;
+
+/// Most checking lanes, whatever the number of worker threads.
+const MAX_LANES: usize = 4;
+
+/// The checking lanes' outputs, taken in the turn the reader dealt frames to them: the
+/// session sees frames in the order they were read, whatever lane finished first.
+struct Lanes {
+    lanes: Vec<mpsc::Receiver<Inbound>>,
+    next: usize,
+}
+
+impl Lanes {
+    /// The next frame in read order; `None` once the lane it is due from has ended.
+    /// Cancel-safe: a turn advances only when a frame is taken.
+    async fn recv(&mut self) -> Option<Inbound> {
+        let inbound = self.lanes[self.next].recv().await?;
+        self.next = (self.next + 1) % self.lanes.len();
+        Some(inbound)
+    }
+}
 
 pub(crate) fn unix_ms() -> i64 {
     SystemTime::now()
@@ -232,11 +272,11 @@ impl Driver {
                         Io::WsOpen(id, ws) if id == attempt => {
                             let (sink, reader) = (*ws).split();
                             let (writer, writer_task) = spawn_writer(sink, io_tx.clone(), id);
-                            let (inbound, reader_task) =
+                            let (inbound, reader_tasks) =
                                 spawn_reader(reader, self.session.frame_checker());
                             conn = Some(Connection {
                                 inbound,
-                                _reader_task: AbortOnDrop(reader_task),
+                                _reader_tasks: reader_tasks,
                                 writer,
                                 writer_task,
                             });
@@ -306,38 +346,91 @@ async fn next_inbound(conn: &mut Option<Connection>) -> Inbound {
     }
 }
 
-/// Reads frames on its own task and checks each there — parsing and the CONSUME
-/// signature, nearly all of a message's cost — so the driver only decides, and the
-/// checking runs beside the rest on another worker thread.
+/// Reads frames on its own task and deals them in turn to checking lanes, one task per
+/// worker thread (up to [`MAX_LANES`]), which parse them and check CONSUME signatures —
+/// nearly all of a message's cost. The driver only decides, and checking runs on every
+/// worker at once: one task checking would keep a frame's hand-off to the driver in
+/// its worker's LIFO slot, where no other worker can take it.
+///
+/// On a runtime with one worker the reader checks frames itself (no lane, no hop).
 fn spawn_reader(
     mut reader: futures_util::stream::SplitStream<Ws>,
     checker: FrameChecker,
-) -> (mpsc::Receiver<Inbound>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(CHECKED_AHEAD);
-    let task = tokio::spawn(async move {
+) -> (Lanes, Vec<AbortOnDrop>) {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let lanes = workers.clamp(1, MAX_LANES);
+    let mut tasks = Vec::with_capacity(lanes + 1);
+    let mut outputs = Vec::with_capacity(lanes);
+    let mut inputs = Vec::with_capacity(lanes);
+    if lanes == 1 {
+        let (tx, rx) = mpsc::channel(CHECKED_AHEAD);
+        outputs.push(rx);
+        inputs.push(Lane::Inline(tx, checker));
+    } else {
+        for _ in 0..lanes {
+            let (raw_tx, mut raw_rx) = mpsc::channel::<Read>(CHECKED_AHEAD);
+            let (tx, rx) = mpsc::channel(CHECKED_AHEAD);
+            let checker = checker.clone();
+            tasks.push(AbortOnDrop(tokio::spawn(async move {
+                while let Some(read) = raw_rx.recv().await {
+                    let last = matches!(read, Read::Closed(_));
+                    if tx.send(Inbound::checked(read, &checker)).await.is_err() || last {
+                        return;
+                    }
+                }
+            })));
+            outputs.push(rx);
+            inputs.push(Lane::Task(raw_tx));
+        }
+    }
+    tasks.push(AbortOnDrop(tokio::spawn(async move {
+        let mut turn = 0;
         loop {
-            let inbound = match reader.next().await {
-                Some(Ok(WsMessage::Text(text))) => Inbound::Frame(checker.check(text.as_str())),
-                Some(Ok(WsMessage::Pong(_))) => Inbound::Pong,
+            let read = match reader.next().await {
+                Some(Ok(WsMessage::Text(text))) => Read::Text(text),
+                Some(Ok(WsMessage::Pong(_))) => Read::Pong,
                 // tungstenite answers pings itself; binary frames are not part of the
                 // protocol.
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {
                     continue
                 }
-                Some(Ok(WsMessage::Close(frame))) => Inbound::Closed(frame.map_or_else(
+                Some(Ok(WsMessage::Close(frame))) => Read::Closed(frame.map_or_else(
                     || "closed by the platform".to_owned(),
                     |f| format!("closed by the platform: {} {}", f.code, f.reason),
                 )),
-                Some(Err(e)) => Inbound::Closed(e.to_string()),
-                None => Inbound::Closed("connection closed".to_owned()),
+                Some(Err(e)) => Read::Closed(e.to_string()),
+                None => Read::Closed("connection closed".to_owned()),
             };
-            let last = matches!(inbound, Inbound::Closed(_));
-            if tx.send(inbound).await.is_err() || last {
+            let last = matches!(read, Read::Closed(_));
+            if !inputs[turn].pass(read).await || last {
                 return;
             }
+            turn = (turn + 1) % inputs.len();
         }
-    });
-    (rx, task)
+    })));
+    (
+        Lanes {
+            lanes: outputs,
+            next: 0,
+        },
+        tasks,
+    )
+}
+
+/// Where the reader passes a frame: to a checking lane's task, or checked in place.
+enum Lane {
+    Task(mpsc::Sender<Read>),
+    Inline(mpsc::Sender<Inbound>, FrameChecker),
+}
+
+impl Lane {
+    /// `false` once nobody takes frames any more.
+    async fn pass(&self, read: Read) -> bool {
+        match self {
+            Lane::Task(tx) => tx.send(read).await.is_ok(),
+            Lane::Inline(tx, checker) => tx.send(Inbound::checked(read, checker)).await.is_ok(),
+        }
+    }
 }
 
 /// Writes frames in order on its own task, so that a slow peer never stops the driver
