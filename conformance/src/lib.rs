@@ -51,6 +51,10 @@ macro_rules! conformance_suite {
             $crate::happy_path::<$client>();
         }
         #[test]
+        fn read_order_kept() {
+            $crate::read_order_kept::<$client>();
+        }
+        #[test]
         fn handler_failure_and_redelivery() {
             $crate::handler_failure_and_redelivery::<$client>();
         }
@@ -218,6 +222,31 @@ pub fn happy_path<C: ClientUnderTest>() {
     settle(&sim);
     client.shutdown();
     tally.assert_each_once(&ids);
+    sim.shutdown();
+}
+
+/// One delivery in flight at a time: handlers run in the order the platform sent the
+/// messages, although the client reads and checks frames ahead of the session, on
+/// several threads at once.
+pub fn read_order_kept<C: ClientUnderTest>() {
+    let sim = simulator();
+    let mut config = config(&sim);
+    config.max_in_flight = 1;
+    let client: C = connect(config);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let handled = order.clone();
+    client.start(Arc::new(move |msg: &Message| {
+        handled.lock().expect("lock").push(msg.msg_id().to_owned());
+        Ok(())
+    }));
+    let ids = push_n(&sim, 60);
+    settle(&sim);
+    client.shutdown();
+    assert_eq!(
+        *order.lock().expect("lock"),
+        ids,
+        "handled in the order sent"
+    );
     sim.shutdown();
 }
 
