@@ -19,6 +19,16 @@
 //! # }
 //! ```
 //!
+//! # Tasks
+//!
+//! A driver task owns the state machine ([`alipay_msg_core::client::ClientSession`]).
+//! Per connection, a reader task deals the frames it reads to one checking task per
+//! worker thread (at most 4; with one worker it checks them itself), which parse them
+//! and verify their signatures — nearly all of a message's cost — on every worker at
+//! once; the driver takes them back in the order they were read. A writer task sends
+//! what the driver queues, a burst at a time. [`Client::run`] runs each handler on a
+//! task of its own, at most `max_in_flight` at once.
+//!
 //! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
 #![forbid(unsafe_code)]
 
