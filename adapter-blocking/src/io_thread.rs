@@ -201,7 +201,7 @@ impl IoThread {
         connected: SyncSender<Result<(), ClientError>>,
         shared: Arc<Shared>,
     ) -> Self {
-        let lanes = Lanes::start(&session.frame_checker());
+        let lanes = Lanes::start(&session.frame_checker(), session.config());
         IoThread {
             session,
             inputs,

@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use alipay_msg_core::client::{CheckedFrame, FrameChecker};
+use alipay_msg_core::client::{CheckedFrame, ClientConfig, FrameChecker};
 use tungstenite::Utf8Bytes;
 
 /// Frames one lane may hold (dealt and not yet taken): a multiple of [`CHUNK`].
@@ -25,9 +25,6 @@ pub(crate) const AHEAD: usize = 8;
 
 /// Consecutive frames dealt to one lane.
 const CHUNK: u64 = 4;
-
-/// Most lanes, whatever the number of cores.
-const MAX_LANES: usize = 4;
 
 struct Lane {
     jobs: SyncSender<Utf8Bytes>,
@@ -57,11 +54,11 @@ pub(crate) enum NotTaken {
 }
 
 impl Lanes {
-    /// One lane per available core (at most [`MAX_LANES`]); `None` on a single core,
+    /// `ClientConfig::check_parallelism` lanes for the available cores; `None` for one,
     /// where the I/O thread checks frames itself, or when no thread can be started.
-    pub(crate) fn start(checker: &FrameChecker) -> Option<Lanes> {
+    pub(crate) fn start(checker: &FrameChecker, config: &ClientConfig) -> Option<Lanes> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Lanes::with_lanes(checker, cores.min(MAX_LANES))
+        Lanes::with_lanes(checker, config.check_parallelism_for(cores))
     }
 
     fn with_lanes(checker: &FrameChecker, count: usize) -> Option<Lanes> {
@@ -190,7 +187,7 @@ impl Drop for Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alipay_msg_core::client::{ClientConfig, ClientSession, Credentials};
+    use alipay_msg_core::client::{ClientSession, Credentials};
     use rand_core::SeedableRng;
     use std::time::Duration;
 

@@ -23,9 +23,9 @@
 //!   ([`alipay_msg_core::client::ClientSession`]); every read and write happens here.
 //! - `alipay-msg-connect`: one short-lived thread per connect attempt (`register.do`
 //!   and the websocket upgrade), so a slow platform never blocks the I/O thread.
-//! - `alipay-msg-check`: one per core (at most 4; none on a single core), parsing
-//!   frames and checking their signatures for the I/O thread, which takes them back in
-//!   the order it read them.
+//! - `alipay-msg-check`: one per core (at most 4; none on a single core; see
+//!   `ClientConfig::check_parallelism`), parsing frames and checking their signatures
+//!   for the I/O thread, which takes them back in the order it read them.
 //! - `alipay-msg-handler-N`: the handler pool of [`Client::run`] ([`PoolConfig`]).
 //!
 //! [`Client::shutdown`] joins all of them: no thread of the client outlives it.

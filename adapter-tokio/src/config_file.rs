@@ -21,6 +21,7 @@
 //! connect_timeout_ms = 10000
 //! send_timeout_ms = 10000
 //! max_in_flight = 64
+//! check_parallelism = 0                # frames checked at once; 0: one per core, at most 4
 //! max_pending_sends = 200
 //! retry_on_auth_error = false
 //! ```
@@ -106,6 +107,7 @@ struct Tuning {
     send_timeout_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
     max_in_flight: Option<usize>,
+    check_parallelism: Option<usize>,
     max_pending_sends: Option<usize>,
     retry_on_auth_error: Option<bool>,
 }
@@ -202,6 +204,9 @@ pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
     if let Some(v) = t.max_in_flight {
         config.max_in_flight = v;
     }
+    if let Some(v) = t.check_parallelism {
+        config.check_parallelism = v;
+    }
     if let Some(v) = t.max_pending_sends {
         config.max_pending_sends = v;
     }
@@ -235,11 +240,13 @@ mod tests {
             alipay_public_key_file = "keys/alipay_public.pem"
             [tuning]
             max_in_flight = 8
+            check_parallelism = 2
             dead_after_ms = 20000
         "#;
         let config = parse(text, Path::new(VECTORS)).unwrap();
         assert_eq!(config.endpoint, Endpoint::plain("127.0.0.1", 7001));
         assert_eq!(config.max_in_flight, 8);
+        assert_eq!(config.check_parallelism, 2);
         assert_eq!(config.dead_after, Duration::from_secs(20));
         assert_eq!(config.charset, alipay_msg_core::charset::Charset::Gbk);
     }

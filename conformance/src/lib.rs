@@ -226,28 +226,32 @@ pub fn happy_path<C: ClientUnderTest>() {
 }
 
 /// One delivery in flight at a time: handlers run in the order the platform sent the
-/// messages, although the client reads and checks frames ahead of the session, on
-/// several threads at once.
+/// messages, although the client reads and checks frames ahead of the session — on
+/// the thread that reads (`check_parallelism` 1), on three lanes (more than this
+/// machine may have cores), and on the default number.
 pub fn read_order_kept<C: ClientUnderTest>() {
-    let sim = simulator();
-    let mut config = config(&sim);
-    config.max_in_flight = 1;
-    let client: C = connect(config);
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let handled = order.clone();
-    client.start(Arc::new(move |msg: &Message| {
-        handled.lock().expect("lock").push(msg.msg_id().to_owned());
-        Ok(())
-    }));
-    let ids = push_n(&sim, 60);
-    settle(&sim);
-    client.shutdown();
-    assert_eq!(
-        *order.lock().expect("lock"),
-        ids,
-        "handled in the order sent"
-    );
-    sim.shutdown();
+    for parallelism in [1, 3, 0] {
+        let sim = simulator();
+        let mut config = config(&sim);
+        config.max_in_flight = 1;
+        config.check_parallelism = parallelism;
+        let client: C = connect(config);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let handled = order.clone();
+        client.start(Arc::new(move |msg: &Message| {
+            handled.lock().expect("lock").push(msg.msg_id().to_owned());
+            Ok(())
+        }));
+        let ids = push_n(&sim, 60);
+        settle(&sim);
+        client.shutdown();
+        assert_eq!(
+            *order.lock().expect("lock"),
+            ids,
+            "check_parallelism {parallelism}: handled in the order sent"
+        );
+        sim.shutdown();
+    }
 }
 
 /// A handler error acks FAIL; the platform redelivers; the next run succeeds.

@@ -138,6 +138,29 @@ fn bad_tunables() {
             ..
         }
     ));
+    let mut config = ClientConfig::new("2021000000000001", public_key_mode());
+    config.check_parallelism = ClientConfig::MAX_CHECK_PARALLELISM + 1;
+    assert_eq!(
+        start(config).unwrap_err().to_string(),
+        "invalid setting check_parallelism: must be at most 64"
+    );
+}
+
+#[test]
+fn check_parallelism_follows_the_workers_up_to_four() {
+    let mut config = ClientConfig::new("2021000000000001", public_key_mode());
+    assert_eq!(config.check_parallelism, 0, "automatic by default");
+    for (workers, lanes) in [(0, 1), (1, 1), (2, 2), (3, 3), (4, 4), (64, 4)] {
+        assert_eq!(
+            config.check_parallelism_for(workers),
+            lanes,
+            "{workers} workers"
+        );
+    }
+    config.check_parallelism = 1;
+    assert_eq!(config.check_parallelism_for(8), 1, "checked where read");
+    config.check_parallelism = 6;
+    assert_eq!(config.check_parallelism_for(2), 6, "as many as asked");
 }
 
 #[test]

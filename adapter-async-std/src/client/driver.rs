@@ -159,13 +159,11 @@ impl Inbound {
     }
 }
 
-/// Frames each checking lane may check ahead of the driver. While the session does not
-/// want to read (backpressure) the lanes stop after this many each, then the reader,
-/// and with it the socket.
-const CHECKED_AHEAD: usize = 8;
-
-/// Most checking lanes, whatever the number of executor threads.
-const MAX_LANES: usize = 4;
+/// Frames a checking lane holds at most waiting to be checked, and as many checked
+/// ones waiting for the driver: a connection reads at most `2 × LANE_AHEAD` frames per
+/// lane ahead of the session. While the session does not want to read (backpressure)
+/// the lanes fill up, then the reader stops, and with it the socket.
+const LANE_AHEAD: usize = 4;
 
 /// The checking lanes' outputs, taken in the turn the reader dealt frames to them: the
 /// session sees frames in the order they were read, whatever lane finished first.
@@ -324,8 +322,12 @@ impl Driver {
                         let (sink, reader) = (*ws).split();
                         let (writer, writer_task) =
                             spawn_writer(&self.tasks, sink, io_tx.clone(), id);
+                        let lanes = self
+                            .session
+                            .config()
+                            .check_parallelism_for(runtime::threads());
                         let (inbound, reader_stop, reader_tasks) =
-                            spawn_reader(&self.tasks, reader, self.session.frame_checker());
+                            spawn_reader(&self.tasks, reader, self.session.frame_checker(), lanes);
                         conn = Some(Connection {
                             inbound,
                             _reader_stop: reader_stop,
@@ -399,12 +401,12 @@ fn retire(conn: Connection, closing: &mut Vec<Task<()>>) {
     closing.extend(conn.reader_tasks);
 }
 
-/// Reads frames on its own task and deals them in turn to checking lanes, one task per
-/// executor thread (up to [`MAX_LANES`]), which parse them and check CONSUME signatures
-/// — nearly all of a message's cost. The driver only decides, and checking runs on
-/// every thread at once.
+/// Reads frames on its own task and deals them in turn to `lanes` checking tasks (by
+/// default one per executor thread: `ClientConfig::check_parallelism`), which parse
+/// them and check CONSUME signatures — nearly all of a message's cost. The driver only
+/// decides, and checking runs on every thread at once.
 ///
-/// With one executor thread the reader checks frames itself (no lane, no hop).
+/// With one lane the reader checks frames itself (no hop).
 ///
 /// The tasks end by themselves: the reader once the returned sender is dropped (it then
 /// drops its half of the socket) or the connection ends, each lane once the reader has
@@ -413,20 +415,21 @@ fn spawn_reader(
     tasks: &Tasks,
     mut reader: WebSocketReceiver<BoxIo>,
     checker: FrameChecker,
+    lanes: usize,
 ) -> (Lanes, Sender<()>, Vec<Task<()>>) {
-    let lanes = runtime::threads().clamp(1, MAX_LANES);
+    let lanes = lanes.max(1);
     let (stop, stopped) = async_channel::bounded::<()>(1);
     let mut spawned = Vec::with_capacity(lanes + 1);
     let mut outputs = Vec::with_capacity(lanes);
     let mut inputs = Vec::with_capacity(lanes);
     if lanes == 1 {
-        let (tx, rx) = async_channel::bounded(CHECKED_AHEAD);
+        let (tx, rx) = async_channel::bounded(2 * LANE_AHEAD);
         outputs.push(rx);
         inputs.push(Lane::Inline(tx, checker));
     } else {
         for _ in 0..lanes {
-            let (raw_tx, raw_rx) = async_channel::bounded::<Read>(CHECKED_AHEAD);
-            let (tx, rx) = async_channel::bounded(CHECKED_AHEAD);
+            let (raw_tx, raw_rx) = async_channel::bounded::<Read>(LANE_AHEAD);
+            let (tx, rx) = async_channel::bounded(LANE_AHEAD);
             let checker = checker.clone();
             spawned.push(tasks.spawn(async move {
                 while let Ok(read) = raw_rx.recv().await {

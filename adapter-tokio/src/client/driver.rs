@@ -145,13 +145,11 @@ impl Inbound {
     }
 }
 
-/// Frames each checking lane may check ahead of the driver. While the session does not
-/// want to read (backpressure) the lanes stop after this many each, then the reader,
-/// and with it the socket.
-const CHECKED_AHEAD: usize = 8;
-
-/// Most checking lanes, whatever the number of worker threads.
-const MAX_LANES: usize = 4;
+/// Frames a checking lane holds at most waiting to be checked, and as many checked
+/// ones waiting for the driver: a connection reads at most `2 × LANE_AHEAD` frames per
+/// lane ahead of the session. While the session does not want to read (backpressure)
+/// the lanes fill up, then the reader stops, and with it the socket.
+const LANE_AHEAD: usize = 4;
 
 /// The checking lanes' outputs, taken in the turn the reader dealt frames to them: the
 /// session sees frames in the order they were read, whatever lane finished first.
@@ -272,8 +270,10 @@ impl Driver {
                         Io::WsOpen(id, ws) if id == attempt => {
                             let (sink, reader) = (*ws).split();
                             let (writer, writer_task) = spawn_writer(sink, io_tx.clone(), id);
+                            let workers = tokio::runtime::Handle::current().metrics().num_workers();
+                            let lanes = self.session.config().check_parallelism_for(workers);
                             let (inbound, reader_tasks) =
-                                spawn_reader(reader, self.session.frame_checker());
+                                spawn_reader(reader, self.session.frame_checker(), lanes);
                             conn = Some(Connection {
                                 inbound,
                                 _reader_tasks: reader_tasks,
@@ -346,30 +346,31 @@ async fn next_inbound(conn: &mut Option<Connection>) -> Inbound {
     }
 }
 
-/// Reads frames on its own task and deals them in turn to checking lanes, one task per
-/// worker thread (up to [`MAX_LANES`]), which parse them and check CONSUME signatures —
-/// nearly all of a message's cost. The driver only decides, and checking runs on every
-/// worker at once: one task checking would keep a frame's hand-off to the driver in
-/// its worker's LIFO slot, where no other worker can take it.
+/// Reads frames on its own task and deals them in turn to `lanes` checking tasks (by
+/// default one per worker thread: `ClientConfig::check_parallelism`), which parse them
+/// and check CONSUME signatures — nearly all of a message's cost. The driver only
+/// decides, and checking runs on every worker at once: one task checking would keep a
+/// frame's hand-off to the driver in its worker's LIFO slot, where no other worker can
+/// take it.
 ///
-/// On a runtime with one worker the reader checks frames itself (no lane, no hop).
+/// With one lane the reader checks frames itself (no hop).
 fn spawn_reader(
     mut reader: futures_util::stream::SplitStream<Ws>,
     checker: FrameChecker,
+    lanes: usize,
 ) -> (Lanes, Vec<AbortOnDrop>) {
-    let workers = tokio::runtime::Handle::current().metrics().num_workers();
-    let lanes = workers.clamp(1, MAX_LANES);
+    let lanes = lanes.max(1);
     let mut tasks = Vec::with_capacity(lanes + 1);
     let mut outputs = Vec::with_capacity(lanes);
     let mut inputs = Vec::with_capacity(lanes);
     if lanes == 1 {
-        let (tx, rx) = mpsc::channel(CHECKED_AHEAD);
+        let (tx, rx) = mpsc::channel(2 * LANE_AHEAD);
         outputs.push(rx);
         inputs.push(Lane::Inline(tx, checker));
     } else {
         for _ in 0..lanes {
-            let (raw_tx, mut raw_rx) = mpsc::channel::<Read>(CHECKED_AHEAD);
-            let (tx, rx) = mpsc::channel(CHECKED_AHEAD);
+            let (raw_tx, mut raw_rx) = mpsc::channel::<Read>(LANE_AHEAD);
+            let (tx, rx) = mpsc::channel(LANE_AHEAD);
             let checker = checker.clone();
             tasks.push(AbortOnDrop(tokio::spawn(async move {
                 while let Some(read) = raw_rx.recv().await {

@@ -224,6 +224,13 @@ pub struct ClientConfig {
     /// Deliveries awaiting completion before the session asks the adapter to stop
     /// reading (default 64).
     pub max_in_flight: usize,
+    /// How many frames the adapters check at once, each on a thread or task of its own
+    /// ([`super::FrameChecker`]: parsing, and the CONSUME signature, nearly all of a
+    /// message's cost): `0` (default) for one per core — per worker thread of the
+    /// runtime — at most [`ClientConfig::AUTO_CHECK_PARALLELISM_MAX`]; `1` checks frames
+    /// where they are read. At most [`ClientConfig::MAX_CHECK_PARALLELISM`]. Frames
+    /// reach the session in the order they were read whatever this is.
+    pub check_parallelism: usize,
     /// Unacknowledged PRODUCEs at most (default 200, as the platform's client).
     pub max_pending_sends: usize,
     /// A PRODUCE without its PRODUCE_ACK after this long fails (default 10 s).
@@ -238,6 +245,38 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Most checking lanes `check_parallelism: 0` picks, however many cores there are:
+    /// beyond it the adapter's reading, not checking, limits a connection.
+    pub const AUTO_CHECK_PARALLELISM_MAX: usize = 4;
+
+    /// Largest `check_parallelism` accepted.
+    pub const MAX_CHECK_PARALLELISM: usize = 64;
+
+    /// How many frames to check at once on a runtime with `workers` threads (cores, for
+    /// the blocking adapter): `check_parallelism`, or when it is `0`, `workers` capped
+    /// at [`ClientConfig::AUTO_CHECK_PARALLELISM_MAX`]. Never 0.
+    ///
+    /// ```
+    /// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/keys");
+    /// use alipay_msg_core::client::{ClientConfig, Credentials};
+    ///
+    /// let credentials = Credentials::public_key(
+    ///     &std::fs::read_to_string(format!("{dir}/app_private_pkcs1.pem")).unwrap(),
+    ///     &std::fs::read_to_string(format!("{dir}/alipay_public.pem")).unwrap(),
+    /// ).unwrap();
+    /// let mut config = ClientConfig::new("2021000000000001", credentials);
+    /// assert_eq!(config.check_parallelism_for(2), 2);
+    /// assert_eq!(config.check_parallelism_for(16), 4);
+    /// config.check_parallelism = 1;
+    /// assert_eq!(config.check_parallelism_for(16), 1);
+    /// ```
+    pub fn check_parallelism_for(&self, workers: usize) -> usize {
+        match self.check_parallelism {
+            0 => workers.clamp(1, Self::AUTO_CHECK_PARALLELISM_MAX),
+            n => n.min(Self::MAX_CHECK_PARALLELISM),
+        }
+    }
+
     /// A configuration with every default, for `app_id` and `credentials`.
     pub fn new(app_id: impl Into<String>, credentials: Credentials) -> Self {
         ClientConfig {
@@ -257,6 +296,7 @@ impl ClientConfig {
             duplicate_capacity: 100_000,
             duplicate_max_age: Duration::from_secs(25 * 3600),
             max_in_flight: 64,
+            check_parallelism: 0,
             max_pending_sends: 200,
             send_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
@@ -300,6 +340,11 @@ impl ClientConfig {
             "max_in_flight",
             self.max_in_flight > 0,
             "must be at least 1",
+        )?;
+        setting(
+            "check_parallelism",
+            self.check_parallelism <= Self::MAX_CHECK_PARALLELISM,
+            "must be at most 64",
         )?;
         setting(
             "max_pending_sends",
