@@ -360,16 +360,15 @@ impl IoThread {
     /// The platform closed the connection, or reading failed: the frames read before
     /// still count (their acks may yet get out), then the connection is let go.
     fn read_ended(&mut self, reason: &str) {
-        // Checking takes well under a second a frame; a lane that does not answer by
-        // then has its frames dropped with the connection (they were never acked).
+        // Checking a frame takes a parse and one signature check (well under a
+        // second); frames not checked by then are dropped with the connection (they
+        // were never acked: the platform delivers them again).
         let drain_by = Instant::now() + Duration::from_secs(1);
         while let Some(lanes) = self.lanes.as_mut() {
             match lanes.take(drain_by) {
-                Ok(frame) => {
-                    let _ = self.session.handle_checked(frame, Instant::now());
-                }
+                Ok(frame) => self.checked(frame),
                 Err(NotTaken::Gone) => {
-                    self.lanes = None;
+                    self.lanes_stopped();
                     break;
                 }
                 Err(NotTaken::Empty | NotTaken::NotYet) => break,
@@ -402,10 +401,7 @@ impl IoThread {
     /// lost, so the connection is closed for the platform to deliver them again, and
     /// from now on this thread checks frames itself.
     fn lanes_gone(&mut self) {
-        tracing::error!(
-            "a checking lane stopped; frames are checked on the I/O thread from now on"
-        );
-        self.lanes = None;
+        self.lanes_stopped();
         if self.conn.is_some() {
             self.let_go();
             self.session
@@ -420,12 +416,16 @@ impl IoThread {
         self.nonblocking = false;
         if let Some(lanes) = self.lanes.as_mut() {
             if !lanes.reset() {
-                tracing::error!(
-                    "a checking lane stopped; frames are checked on the I/O thread from now on"
-                );
-                self.lanes = None;
+                self.lanes_stopped();
             }
         }
+    }
+
+    fn lanes_stopped(&mut self) {
+        tracing::error!(
+            "a checking lane stopped; frames are checked on the I/O thread from now on"
+        );
+        self.lanes = None;
     }
 
     /// Puts the socket in (non-)blocking mode, when it is not already; `false` if that
