@@ -266,23 +266,25 @@ impl IoThread {
                     return self.session.shutdown(Instant::now());
                 }
             }
-            if let Some(lanes) = self.lanes.as_mut() {
-                // Every frame checked by now, at once: their deliveries reach the
-                // handlers together (one wake-up for a burst, not one each).
-                let mut took = false;
-                loop {
-                    match lanes.try_take() {
-                        Ok(frame) => {
-                            took = true;
-                            let _ = self.session.handle_checked(frame, Instant::now());
-                        }
-                        Err(NotTaken::Gone) => return self.lanes_gone(),
-                        Err(NotTaken::Empty | NotTaken::NotYet) => break,
+            // Every frame checked by now, at once, for as long as the session wants
+            // frames (`max_in_flight`): their deliveries reach the handlers together
+            // (one wake-up for a burst, not one each).
+            let mut took = false;
+            while let Some(lanes) = self.lanes.as_mut() {
+                if !self.session.wants_read() {
+                    break;
+                }
+                match lanes.try_take() {
+                    Ok(frame) => {
+                        took = true;
+                        self.checked(frame);
                     }
+                    Err(NotTaken::Gone) => return self.lanes_gone(),
+                    Err(NotTaken::Empty | NotTaken::NotYet) => break,
                 }
-                if took {
-                    return;
-                }
+            }
+            if took {
+                return;
             }
             // What was written goes out before the thread waits: here, unless frames
             // are being checked (then the read does not wait, and the wait for a
@@ -358,13 +360,17 @@ impl IoThread {
     }
 
     /// The platform closed the connection, or reading failed: the frames read before
-    /// still count (their acks may yet get out), then the connection is let go.
+    /// still count, as far as the session wants them (`max_in_flight`), then the
+    /// connection is let go.
     fn read_ended(&mut self, reason: &str) {
         // Checking a frame takes a parse and one signature check (well under a
-        // second); frames not checked by then are dropped with the connection (they
-        // were never acked: the platform delivers them again).
+        // second); frames not checked by then, or not wanted, are dropped with the
+        // connection (they were never acked: the platform delivers them again).
         let drain_by = Instant::now() + Duration::from_secs(1);
         while let Some(lanes) = self.lanes.as_mut() {
+            if !self.session.wants_read() {
+                break;
+            }
             match lanes.take(drain_by) {
                 Ok(frame) => self.checked(frame),
                 Err(NotTaken::Gone) => {

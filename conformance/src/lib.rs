@@ -225,10 +225,11 @@ pub fn happy_path<C: ClientUnderTest>() {
     sim.shutdown();
 }
 
-/// One delivery in flight at a time: handlers run in the order the platform sent the
-/// messages, although the client reads and checks frames ahead of the session — on
-/// the thread that reads (`check_parallelism` 1), on three lanes (more than this
-/// machine may have cores), and on the default number.
+/// One delivery in flight at a time (`max_in_flight` 1): never two handlers at once,
+/// and handlers run in the order the platform sent the messages, although the client
+/// reads and checks frames ahead of the session — on the thread that reads
+/// (`check_parallelism` 1), on three lanes (more than this machine may have cores), and
+/// on the default number.
 pub fn read_order_kept<C: ClientUnderTest>() {
     for parallelism in [1, 3, 0] {
         let sim = simulator();
@@ -237,14 +238,25 @@ pub fn read_order_kept<C: ClientUnderTest>() {
         config.check_parallelism = parallelism;
         let client: C = connect(config);
         let order = Arc::new(Mutex::new(Vec::new()));
-        let handled = order.clone();
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (handled, now_running, most) = (order.clone(), running.clone(), peak.clone());
         client.start(Arc::new(move |msg: &Message| {
+            let n = now_running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
             handled.lock().expect("lock").push(msg.msg_id().to_owned());
+            // Long enough for a second delivery, if one were admitted, to overlap.
+            std::thread::sleep(Duration::from_micros(300));
+            now_running.fetch_sub(1, Ordering::SeqCst);
             Ok(())
         }));
         let ids = push_n(&sim, 60);
         settle(&sim);
         client.shutdown();
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            1,
+            "check_parallelism {parallelism}: one handler at a time"
+        );
         assert_eq!(
             *order.lock().expect("lock"),
             ids,
