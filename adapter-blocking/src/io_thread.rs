@@ -24,8 +24,9 @@
 //! # Checking on every core
 //!
 //! Parsing a frame and checking a CONSUME's signature is nearly all of a message's
-//! cost. On more than one core the thread deals the text frames it reads to checking
-//! lanes ([`crate::lanes`]) and takes them back, checked, in the order it read them.
+//! cost. Unless there is one lane (`ClientConfig::check_parallelism`; by default, on a
+//! single core) the thread deals the text frames it reads to checking lanes
+//! ([`crate::lanes`]) and takes them back, checked, in the order it read them.
 //! While frames are being checked it reads the socket without waiting (non-blocking),
 //! and waits for the next checked frame instead when nothing is there: a checked frame
 //! never waits for the read timeout. Writes always wait (up to `dead_after`).
@@ -40,7 +41,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +62,10 @@ use crate::transport::{self, Bounds, HttpProgress, Ws};
 /// Read timeout of the open websocket: the longest a command waits while the thread
 /// reads.
 pub(crate) const READ_SLICE: Duration = Duration::from_millis(20);
+
+/// The longest a written frame (an ack, a ping) waits to be flushed while the thread
+/// keeps reading.
+const FLUSH_WITHIN: Duration = Duration::from_millis(1);
 
 /// Everything the I/O thread waits for.
 pub(crate) enum Input {
@@ -95,10 +100,10 @@ pub(crate) struct Shared {
     /// Set when the I/O thread has ended: deliveries still buffered can no longer be
     /// acknowledged.
     pub(crate) finished: AtomicBool,
-    /// Set by [`crate::Client::run`]: deliveries go straight to its handler pool
-    /// instead of through the delivery channel and the thread that called `run` (one
-    /// hand-off and one wake-up fewer per message).
-    pub(crate) handlers: OnceLock<HandlerSink>,
+    /// Set by [`crate::Client::run`] while it runs: deliveries go straight to its
+    /// handler pool instead of through the delivery channel and the thread that called
+    /// `run` (one hand-off and one wake-up fewer per message).
+    pub(crate) handlers: Mutex<Option<HandlerSink>>,
 }
 
 /// Hands a message to the handler pool; `Err` (why) when the pool takes no more.
@@ -116,7 +121,10 @@ struct AppSide<'a> {
 
 impl Application for AppSide<'_> {
     fn deliver(&mut self, message: Message) -> Result<(), String> {
-        if let Some(handlers) = self.shared.handlers.get() {
+        // Held while the message goes to the channel too: `run` drains the channel
+        // under this lock before it installs the sink, so order is kept.
+        let handlers = lock(&self.shared.handlers);
+        if let Some(handlers) = handlers.as_ref() {
             return handlers(message);
         }
         match self.deliveries.try_send(message) {
@@ -177,11 +185,11 @@ pub(crate) struct IoThread {
     attempt_cancel: Arc<AtomicBool>,
     attempt_threads: Vec<JoinHandle<()>>,
     conn: Option<Ws>,
-    /// Frames written to `conn` since its last flush.
-    unflushed: bool,
+    /// When the oldest frame written to `conn` since its last flush was written.
+    unflushed: Option<Instant>,
     /// `conn`'s socket is in non-blocking mode (for reads while frames are checked).
     nonblocking: bool,
-    /// Checking lanes; `None` on one core (frames are checked here).
+    /// Checking lanes; `None` for one lane (frames are checked here).
     lanes: Option<Lanes>,
 }
 
@@ -215,7 +223,7 @@ impl IoThread {
             attempt_cancel: Arc::new(AtomicBool::new(false)),
             attempt_threads: Vec::new(),
             conn: None,
-            unflushed: false,
+            unflushed: None,
             nonblocking: false,
             lanes,
         }
@@ -258,6 +266,17 @@ impl IoThread {
             return self.session.handle_timeout(now);
         }
         if self.conn.is_some() && self.session.wants_read() {
+            // Acks leave in bursts (below), but never later than FLUSH_WITHIN after
+            // they were written, however busy the thread stays.
+            if self
+                .unflushed
+                .is_some_and(|since| now.saturating_duration_since(since) >= FLUSH_WITHIN)
+            {
+                self.flush();
+                if self.conn.is_none() {
+                    return;
+                }
+            }
             match self.inputs.try_recv() {
                 Ok(input) => return self.input(input),
                 Err(TryRecvError::Empty) => {}
@@ -418,7 +437,7 @@ impl IoThread {
     /// Lets go of the connection, and of its frames still being checked.
     fn let_go(&mut self) {
         self.conn = None;
-        self.unflushed = false;
+        self.unflushed = None;
         self.nonblocking = false;
         if let Some(lanes) = self.lanes.as_mut() {
             if !lanes.reset() {
@@ -544,13 +563,15 @@ impl IoThread {
         }
         let Some(ws) = self.conn.as_mut() else { return };
         match ws.write(message) {
-            Ok(()) => self.unflushed = true,
+            Ok(()) => {
+                self.unflushed.get_or_insert_with(Instant::now);
+            }
             Err(e) => self.write_failed(&e),
         }
     }
 
     fn flush(&mut self) {
-        if !std::mem::take(&mut self.unflushed) {
+        if self.unflushed.take().is_none() {
             return;
         }
         if !self.set_nonblocking(false) {

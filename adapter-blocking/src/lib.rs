@@ -23,9 +23,10 @@
 //!   ([`alipay_msg_core::client::ClientSession`]); every read and write happens here.
 //! - `alipay-msg-connect`: one short-lived thread per connect attempt (`register.do`
 //!   and the websocket upgrade), so a slow platform never blocks the I/O thread.
-//! - `alipay-msg-check`: one per core (at most 4; none on a single core; see
-//!   `ClientConfig::check_parallelism`), parsing frames and checking their signatures
-//!   for the I/O thread, which takes them back in the order it read them.
+//! - `alipay-msg-check`: `ClientConfig::check_parallelism` of them (by default one per
+//!   core, at most 4, and none on a single core, where the I/O thread checks), parsing
+//!   frames and checking their signatures for the I/O thread, which takes them back in
+//!   the order it read them.
 //! - `alipay-msg-handler-N`: the handler pool of [`Client::run`] ([`PoolConfig`]).
 //!
 //! [`Client::shutdown`] joins all of them: no thread of the client outlives it.
@@ -268,26 +269,39 @@ impl Client {
                 .map_err(|_| "the handler pool takes no more messages".to_owned())
         };
         let execute = Arc::new(execute);
-        // From now on the I/O thread hands messages to the pool itself; what it put in
-        // the channel before (or while this was being set) is handed over here, and
-        // the channel closes when the I/O thread ends.
-        let direct = execute.clone();
-        let sink: io_thread::HandlerSink = Box::new(move |message| direct(message));
-        // `run` passes here once per client (the receiver was taken above).
-        let _ = self.shared.handlers.set(sink);
+        let hand_over = |message| {
+            if let Err(reason) = execute(message) {
+                // Closed by shutdown, or no thread could be started; the dropped job's
+                // message is redelivered by the platform.
+                tracing::warn!(%reason, "a message could not be handed to the handler pool");
+            }
+        };
+        {
+            // From now on the I/O thread hands messages to the pool itself. What it put
+            // in the channel before goes to the pool first, under the same lock, so
+            // that the pool takes messages in the order they were delivered.
+            let mut sink = lock(&self.shared.handlers);
+            while let Ok(message) = deliveries.try_recv() {
+                if self.shared.finished.load(Ordering::SeqCst) {
+                    break; // as below
+                }
+                hand_over(message);
+            }
+            let direct = execute.clone();
+            *sink = Some(Box::new(move |message| direct(message)));
+        }
+        // The channel closes when the I/O thread ends.
         while let Ok(message) = deliveries.recv() {
             if self.shared.finished.load(Ordering::SeqCst) {
                 // Buffered messages can no longer be acknowledged: the platform
                 // redelivers them.
                 break;
             }
-            if let Err(reason) = execute(message) {
-                // Closed by shutdown, or no thread could be started; the dropped job's
-                // message is redelivered by the platform.
-                tracing::warn!(%reason, "a message could not be handed to the handler pool");
-            }
+            hand_over(message);
         }
         drop(deliveries);
+        // What the handler holds is let go when `run` returns, as the caller expects.
+        lock(&self.shared.handlers).take();
         pool.join();
         self.outcome()
     }

@@ -219,3 +219,38 @@ fn pongs_keep_an_idle_connection_open() {
     let events: Vec<ClientEvent> = events.collect();
     assert_eq!(events, vec![ClientEvent::ShutdownComplete]);
 }
+
+#[test]
+fn messages_delivered_before_run_are_handled_first_in_order() {
+    let sim = simulator();
+    // One handler thread: the pool runs jobs in the order it is given them.
+    let pool = PoolConfig {
+        core_threads: 1,
+        max_threads: 1,
+        keep_alive: Duration::from_secs(60),
+    };
+    let client = connect(&sim, pool);
+    // Delivered (sent, awaiting their handler) before anyone runs a handler: they wait
+    // in the client's delivery channel.
+    let mut ids = push_n(&sim, 8);
+    wait_for("8 messages in flight", || {
+        sim.counts().map(|c| c.in_flight).unwrap_or(0) == 8
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let handled = order.clone();
+    let runner = spawn_run(&client, move |msg| {
+        handled.lock().unwrap().push(msg.msg_id().to_owned());
+        Ok(())
+    });
+    // More while `run` starts: handed to the pool after the buffered ones.
+    ids.extend(push_n(&sim, 8));
+    assert!(sim.wait_settled(LIMIT).unwrap(), "{:?}", sim.counts());
+    client.shutdown();
+    runner.join().unwrap().unwrap();
+    assert_eq!(
+        *order.lock().unwrap(),
+        ids,
+        "handled in the order delivered"
+    );
+}

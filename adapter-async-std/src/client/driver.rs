@@ -160,9 +160,10 @@ impl Inbound {
 }
 
 /// Frames a checking lane holds at most waiting to be checked, and as many checked
-/// ones waiting for the driver: a connection reads at most `2 × LANE_AHEAD` frames per
-/// lane ahead of the session. While the session does not want to read (backpressure)
-/// the lanes fill up, then the reader stops, and with it the socket.
+/// ones waiting for the driver: a connection reads at most `2 × LANE_AHEAD + 1` frames
+/// per lane (the one being checked) and one more (in the reader's hand) ahead of the
+/// session. While the session does not want to read (backpressure) the lanes fill up,
+/// then the reader stops, and with it the socket.
 const LANE_AHEAD: usize = 4;
 
 /// The checking lanes' outputs, taken in the turn the reader dealt frames to them: the
