@@ -47,7 +47,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
     Application, ClientError, ClientEvent, ClientSession, DeliveryId, Message, Outcome, Output,
-    SendError, Transmit,
+    SendError, Transmit, WsRead,
 };
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::produce_ack::ProduceAck;
@@ -344,8 +344,8 @@ impl IoThread {
         let Some(ws) = self.conn.as_mut() else { return };
         let result = ws.read();
         let now = Instant::now();
-        match result {
-            Ok(WsMessage::Text(text)) => match self.lanes.as_mut() {
+        match result.map(WsRead::from_message) {
+            Ok(Some(WsRead::Text(text))) => match self.lanes.as_mut() {
                 Some(lanes) => {
                     if !lanes.deal(text) {
                         self.lanes_gone();
@@ -353,17 +353,10 @@ impl IoThread {
                 }
                 None => self.session.handle_text(text.as_str(), now),
             },
-            Ok(WsMessage::Pong(_)) => self.session.handle_pong(now),
-            // tungstenite answers pings itself; binary frames are not part of the
-            // protocol.
-            Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_)) => {}
-            Ok(WsMessage::Close(frame)) => {
-                let reason = frame.map_or_else(
-                    || "closed by the platform".to_owned(),
-                    |f| format!("closed by the platform: {} {}", f.code, f.reason),
-                );
-                self.read_ended(&reason);
-            }
+            Ok(Some(WsRead::Pong)) => self.session.handle_pong(now),
+            Ok(Some(WsRead::Closed(reason))) => self.read_ended(&reason),
+            // Pings (tungstenite answers them) and binary frames.
+            Ok(None) => {}
             Err(tungstenite::Error::Io(e)) if transport::is_timeout(&e) => {
                 if checking {
                     self.take_checked(deadline);
@@ -542,14 +535,7 @@ impl IoThread {
             Transmit::Ping => self.write(WsMessage::Ping(Vec::new().into())),
             Transmit::Close => {
                 self.abandon_attempt();
-                if self.set_nonblocking(false) {
-                    if let Some(mut ws) = self.conn.take() {
-                        // Best effort: the close frame may not get out.
-                        let _ = ws.close(None);
-                        let _ = ws.flush();
-                    }
-                }
-                self.let_go();
+                self.close();
             }
         }
     }
@@ -581,6 +567,17 @@ impl IoThread {
         if let Err(e) = ws.flush() {
             self.write_failed(&e);
         }
+    }
+
+    /// Sends a close frame (best effort: it may not get out) and lets the connection go.
+    fn close(&mut self) {
+        if self.set_nonblocking(false) {
+            if let Some(mut ws) = self.conn.take() {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+            }
+        }
+        self.let_go();
     }
 
     fn write_failed(&mut self, e: &tungstenite::Error) {
@@ -649,13 +646,7 @@ impl IoThread {
     /// everyone.
     fn finish(&mut self) {
         self.abandon_attempt();
-        if self.set_nonblocking(false) {
-            if let Some(mut ws) = self.conn.take() {
-                let _ = ws.close(None);
-                let _ = ws.flush();
-            }
-        }
-        self.let_go();
+        self.close();
         // Ends the checking threads.
         self.lanes = None;
         for (_, reply) in self.sends.drain() {

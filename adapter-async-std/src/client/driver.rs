@@ -6,15 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, CheckedFrame, ClientEvent, ClientSession, DeliveryId, FrameChecker, Message,
-    Outcome, Output, SendError, Transmit,
+    Application, ClientEvent, ClientSession, DeliveryId, FrameChecker, Inbound, Message, Outcome,
+    Output, SendError, Transmit, WsRead,
 };
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
-use async_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use async_tungstenite::tungstenite::Message as WsMessage;
 use async_tungstenite::{WebSocketReceiver, WebSocketSender};
 use futures_channel::oneshot;
 use futures_lite::future;
@@ -128,35 +128,6 @@ struct Connection {
     reader_tasks: Vec<Task<()>>,
     writer: Sender<WsMessage>,
     writer_task: Task<()>,
-}
-
-/// What the reader task read, in order.
-enum Read {
-    Text(Utf8Bytes),
-    Pong,
-    /// The connection ended; why.
-    Closed(String),
-}
-
-/// What the checking lanes pass on, in the order the reader read it.
-// Frames are nearly everything read: boxing them would add an allocation per message.
-#[allow(clippy::large_enum_variant)]
-enum Inbound {
-    /// A text frame, parsed and (a CONSUME) verified on a checking lane.
-    Frame(CheckedFrame),
-    Pong,
-    /// The connection ended; why.
-    Closed(String),
-}
-
-impl Inbound {
-    fn checked(read: Read, checker: &FrameChecker) -> Inbound {
-        match read {
-            Read::Text(text) => Inbound::Frame(checker.check(text.as_str())),
-            Read::Pong => Inbound::Pong,
-            Read::Closed(reason) => Inbound::Closed(reason),
-        }
-    }
 }
 
 /// Frames a checking lane holds at most waiting to be checked, and as many checked
@@ -429,13 +400,13 @@ fn spawn_reader(
         inputs.push(Lane::Inline(tx, checker));
     } else {
         for _ in 0..lanes {
-            let (raw_tx, raw_rx) = async_channel::bounded::<Read>(LANE_AHEAD);
+            let (raw_tx, raw_rx) = async_channel::bounded::<WsRead>(LANE_AHEAD);
             let (tx, rx) = async_channel::bounded(LANE_AHEAD);
             let checker = checker.clone();
             spawned.push(tasks.spawn(async move {
                 while let Ok(read) = raw_rx.recv().await {
-                    let last = matches!(read, Read::Closed(_));
-                    if tx.send(Inbound::checked(read, &checker)).await.is_err() || last {
+                    let last = read.is_closed();
+                    if tx.send(checker.check_read(read)).await.is_err() || last {
                         return;
                     }
                 }
@@ -453,22 +424,11 @@ fn spawn_reader(
                 None
             });
             let Some(next) = next.await else { return };
-            let read = match next {
-                Some(Ok(WsMessage::Text(text))) => Read::Text(text),
-                Some(Ok(WsMessage::Pong(_))) => Read::Pong,
-                // tungstenite answers pings itself; binary frames are not part of the
-                // protocol.
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {
-                    continue
-                }
-                Some(Ok(WsMessage::Close(frame))) => Read::Closed(frame.map_or_else(
-                    || "closed by the platform".to_owned(),
-                    |f| format!("closed by the platform: {} {}", f.code, f.reason),
-                )),
-                Some(Err(e)) => Read::Closed(e.to_string()),
-                None => Read::Closed("connection closed".to_owned()),
+            // Pings (tungstenite answers them) and binary frames: nothing to pass on.
+            let Some(read) = WsRead::from_next(next) else {
+                continue;
             };
-            let last = matches!(read, Read::Closed(_));
+            let last = read.is_closed();
             if !inputs[turn].pass(read).await || last {
                 return;
             }
@@ -487,16 +447,16 @@ fn spawn_reader(
 
 /// Where the reader passes a frame: to a checking lane's task, or checked in place.
 enum Lane {
-    Task(Sender<Read>),
+    Task(Sender<WsRead>),
     Inline(Sender<Inbound>, FrameChecker),
 }
 
 impl Lane {
     /// `false` once nobody takes frames any more.
-    async fn pass(&self, read: Read) -> bool {
+    async fn pass(&self, read: WsRead) -> bool {
         match self {
             Lane::Task(tx) => tx.send(read).await.is_ok(),
-            Lane::Inline(tx, checker) => tx.send(Inbound::checked(read, checker)).await.is_ok(),
+            Lane::Inline(tx, checker) => tx.send(checker.check_read(read)).await.is_ok(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, CheckedFrame, ClientSession, FrameChecker, Outcome, Output, SendError, Transmit,
+    Application, ClientSession, FrameChecker, Inbound, Outcome, Output, SendError, Transmit, WsRead,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
@@ -13,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::Error;
 use crate::transport::{self, Ws};
@@ -113,35 +113,6 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// What the reader task read, in order.
-enum Read {
-    Text(Utf8Bytes),
-    Pong,
-    /// The connection ended; why.
-    Closed(String),
-}
-
-/// What the checking lanes pass on, in the order the reader read it.
-// Frames are nearly everything read: boxing them would add an allocation per message.
-#[allow(clippy::large_enum_variant)]
-enum Inbound {
-    /// A text frame, parsed and (a CONSUME) verified on a checking lane.
-    Frame(CheckedFrame),
-    Pong,
-    /// The connection ended; why.
-    Closed(String),
-}
-
-impl Inbound {
-    fn checked(read: Read, checker: &FrameChecker) -> Inbound {
-        match read {
-            Read::Text(text) => Inbound::Frame(checker.check(text.as_str())),
-            Read::Pong => Inbound::Pong,
-            Read::Closed(reason) => Inbound::Closed(reason),
-        }
     }
 }
 
@@ -370,13 +341,13 @@ fn spawn_reader(
         inputs.push(Lane::Inline(tx, checker));
     } else {
         for _ in 0..lanes {
-            let (raw_tx, mut raw_rx) = mpsc::channel::<Read>(LANE_AHEAD);
+            let (raw_tx, mut raw_rx) = mpsc::channel::<WsRead>(LANE_AHEAD);
             let (tx, rx) = mpsc::channel(LANE_AHEAD);
             let checker = checker.clone();
             tasks.push(AbortOnDrop(tokio::spawn(async move {
                 while let Some(read) = raw_rx.recv().await {
-                    let last = matches!(read, Read::Closed(_));
-                    if tx.send(Inbound::checked(read, &checker)).await.is_err() || last {
+                    let last = read.is_closed();
+                    if tx.send(checker.check_read(read)).await.is_err() || last {
                         return;
                     }
                 }
@@ -388,22 +359,11 @@ fn spawn_reader(
     tasks.push(AbortOnDrop(tokio::spawn(async move {
         let mut turn = 0;
         loop {
-            let read = match reader.next().await {
-                Some(Ok(WsMessage::Text(text))) => Read::Text(text),
-                Some(Ok(WsMessage::Pong(_))) => Read::Pong,
-                // tungstenite answers pings itself; binary frames are not part of the
-                // protocol.
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Binary(_) | WsMessage::Frame(_))) => {
-                    continue
-                }
-                Some(Ok(WsMessage::Close(frame))) => Read::Closed(frame.map_or_else(
-                    || "closed by the platform".to_owned(),
-                    |f| format!("closed by the platform: {} {}", f.code, f.reason),
-                )),
-                Some(Err(e)) => Read::Closed(e.to_string()),
-                None => Read::Closed("connection closed".to_owned()),
+            // Pings (tungstenite answers them) and binary frames: nothing to pass on.
+            let Some(read) = WsRead::from_next(reader.next().await) else {
+                continue;
             };
-            let last = matches!(read, Read::Closed(_));
+            let last = read.is_closed();
             if !inputs[turn].pass(read).await || last {
                 return;
             }
@@ -421,16 +381,16 @@ fn spawn_reader(
 
 /// Where the reader passes a frame: to a checking lane's task, or checked in place.
 enum Lane {
-    Task(mpsc::Sender<Read>),
+    Task(mpsc::Sender<WsRead>),
     Inline(mpsc::Sender<Inbound>, FrameChecker),
 }
 
 impl Lane {
     /// `false` once nobody takes frames any more.
-    async fn pass(&self, read: Read) -> bool {
+    async fn pass(&self, read: WsRead) -> bool {
         match self {
             Lane::Task(tx) => tx.send(read).await.is_ok(),
-            Lane::Inline(tx, checker) => tx.send(Inbound::checked(read, checker)).await.is_ok(),
+            Lane::Inline(tx, checker) => tx.send(checker.check_read(read)).await.is_ok(),
         }
     }
 }

@@ -107,6 +107,16 @@ impl FrameChecker {
         }
     }
 
+    /// [`FrameChecker::check`] for a text frame; the rest passes as it was read.
+    #[cfg(feature = "tungstenite")]
+    pub fn check_read(&self, read: WsRead) -> Inbound {
+        match read {
+            WsRead::Text(text) => Inbound::Frame(self.check(text.as_str())),
+            WsRead::Pong => Inbound::Pong,
+            WsRead::Closed(reason) => Inbound::Closed(reason),
+        }
+    }
+
     pub(crate) fn tag(&self) -> u64 {
         self.tag
     }
@@ -155,7 +165,115 @@ pub(crate) enum Checked {
     },
 }
 
+/// What one read of the websocket gave an adapter, reduced to what the session takes: a
+/// text frame (to check), a pong (liveness), or the end of the connection and why.
+/// Pings (tungstenite answers them itself) and binary frames (not part of the protocol)
+/// reduce to nothing.
+#[cfg(feature = "tungstenite")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsRead {
+    /// A text frame, for [`FrameChecker::check`].
+    Text(tungstenite::Utf8Bytes),
+    /// A pong, for [`ClientSession::handle_pong`].
+    Pong,
+    /// The connection ended (a close frame, a read error, the end of the stream): the
+    /// reason, for [`ClientSession::handle_ws_closed`].
+    Closed(String),
+}
+
+#[cfg(feature = "tungstenite")]
+impl WsRead {
+    /// A message read; `None` for what the session does not take.
+    pub fn from_message(message: tungstenite::Message) -> Option<WsRead> {
+        use tungstenite::Message;
+        match message {
+            Message::Text(text) => Some(WsRead::Text(text)),
+            Message::Pong(_) => Some(WsRead::Pong),
+            Message::Ping(_) | Message::Binary(_) | Message::Frame(_) => None,
+            Message::Close(frame) => Some(WsRead::Closed(frame.map_or_else(
+                || "closed by the platform".to_owned(),
+                |f| format!("closed by the platform: {} {}", f.code, f.reason),
+            ))),
+        }
+    }
+
+    /// The next item of a websocket stream (`None`: the stream ended); `None` for
+    /// what the session does not take.
+    pub fn from_next(
+        next: Option<Result<tungstenite::Message, tungstenite::Error>>,
+    ) -> Option<WsRead> {
+        match next {
+            Some(Ok(message)) => WsRead::from_message(message),
+            Some(Err(e)) => Some(WsRead::Closed(e.to_string())),
+            None => Some(WsRead::Closed("connection closed".to_owned())),
+        }
+    }
+
+    /// Ends the connection.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, WsRead::Closed(_))
+    }
+}
+
+/// A [`WsRead`] after [`FrameChecker::check_read`]: text frames checked, the rest as
+/// read.
+#[cfg(feature = "tungstenite")]
+// Frames are nearly everything read: boxing them would add an allocation per message.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Inbound {
+    /// For [`ClientSession::handle_checked`].
+    Frame(CheckedFrame),
+    /// For [`ClientSession::handle_pong`].
+    Pong,
+    /// For [`ClientSession::handle_ws_closed`].
+    Closed(String),
+}
+
 /// [`ClientSession::handle_checked`] was given a frame checked for another session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the frame was checked by another session's FrameChecker; it is ignored")]
 pub struct ForeignCheckedFrame;
+
+#[cfg(all(test, feature = "tungstenite"))]
+mod tests {
+    use super::*;
+    use tungstenite::protocol::frame::coding::CloseCode;
+    use tungstenite::protocol::CloseFrame;
+    use tungstenite::Message;
+
+    #[test]
+    fn a_websocket_read_reduces_to_what_the_session_takes() {
+        assert_eq!(
+            WsRead::from_message(Message::Text("{}".into())),
+            Some(WsRead::Text("{}".into()))
+        );
+        assert_eq!(
+            WsRead::from_message(Message::Pong(Vec::new().into())),
+            Some(WsRead::Pong)
+        );
+        assert_eq!(WsRead::from_message(Message::Ping(Vec::new().into())), None);
+        assert_eq!(WsRead::from_message(Message::Binary(vec![1].into())), None);
+        assert_eq!(
+            WsRead::from_message(Message::Close(None)),
+            Some(WsRead::Closed("closed by the platform".to_owned()))
+        );
+        let going_away = CloseFrame {
+            code: CloseCode::Away,
+            reason: "restart".into(),
+        };
+        assert_eq!(
+            WsRead::from_message(Message::Close(Some(going_away))),
+            Some(WsRead::Closed(
+                "closed by the platform: 1001 restart".to_owned()
+            ))
+        );
+        assert_eq!(
+            WsRead::from_next(None),
+            Some(WsRead::Closed("connection closed".to_owned()))
+        );
+        let failed = WsRead::from_next(Some(Err(tungstenite::Error::ConnectionClosed)));
+        assert!(failed.as_ref().is_some_and(WsRead::is_closed), "{failed:?}");
+        assert!(!WsRead::Pong.is_closed());
+    }
+}

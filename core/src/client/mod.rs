@@ -110,6 +110,8 @@ use rand_core::RngCore;
 pub use app::{Application, ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
 pub use check::{CheckedFrame, ForeignCheckedFrame, FrameChecker};
+#[cfg(feature = "tungstenite")]
+pub use check::{Inbound, WsRead};
 pub use config::{ClientConfig, ConfigError, Credentials};
 pub use output::{
     Delivery, DeliveryId, DisconnectReason, Event, Outcome, Output, RejectReason, SendError,
