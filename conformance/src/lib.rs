@@ -7,6 +7,12 @@
 
 pub mod chaos;
 
+// Every Rust example in the README compiles (and those not marked `no_run` run) as a
+// doc test of this crate, which sees every client crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
