@@ -278,18 +278,10 @@ def _build(raw: Dict[str, Any]) -> Notification:
             status = TradeStatus(status)
         except ValueError:
             pass
-        return TradeNotification(
-            **common,
-            notify_id=raw["notify_id"],
-            app_id=raw["app_id"],
-            notify_type=raw["notify_type"],
-            notify_time=raw["notify_time"],
-            trade_no=raw["trade_no"],
-            out_trade_no=raw["out_trade_no"],
-            trade_status=status,
-            **{name: _amount(name, raw[name]) for name in _AMOUNT_FIELDS},
-            **{name: raw[name] for name in _TEXT_FIELDS},
-        )
+        fields: Dict[str, Any] = {name: raw[name] for name in _REQUIRED_TRADE_FIELDS}
+        fields.update((name, _amount(name, raw[name])) for name in _AMOUNT_FIELDS)
+        fields.update((name, raw[name]) for name in _TEXT_FIELDS)
+        return TradeNotification(**common, **fields, trade_status=status)
     if kind == "gateway_message":
         return GatewayMessage(
             **common,
@@ -309,6 +301,14 @@ def _build(raw: Dict[str, Any]) -> Notification:
     )
 
 
+_REQUIRED_TRADE_FIELDS = (
+    "notify_id",
+    "app_id",
+    "notify_type",
+    "notify_time",
+    "trade_no",
+    "out_trade_no",
+)
 _AMOUNT_FIELDS = (
     "total_amount",
     "receipt_amount",
