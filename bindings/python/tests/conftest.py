@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Literal
 from urllib.parse import urlencode
 
 import pytest
@@ -31,10 +31,10 @@ def body_of(case: Dict[str, Any]) -> bytes:
     return urlencode(params).encode("ascii")
 
 
-def rule_of(case: Dict[str, Any]) -> str:
+def rule_of(case: Dict[str, Any]) -> Literal["v1", "v2"]:
     mode: str = case["verify_mode"]
     assert mode[:2] in ("V1", "V2"), mode
-    return mode[:2].lower()
+    return "v1" if mode.startswith("V1") else "v2"
 
 
 @pytest.fixture(scope="session")

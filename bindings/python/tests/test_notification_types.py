@@ -3,7 +3,7 @@ bodies; misuse of the API."""
 
 import dataclasses
 from decimal import Decimal
-from typing import Any, Dict
+from typing import Any, Dict, Literal
 
 import pytest
 from conftest import body_of, notify_vectors
@@ -53,7 +53,7 @@ def test_legacy_rsa_sign_type(platform_key: alipay_msg.PublicKey) -> None:
 
 
 @pytest.mark.parametrize("name,rule", [("gateway_message_rsa2_v1", "v1"), ("gateway_message_rsa2_v2", "v2")])
-def test_gateway_message(name: str, rule: str, platform_key: alipay_msg.PublicKey) -> None:
+def test_gateway_message(name: str, rule: Literal["v1", "v2"], platform_key: alipay_msg.PublicKey) -> None:
     m = alipay_msg.verify_notification(body_of(CASES[name]), alipay_public_key=platform_key, rule=rule)
     assert isinstance(m, alipay_msg.GatewayMessage)
     assert m.msg_method == "alipay.open.mini.merchant.confirmed"
@@ -182,7 +182,7 @@ def test_key_arguments(platform_key: alipay_msg.PublicKey, platform_cert_pem: st
     with pytest.raises(TypeError, match="alipay_public_key must be"):
         alipay_msg.verify_notification(body, alipay_public_key=b"key")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match='rule must be "v1" or "v2"'):
-        alipay_msg.verify_notification(body, alipay_public_key=platform_key, rule="v3")
+        alipay_msg.verify_notification(body, alipay_public_key=platform_key, rule="v3")  # type: ignore[arg-type]
     with pytest.raises(alipay_msg.InvalidKeyError, match="no key material"):
         alipay_msg.verify_notification(body, alipay_public_key="")
     with pytest.raises(alipay_msg.CertificateError, match="no CERTIFICATE block"):

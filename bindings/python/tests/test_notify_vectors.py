@@ -2,7 +2,7 @@
 the platform key given every way: a loaded key, key text, certificate text, a
 certificate's loaded key."""
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Literal
 
 import pytest
 from conftest import TESTDATA, body_of, notify_vectors, read_text, rule_of
@@ -44,7 +44,7 @@ def test_vector_verdict(name: str, mode: str) -> None:
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c["expect_valid"]))
 def test_valid_vectors_fail_under_the_other_rule(name: str, platform_key: alipay_msg.PublicKey) -> None:
     case = CASES[name]
-    other = {"v1": "v2", "v2": "v1"}[rule_of(case)]
+    other: Literal["v1", "v2"] = "v2" if rule_of(case) == "v1" else "v1"
     with pytest.raises(alipay_msg.SignatureError, match="does not verify"):
         alipay_msg.verify_notification(body_of(case), alipay_public_key=platform_key, rule=other)
 
@@ -67,5 +67,5 @@ def test_raw_body_files(path: str, platform_key: alipay_msg.PublicKey) -> None:
 
 def test_rule_is_case_insensitive(platform_key: alipay_msg.PublicKey) -> None:
     case = CASES["gateway_message_rsa2_v2"]
-    n = alipay_msg.verify_notification(body_of(case), alipay_public_key=platform_key, rule="V2")
+    n = alipay_msg.verify_notification(body_of(case), alipay_public_key=platform_key, rule="V2")  # type: ignore[arg-type]
     assert isinstance(n, alipay_msg.GatewayMessage)

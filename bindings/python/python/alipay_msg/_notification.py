@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Dict, List, Optional, Tuple, Union, cast
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union, cast
 
 from . import _native
 from ._native import MalformedError, PublicKey
@@ -175,7 +175,7 @@ def verify_notification(
     *,
     alipay_public_key: Optional[_Key] = None,
     alipay_cert: Optional[_Key] = None,
-    rule: str = "v1",
+    rule: Literal["v1", "v2"] = "v1",
 ) -> Notification:
     """Verify an HTTP notification from its raw request body (PROTOCOL §10).
 
@@ -203,7 +203,7 @@ def verify_notification(
         body: The raw request body (bytes; bytearray and memoryview are copied).
         alipay_public_key: The platform public key (PublicKey or str).
         alipay_cert: The platform public-key certificate (str PEM or PublicKey).
-        rule: ``"v1"`` (default): the signed content leaves out ``sign`` and
+        rule: ``"v1"`` (default; upper case is accepted too): the signed content leaves out ``sign`` and
             ``sign_type``, as the platform SDKs' rsaCheckV1 — payment notifications;
             ``"v2"``: only ``sign`` is left out (rsaCheckV2).
 
