@@ -408,15 +408,15 @@ fn decode_text(text: &str, wanted: &[&str]) -> Result<Decoded, KeyError> {
             .map(Decoded::Der)
             .map_err(|_| KeyError::NotBase64);
     }
+    // The crate's one lenient PEM reader (indentation, blank lines, CRLF), shared with
+    // certificates.
     let mut first = None;
-    for block in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()) {
-        let block = block.map_err(|e| KeyError::Pem {
-            reason: pem_reason(&e),
-        })?;
+    for block in crate::cert::pem::pem_blocks(text, |_| true) {
+        let block = block.map_err(|e| KeyError::Pem { reason: e.reason })?;
         if wanted.contains(&block.label.as_str()) {
             return Ok(Decoded::Pem {
                 label: block.label,
-                der: block.contents,
+                der: block.der,
             });
         }
         first.get_or_insert(block);
@@ -424,22 +424,11 @@ fn decode_text(text: &str, wanted: &[&str]) -> Result<Decoded, KeyError> {
     match first {
         Some(block) => Ok(Decoded::Pem {
             label: block.label,
-            der: block.contents,
+            der: block.der,
         }),
         None => Err(KeyError::Pem {
             reason: "no complete `-----BEGIN`/`-----END` block".into(),
         }),
-    }
-}
-
-fn pem_reason(e: &x509_parser::error::PEMError) -> String {
-    use x509_parser::error::PEMError;
-    match e {
-        PEMError::Base64DecodeError => "the body is not base64".into(),
-        PEMError::IncompletePEM => "missing `-----END` line".into(),
-        PEMError::InvalidHeader => "invalid `-----BEGIN` line".into(),
-        PEMError::MissingHeader => "no `-----BEGIN` line".into(),
-        PEMError::IOError(_) => "unreadable".into(),
     }
 }
 

@@ -93,16 +93,6 @@ pub enum SignatureError {
         /// The backend's reason (no key material).
         reason: String,
     },
-    /// The operation is not available in this build.
-    #[error("{operation} is not available with the {backend} backend{hint}")]
-    Unsupported {
-        /// What was asked, e.g. "SHA1withRSA signing".
-        operation: &'static str,
-        /// Which backend.
-        backend: Backend,
-        /// How to get it.
-        hint: &'static str,
-    },
     /// The backend failed to sign (should not happen with a validated key).
     #[error("the {backend} backend failed to sign")]
     SigningFailed {
@@ -114,8 +104,8 @@ pub enum SignatureError {
 enum SignerImpl {
     #[cfg(feature = "ring")]
     Ring(crate::crypto::ring_backend::RingSigner),
-    #[cfg(feature = "rust-crypto")]
-    RustCrypto(crate::crypto::rust_crypto_backend::RustCryptoSigner),
+    /// The `rsa` crate: `Backend::RustCrypto`, and in every build what ring cannot sign.
+    RsaCrate(crate::crypto::rust_crypto_backend::RustCryptoSigner),
 }
 
 /// Signs text with the app private key, for one sign type. Build it once at start-up:
@@ -130,21 +120,28 @@ pub struct Signer {
 impl Signer {
     /// A signer on the default backend.
     ///
-    /// With `ring` (the default), `RSA` (SHA-1) signing and keys under 2048 bits use the
-    /// pure-Rust backend when the `rust-crypto` feature is on, and fail otherwise.
+    /// Every build signs both sign types: with `ring` (the default), `RSA` (SHA-1)
+    /// signing and keys under 2048 bits, which ring cannot sign, go to the pure-Rust
+    /// `rsa` crate, which is always compiled in (PROTOCOL §2; the Java SDK's
+    /// `AsymmetricManager.getByName("RSA")` signs SHA1withRSA with any key size).
     ///
     /// ```
     /// use alipay_msg_core::{charset::Charset, key::PrivateKey, signature::{SignType, Signer}};
     /// let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/keys/app_private_pkcs1.pem")).unwrap();
-    /// let signer = Signer::new(&PrivateKey::from_pem_or_base64(&pem).unwrap(), SignType::Rsa2).unwrap();
+    /// let key = PrivateKey::from_pem_or_base64(&pem).unwrap();
+    /// let signer = Signer::new(&key, SignType::Rsa2).unwrap();
     /// let sign = signer.sign_text("a=1&b=2", Charset::Utf8).unwrap();
     /// assert_eq!(sign.len(), 344); // 256 bytes, base64
+    /// let legacy = Signer::new(&key, SignType::Rsa).unwrap(); // SHA1withRSA
+    /// assert_ne!(legacy.sign_text("a=1&b=2", Charset::Utf8).unwrap(), sign);
     /// ```
     pub fn new(key: &PrivateKey, sign_type: SignType) -> Result<Self, SignatureError> {
         Self::with_backend(key, sign_type, Backend::default())
     }
 
-    /// A signer on a chosen backend.
+    /// A signer on a chosen backend. With [`Backend::Ring`], what ring cannot sign
+    /// (SHA1withRSA, keys under 2048 bits) is signed by the `rsa` crate; see
+    /// [`Signer::backend`] for how that is reported.
     pub fn with_backend(
         key: &PrivateKey,
         sign_type: SignType,
@@ -153,20 +150,13 @@ impl Signer {
         match backend {
             #[cfg(feature = "ring")]
             Backend::Ring => {
-                let ring_ok = sign_type != SignType::Rsa && key.modulus_bits() >= 2048;
-                if !ring_ok {
+                let ring_can_sign = sign_type != SignType::Rsa && key.modulus_bits() >= 2048;
+                if !ring_can_sign {
                     #[cfg(feature = "rust-crypto")]
-                    return Self::with_backend(key, sign_type, Backend::RustCrypto);
+                    let reported = Backend::RustCrypto;
                     #[cfg(not(feature = "rust-crypto"))]
-                    return Err(SignatureError::Unsupported {
-                        operation: if sign_type == SignType::Rsa {
-                            "SHA1withRSA (sign type RSA) signing"
-                        } else {
-                            "signing with an RSA key under 2048 bits"
-                        },
-                        backend,
-                        hint: " (enable the `rust-crypto` feature of alipay-msg-core)",
-                    });
+                    let reported = Backend::Ring;
+                    return Self::with_rsa_crate(key, sign_type, reported);
                 }
                 let imp = crate::crypto::ring_backend::RingSigner::new(key.pkcs1_der())
                     .map_err(|reason| SignatureError::KeyRejected { backend, reason })?;
@@ -177,17 +167,23 @@ impl Signer {
                 })
             }
             #[cfg(feature = "rust-crypto")]
-            Backend::RustCrypto => {
-                let imp =
-                    crate::crypto::rust_crypto_backend::RustCryptoSigner::new(key.pkcs1_der())
-                        .map_err(|reason| SignatureError::KeyRejected { backend, reason })?;
-                Ok(Signer {
-                    sign_type,
-                    backend,
-                    imp: SignerImpl::RustCrypto(imp),
-                })
-            }
+            Backend::RustCrypto => Self::with_rsa_crate(key, sign_type, backend),
         }
+    }
+
+    /// A signer on the `rsa` crate, reported as `backend`.
+    fn with_rsa_crate(
+        key: &PrivateKey,
+        sign_type: SignType,
+        backend: Backend,
+    ) -> Result<Self, SignatureError> {
+        let imp = crate::crypto::rust_crypto_backend::RustCryptoSigner::new(key.pkcs1_der())
+            .map_err(|reason| SignatureError::KeyRejected { backend, reason })?;
+        Ok(Signer {
+            sign_type,
+            backend,
+            imp: SignerImpl::RsaCrate(imp),
+        })
     }
 
     /// The sign type this signer makes.
@@ -195,7 +191,10 @@ impl Signer {
         self.sign_type
     }
 
-    /// The backend that signs (after any fallback).
+    /// The backend that signs, after the fallback for what ring cannot sign: that is
+    /// [`Backend::RustCrypto`] when the `rust-crypto` feature is on; without the feature
+    /// the `rsa` crate still signs those cases, reported as [`Backend::Ring`] (the
+    /// backend asked for, there being no other).
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -206,8 +205,7 @@ impl Signer {
         let out = match &self.imp {
             #[cfg(feature = "ring")]
             SignerImpl::Ring(k) => k.sign(hash, message),
-            #[cfg(feature = "rust-crypto")]
-            SignerImpl::RustCrypto(k) => k.sign(hash, message),
+            SignerImpl::RsaCrate(k) => k.sign(hash, message),
         };
         out.ok_or(SignatureError::SigningFailed {
             backend: self.backend,
@@ -358,12 +356,9 @@ mod tests {
         let text = "app_id=1&charset=GBK&subject=测试";
         for &backend in Backend::ALL {
             for sign_type in [SignType::Rsa2, SignType::Rsa] {
-                let signer = match Signer::with_backend(&key, sign_type, backend) {
-                    Ok(s) => s,
-                    // ring alone cannot sign SHA-1: a typed error, not a panic.
-                    Err(SignatureError::Unsupported { .. }) => continue,
-                    Err(e) => panic!("{e}"),
-                };
+                // Every build signs both sign types (ring alone cannot sign SHA-1; the
+                // `rsa` crate does it for it).
+                let signer = Signer::with_backend(&key, sign_type, backend).unwrap();
                 let sign = signer.sign_text(text, Charset::Gbk).unwrap();
                 for &vb in Backend::ALL {
                     let v = Verifier::with_backend(key.public_key(), vb).unwrap();
@@ -391,7 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn small_keys_warn_and_sign_where_the_backend_can() {
+    fn small_keys_warn_and_sign_on_every_backend() {
         let pem = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../testdata/keys/small_1024_pkcs1.pem"
@@ -403,20 +398,16 @@ mod tests {
             key.warnings(),
             vec![crate::key::KeyWarning::SmallModulus { bits: 1024 }]
         );
-        match Signer::new(&key, SignType::Rsa2) {
-            Ok(signer) => {
-                // The pure-Rust backend signs small keys; every backend verifies them.
-                let sign = signer.sign_text("x", Charset::Utf8).unwrap();
-                for &backend in Backend::ALL {
-                    Verifier::with_backend(key.public_key(), backend)
-                        .unwrap()
-                        .verify_text(SignType::Rsa2, Charset::Utf8, "x", &sign)
-                        .unwrap();
-                }
-            }
-            Err(e) => {
-                assert!(matches!(e, SignatureError::Unsupported { .. }), "{e}");
-                assert!(e.to_string().contains("rust-crypto"), "{e}");
+        // ring refuses to sign with keys under 2048 bits; the `rsa` crate signs them in
+        // every build, and every backend verifies them.
+        for sign_type in [SignType::Rsa2, SignType::Rsa] {
+            let signer = Signer::new(&key, sign_type).unwrap();
+            let sign = signer.sign_text("x", Charset::Utf8).unwrap();
+            for &backend in Backend::ALL {
+                Verifier::with_backend(key.public_key(), backend)
+                    .unwrap()
+                    .verify_text(sign_type, Charset::Utf8, "x", &sign)
+                    .unwrap();
             }
         }
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use alipay_msg_core::cert::{root_cert_sn, CertError, Certificate};
 use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::server::{AppRegistration, ServerConfig};
-use alipay_msg_core::signature::{SignatureError, Verifier};
+use alipay_msg_core::signature::{SignType, SignatureError, Verifier};
 
 /// The repository's test keys (`testdata/vectors/keys`), embedded in the binary so the
 /// simulator and `alipay-msg demo` work from any directory. **Never use them for
@@ -171,6 +171,16 @@ impl SimulatorOptions {
     /// Certificate mode: the SN sent as `alipay_cert_sn` in register answers.
     pub fn platform_cert_sn(mut self, sn: impl Into<String>) -> Self {
         self.server.platform_cert_sn = Some(sn.into());
+        self
+    }
+
+    /// The sign type of the served app (default `RSA2`): with `RSA`, the platform signs
+    /// its CONSUMEs with SHA1withRSA (PROTOCOL §5). Register answers always follow the
+    /// sign type of the request.
+    pub fn app_sign_type(mut self, sign_type: SignType) -> Self {
+        if let Some(app) = self.server.apps.get_mut(&self.app_id) {
+            app.sign_type = sign_type;
+        }
         self
     }
 

@@ -56,7 +56,7 @@ mod certificate;
 mod chain;
 mod dn;
 mod error;
-mod pem;
+pub(crate) mod pem;
 mod serial;
 mod sn;
 mod time;

@@ -3,10 +3,15 @@
 //! Two interchangeable backends sit behind [`Backend`]:
 //!
 //! * `Backend::Ring` (feature `ring`, on by default) — `ring`, several times faster.
-//!   It cannot sign with SHA-1 and refuses signing keys under 2048 bits; when the
-//!   `rust-crypto` feature is also on, those operations fall back to it.
-//! * `Backend::RustCrypto` (feature `rust-crypto`) — the pure-Rust `rsa` crate, for
-//!   targets `ring` does not build on, and for legacy `RSA` (SHA1withRSA) signing.
+//!   It verifies everything, but cannot sign with SHA-1 and refuses signing keys under
+//!   2048 bits; those two signing cases go to the `rsa` crate, in every build.
+//! * `Backend::RustCrypto` (feature `rust-crypto`) — the pure-Rust `rsa` crate for
+//!   everything, for targets `ring` does not build on.
+//!
+//! The `rsa` crate is therefore always compiled in: apps whose sign type is `RSA`
+//! (SHA1withRSA, PROTOCOL §2) sign with it, and the simulated platform signs their
+//! register answers and CONSUMEs with it (PROTOCOL §5), without a feature the user has
+//! to know about.
 //!
 //! Callers use [`crate::signature::Signer`] and [`crate::signature::Verifier`]; this
 //! module only names the backends and hash algorithms.
@@ -16,7 +21,6 @@ compile_error!("alipay-msg-core needs a crypto backend: enable feature `ring` or
 
 #[cfg(feature = "ring")]
 pub(crate) mod ring_backend;
-#[cfg(feature = "rust-crypto")]
 pub(crate) mod rust_crypto_backend;
 
 use std::fmt;

@@ -1,7 +1,13 @@
-//! RSA through the pure-Rust `rsa` crate.
+//! RSA through the pure-Rust `rsa` crate: every operation of `Backend::RustCrypto`
+//! (feature `rust-crypto`), and in every build the signing ring cannot do (SHA1withRSA,
+//! keys under 2048 bits).
 
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use rsa::pkcs1::DecodeRsaPrivateKey;
+#[cfg(feature = "rust-crypto")]
+use rsa::pkcs1::DecodeRsaPublicKey;
+#[cfg(feature = "rust-crypto")]
+use rsa::RsaPublicKey;
+use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -44,8 +50,10 @@ impl RustCryptoSigner {
 }
 
 /// A verification key parsed by the `rsa` crate.
+#[cfg(feature = "rust-crypto")]
 pub(crate) struct RustCryptoVerifier(RsaPublicKey);
 
+#[cfg(feature = "rust-crypto")]
 impl RustCryptoVerifier {
     pub(crate) fn new(pkcs1_der: &[u8]) -> Result<Self, String> {
         RsaPublicKey::from_pkcs1_der(pkcs1_der)

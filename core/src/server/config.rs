@@ -24,6 +24,10 @@ pub struct AppRegistration {
     /// The message APIs this app may PRODUCE; `None` allows any. Others are answered
     /// `20001 msg.no-permission` (PROTOCOL §7).
     pub allowed_msg_apis: Option<HashSet<String>>,
+    /// The app's sign type (default `RSA2`): the platform signs CONSUME frames to this
+    /// app with it, `RSA` meaning SHA1withRSA (PROTOCOL §5). Register answers are signed
+    /// with the sign type of the request, the one the client verifies with (§3).
+    pub sign_type: SignType,
 }
 
 impl AppRegistration {
@@ -34,7 +38,14 @@ impl AppRegistration {
             app_cert_sn: None,
             root_cert_sn: None,
             allowed_msg_apis: None,
+            sign_type: SignType::Rsa2,
         }
+    }
+
+    /// An app whose sign type is `sign_type` (`RSA` for apps created before RSA2).
+    pub fn with_sign_type(mut self, sign_type: SignType) -> Self {
+        self.sign_type = sign_type;
+        self
     }
 
     /// Certificate mode: the app cert SN and (optionally) the root cert SN to require.
@@ -79,18 +90,17 @@ impl ProduceFailure {
     }
 }
 
-/// Configuration of a [`super::ServerSession`]. Build with [`ServerConfig::new`] or
+/// Configuration of a [`super::ServerSession`]. Build with
 /// [`ServerConfig::from_platform_key`], then adjust the public fields.
 #[derive(Debug)]
 pub struct ServerConfig {
-    /// The platform private key: signs register answers and CONSUME frames. Its sign
-    /// type is the `x-signType` of CONSUMEs (normally `RSA2`).
-    pub platform_signer: Signer,
-    /// Signs register answers for apps whose `sign_type` is `RSA` (SHA1withRSA): the
-    /// client verifies the answer with its own sign type (PROTOCOL §3). `None`: such
-    /// answers are signed with [`ServerConfig::platform_signer`] and a client will refuse
-    /// them.
-    pub platform_signer_rsa: Option<Signer>,
+    /// The platform private key signing `RSA2` (SHA256withRSA): register answers to
+    /// requests whose `sign_type` is `RSA2`, CONSUMEs to apps whose sign type is `RSA2`.
+    platform_signer_rsa2: Signer,
+    /// The same key signing `RSA` (SHA1withRSA), for apps whose sign type is `RSA`
+    /// (PROTOCOL §3, §5). Always present: an answer is never signed with another sign
+    /// type than the one the app verifies with.
+    platform_signer_rsa: Signer,
     /// Certificate mode: sent as `alipay_cert_sn` in register answers.
     pub platform_cert_sn: Option<String>,
     /// The registered apps, by app id.
@@ -146,11 +156,15 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The defaults documented on each field, with no apps registered.
-    pub fn new(platform_signer: Signer) -> Self {
-        ServerConfig {
-            platform_signer,
-            platform_signer_rsa: None,
+    /// The defaults documented on each field, with no apps registered, signing with
+    /// `key` in both sign types.
+    ///
+    /// Fails when either signer cannot be made (the key is refused), so a platform that
+    /// could not answer an `RSA` app in its own sign type does not start.
+    pub fn from_platform_key(key: &PrivateKey) -> Result<Self, SignatureError> {
+        Ok(ServerConfig {
+            platform_signer_rsa2: Signer::new(key, SignType::Rsa2)?,
+            platform_signer_rsa: Signer::new(key, SignType::Rsa)?,
             platform_cert_sn: None,
             apps: HashMap::new(),
             timestamp_window: Duration::from_secs(600),
@@ -171,15 +185,7 @@ impl ServerConfig {
             from_sys: "openchannel".to_owned(),
             from_sys_ip: "127.0.0.1".to_owned(),
             produce_failures: HashMap::new(),
-        }
-    }
-
-    /// Defaults with an `RSA2` signer of `key`, plus an `RSA` (SHA1) signer when this
-    /// build can make one (the `rust-crypto` feature).
-    pub fn from_platform_key(key: &PrivateKey) -> Result<Self, SignatureError> {
-        let mut config = ServerConfig::new(Signer::new(key, SignType::Rsa2)?);
-        config.platform_signer_rsa = Signer::new(key, SignType::Rsa).ok();
-        Ok(config)
+        })
     }
 
     /// Registers an app.
@@ -198,11 +204,11 @@ impl ServerConfig {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// The platform signer for answers to an app using `sign_type`.
+    /// The platform signer for `sign_type`: exactly that sign type, never another.
     pub(crate) fn signer_for(&self, sign_type: SignType) -> &Signer {
-        match (sign_type, &self.platform_signer_rsa) {
-            (SignType::Rsa, Some(rsa)) => rsa,
-            _ => &self.platform_signer,
+        match sign_type {
+            SignType::Rsa2 => &self.platform_signer_rsa2,
+            SignType::Rsa => &self.platform_signer_rsa,
         }
     }
 }

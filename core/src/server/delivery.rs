@@ -228,11 +228,11 @@ impl ServerSession {
         biz_content: &str,
         forge: Option<Option<&Signer>>,
     ) -> Result<Payload, PushError> {
-        if !self.config.apps.contains_key(app_id) {
+        let Some(app) = self.config.apps.get(app_id) else {
             return Err(PushError::UnknownApp {
                 app_id: app_id.to_owned(),
             });
-        }
+        };
         if msg_api.is_empty() {
             return Err(PushError::EmptyMsgApi);
         }
@@ -245,7 +245,8 @@ impl ServerSession {
         };
         let data = write_data(&header, Some(content));
         let charset = self.config.charset;
-        let platform = &self.config.platform_signer;
+        // Signed in the app's sign type (PROTOCOL §5): SHA1withRSA for an `RSA` app.
+        let platform = self.config.signer_for(app.sign_type);
         let sign = match forge {
             None => platform.sign_text(&data, charset)?,
             Some(Some(forger)) => forger.sign_text(&data, charset)?,

@@ -1351,24 +1351,80 @@ fn server_side_disconnect_outputs_close_and_redelivers() {
     assert_eq!(s.poll_timeout(), None);
 }
 
-#[cfg(feature = "rust-crypto")]
+/// Register answers go out in the request's sign type, whatever the build: an app
+/// whose sign type is `RSA` verifies the answer with SHA1withRSA (PROTOCOL §3), and one
+/// signed SHA256withRSA fails that check.
 #[test]
 fn rsa_sign_type_apps_get_sha1_answers() {
     let t0 = Instant::now();
     let mut s = server_with(config(), t0);
     let key = PrivateKey::from_pem_or_base64(&key_text("app_private_pkcs1.pem")).unwrap();
     let rsa = Signer::new(&key, SignType::Rsa).unwrap();
-    let reply = s.handle_register(&register_target(APP, UNIX0, &rsa, Charset::Utf8), t0);
-    let response = parse_response(&reply.to_http_bytes(), false, 64 * 1024)
-        .unwrap()
-        .unwrap();
-    let answer = parse_register_answer(
-        &response,
-        Charset::Utf8,
-        &platform_verifier(),
-        SignType::Rsa,
-        None,
-    )
-    .unwrap();
-    assert_eq!(Ok(answer.link_token), reply.result);
+    for target in [
+        register_target(APP, UNIX0, &rsa, Charset::Utf8),
+        // A refusal (unknown app) is signed in the request's sign type too.
+        register_target("2021000000009999", UNIX0, &rsa, Charset::Utf8),
+    ] {
+        let reply = s.handle_register(&target, t0);
+        let response = parse_response(&reply.to_http_bytes(), false, 64 * 1024)
+            .unwrap()
+            .unwrap();
+        let as_rsa = parse_register_answer(
+            &response,
+            Charset::Utf8,
+            &platform_verifier(),
+            SignType::Rsa,
+            None,
+        );
+        match &reply.result {
+            Ok(token) => assert_eq!(as_rsa.unwrap().link_token, *token),
+            Err(_) => assert!(
+                matches!(
+                    as_rsa,
+                    Err(RegisterError::Refused {
+                        signature_verified: true,
+                        ..
+                    })
+                ),
+                "{as_rsa:?}"
+            ),
+        }
+        let as_rsa2 = parse_register_answer(
+            &response,
+            Charset::Utf8,
+            &platform_verifier(),
+            SignType::Rsa2,
+            None,
+        );
+        assert!(
+            matches!(
+                as_rsa2,
+                Err(RegisterError::BadSignature(_)
+                    | RegisterError::Refused {
+                        signature_verified: false,
+                        ..
+                    })
+            ),
+            "{as_rsa2:?}"
+        );
+    }
+}
+
+/// CONSUMEs to an app whose sign type is `RSA` are signed SHA1withRSA and say so in
+/// `x-signType` (PROTOCOL §5); other apps still get `RSA2`.
+#[test]
+fn consumes_are_signed_in_the_apps_sign_type() {
+    let t0 = Instant::now();
+    let rsa_app = config().with_app(
+        APP,
+        AppRegistration::new(app_verifier()).with_sign_type(SignType::Rsa),
+    );
+    let (_, _, _, text) = one_message(rsa_app, t0);
+    let frame = consume(&text);
+    assert_eq!(frame.sign_type.as_deref(), Some("RSA"));
+    // Verified with the frame's `x-signType`, i.e. as SHA1withRSA.
+    assert_eq!(frame.verify(&platform_verifier()), SignatureStatus::Valid);
+
+    let (_, _, _, text) = one_message(config(), t0);
+    assert_eq!(consume(&text).sign_type.as_deref(), Some("RSA2"));
 }
