@@ -5,6 +5,10 @@
 //! stream and returns the bytes to write. Nothing here reads a clock or a random source;
 //! the websocket key and the client's frame masks come from the caller.
 //!
+//! - [`handshake`] — the opening handshake (RFC 6455 §4): the client's upgrade request
+//!   and the check of the server's `101` answer ([`handshake::ClientHandshake`]); the
+//!   server's reading of an upgrade request and its answer
+//!   ([`handshake::ServerHandshake`]).
 //! - [`frame`] — the frame layout (RFC 6455 §5.2), through tungstenite's public frame
 //!   codec: header parsing with every check that can be made before the payload
 //!   arrives, and frame encoding with a caller-supplied mask.
@@ -20,6 +24,7 @@ mod close_code;
 mod connection;
 mod error;
 pub mod frame;
+pub mod handshake;
 
 pub use close_code::CloseCode;
 pub use connection::{WsConnection, WsEvent, WsLimits};
