@@ -712,13 +712,13 @@ pub fn client_session(data: &[u8]) {
 }
 
 /// Websocket bytes as a client reads them (server frames), after the upgrade. See
-/// [`ws_read`].
+/// `ws_read`.
 pub fn ws_client_frames(data: &[u8]) {
     ws_read(crate::ws::Role::Client, data);
 }
 
 /// Websocket bytes as a server reads them (masked client frames), after the upgrade.
-/// See [`ws_read`].
+/// See `ws_read`.
 pub fn ws_server_frames(data: &[u8]) {
     ws_read(crate::ws::Role::Server, data);
 }
