@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 testdata="$here/../testdata"
 corpus="$here/corpus"
-targets="frame message_json register_answer http_response notify_body keys cert_der client_session"
+targets="frame message_json register_answer http_response notify_body keys cert_der client_session ws_client_frames ws_server_frames ws_upgrade_answer"
 for t in $targets; do
   mkdir -p "$corpus/$t"
   rm -f "$corpus/$t"/seed-*
@@ -144,6 +144,68 @@ sessions = {
 }
 for name, data in sessions.items():
     put("client_session", name, data)
+# --- ws_client_frames / ws_server_frames: a byte picking the message limit (bits 0-1:
+# 16, 125, 4096, 1 MiB) and the chunk size (bits 2-7, plus one), then websocket bytes
+# (server frames unmasked, client frames masked).
+def ws_frame(opcode, payload, fin=True, mask=None, rsv=0):
+    out = bytearray([(0x80 if fin else 0) | rsv << 4 | opcode])
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        out.append(m | n)
+    elif n < 65536:
+        out += bytes([m | 126]) + struct.pack(">H", n)
+    else:
+        out += bytes([m | 127]) + struct.pack(">Q", n)
+    if mask:
+        out += mask
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes(out) + payload
+gbk = json.loads(read("vectors/gbk_frames.json"))
+consume_ws = base64.b64decode(gbk["consume_gbk"]["websocket_frame_base64"])
+produce_ws = base64.b64decode(gbk["produce_gbk"]["websocket_frame_masked_base64"])
+for role, mask in (("ws_client_frames", None), ("ws_server_frames", b"\x37\xfa\x21\x3d")):
+    f = lambda op, p, fin=True, rsv=0: ws_frame(op, p, fin, mask, rsv)
+    shapes = {
+        "text": f(1, b"hello"),
+        "fragments-ping-between": f(1, b"from-sys:", False) + f(9, b"hb") + f(0, b"", False) + f(0, b"openchannel"),
+        "pong-binary": f(10, b"42") + f(2, b"\x00\xff"),
+        "close-normal": f(8, b"\x03\xe8bye") + f(1, b"after close"),
+        "close-empty": f(8, b""),
+        "close-bad-code": f(8, b"\x03\xed"),
+        "close-one-byte": f(8, b"\x03"),
+        "continuation-first": f(0, b"x"),
+        "new-message-in-fragment": f(1, b"a", False) + f(2, b"b"),
+        "reserved-bits": f(1, b"x", rsv=4),
+        "reserved-opcode": f(3, b"x"),
+        "fragmented-ping": f(9, b"x", False),
+        "len16": f(1, b"y" * 300),
+        "claims-2^62": bytes([0x82, 0x7F | (0x80 if mask else 0), 0x40, 0, 0, 0, 0, 0, 0, 0]) + (mask or b""),
+        "wrong-masking": ws_frame(1, b"x", True, None if mask else b"\x01\x02\x03\x04"),
+    }
+    for name, data in shapes.items():
+        put(role, name, bytes([0x02 | 4 * 3]) + data)
+    put(role, "text-tight-limit", bytes([0x00]) + f(1, b"x" * 17))
+    put(role, "bytewise", bytes([0x02]) + shapes["fragments-ping-between"])
+put("ws_client_frames", "consume-gbk", b"\x03" + consume_ws)
+put("ws_server_frames", "produce-gbk", b"\x03" + produce_ws)
+
+# --- ws_upgrade_answer: a split byte, then the server's answer (the client's key is
+# RFC 6455's sample nonce).
+accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+ok101 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept
+upgrade = {
+    "ok": ok101.encode(),
+    "ok-with-frame": ok101.encode() + ws_frame(1, b"hello"),
+    "ok-token-list": ("HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nconnection: keep-alive, upgrade\r\nsec-websocket-accept: %s\r\n\r\n" % accept).encode(),
+    "wrong-accept": ok101.replace(accept, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=").encode(),
+    "forbidden": b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nno!",
+    "deflate": ok101[:-2].encode() + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    "garbage": b"SSH-2.0-OpenSSH_9.6\r\n",
+}
+for name, data in upgrade.items():
+    put("ws_upgrade_answer", name, bytes([len(data) // 2 % 256]) + data)
+
 PY
 
 for t in $targets; do

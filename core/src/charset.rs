@@ -58,6 +58,57 @@ impl Charset {
     }
 }
 
+/// Bytes that are not valid text in the charset they were read in (PROTOCOL §4: the
+/// platform's client closes with 1007 on a text frame that does not decode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("bytes are not valid {charset}: malformed sequence at byte {offset}")]
+pub struct MalformedText {
+    /// The charset the bytes were decoded in.
+    pub charset: Charset,
+    /// Where the first malformed sequence starts, in bytes from the start.
+    pub offset: usize,
+}
+
+impl Charset {
+    /// Decodes `bytes` in this charset, refusing malformed sequences instead of replacing
+    /// them (unlike [`Charset::decode`]): for text whose bytes are signed, where a
+    /// replacement would change what is verified. UTF-8 is borrowed without a copy.
+    pub fn decode_strict(self, bytes: &[u8]) -> Result<Cow<'_, str>, MalformedText> {
+        match self {
+            Charset::Utf8 => {
+                std::str::from_utf8(bytes)
+                    .map(Cow::Borrowed)
+                    .map_err(|e| MalformedText {
+                        charset: self,
+                        offset: e.valid_up_to(),
+                    })
+            }
+            Charset::Gbk => {
+                use encoding_rs::DecoderResult;
+                let mut decoder = encoding_rs::GBK.new_decoder_without_bom_handling();
+                let capacity = decoder
+                    .max_utf8_buffer_length_without_replacement(bytes.len())
+                    .unwrap_or(usize::MAX);
+                let mut text = String::with_capacity(capacity.min(bytes.len() * 3 + 16));
+                let (result, read) =
+                    decoder.decode_to_string_without_replacement(bytes, &mut text, true);
+                match result {
+                    DecoderResult::InputEmpty => Ok(Cow::Owned(text)),
+                    DecoderResult::Malformed(bad, extra) => Err(MalformedText {
+                        charset: self,
+                        offset: read.saturating_sub(usize::from(bad) + usize::from(extra)),
+                    }),
+                    // The capacity is the decoder's own bound for the whole input.
+                    DecoderResult::OutputFull => Err(MalformedText {
+                        charset: self,
+                        offset: read,
+                    }),
+                }
+            }
+        }
+    }
+}
+
 /// GBK encoding with Java's replacement rule (`?` for an unmappable character).
 fn encode_gbk(text: &str) -> Vec<u8> {
     use encoding_rs::EncoderResult;
@@ -124,6 +175,25 @@ mod tests {
         assert_eq!(Charset::Gbk.decode(&bytes), text);
         // U+1F600 has no GBK mapping: Java writes '?'.
         assert_eq!(&*Charset::Gbk.encode("a😀b"), b"a?b");
+    }
+
+    #[test]
+    fn strict_decode_refuses_what_lossy_decode_replaces() {
+        let gbk = Charset::Gbk.encode("订单ab");
+        assert_eq!(Charset::Gbk.decode_strict(&gbk).unwrap(), "订单ab");
+        assert_eq!(
+            Charset::Utf8.decode_strict("订单".as_bytes()).unwrap(),
+            "订单"
+        );
+        // GBK bytes are not UTF-8: refused at the first byte.
+        let err = Charset::Utf8.decode_strict(&gbk).unwrap_err();
+        assert_eq!((err.charset, err.offset), (Charset::Utf8, 0));
+        // A lone lead byte after "ab" in GBK, and 0xFF, which GBK never uses.
+        let err = Charset::Gbk.decode_strict(b"ab\x81").unwrap_err();
+        assert_eq!((err.charset, err.offset), (Charset::Gbk, 2));
+        let err = Charset::Gbk.decode_strict(b"abc\xff").unwrap_err();
+        assert_eq!(err.offset, 3);
+        assert!(Charset::Gbk.decode(b"abc\xff").contains('\u{fffd}'));
     }
 
     #[test]

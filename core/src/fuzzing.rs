@@ -710,3 +710,145 @@ pub fn client_session(data: &[u8]) {
         assert_eq!(d.session.in_flight(), d.held.len(), "in-flight count");
     }
 }
+
+/// Websocket bytes as a client reads them (server frames), after the upgrade. See
+/// `ws_read`.
+pub fn ws_client_frames(data: &[u8]) {
+    ws_read(crate::ws::Role::Client, data);
+}
+
+/// Websocket bytes as a server reads them (masked client frames), after the upgrade.
+/// See `ws_read`.
+pub fn ws_server_frames(data: &[u8]) {
+    ws_read(crate::ws::Role::Server, data);
+}
+
+/// What one read of `ws_read` saw: the events, then the error that ended it, if any.
+type WsTrace = (
+    Vec<crate::ws::WsEvent>,
+    Option<crate::ws::ProtocolViolation>,
+);
+
+/// Feeds everything after the first byte to a [`crate::ws::WsConnection`] of `role`;
+/// the first byte picks the message limit (16, 125, 4096 or 1 MiB bytes) and a chunk
+/// size (1 to 64 bytes).
+///
+/// Invariants: reading in chunks gives the same events and the same error as reading
+/// at once; no message exceeds the limit and no pong 125 bytes; a read without an event
+/// consumes all its input; an error is sticky; every frame the connection writes by
+/// itself (pong, close) reads cleanly on the other side.
+fn ws_read(role: crate::ws::Role, data: &[u8]) {
+    use crate::ws::{Role, WsConnection, WsEvent, WsLimits};
+
+    let mut input = Input { data };
+    let how = input.byte_or_zero();
+    let limits = WsLimits {
+        max_message_bytes: [16, 125, 4096, 1 << 20][usize::from(how & 3)],
+    };
+    let chunk = 1 + usize::from(how >> 2);
+    let bytes = input.data;
+
+    let run = |pieces: &mut dyn Iterator<Item = &[u8]>| -> (WsTrace, WsConnection) {
+        let mut ws = WsConnection::new(role, limits);
+        let mut events = Vec::new();
+        for mut piece in pieces {
+            loop {
+                match ws.read(piece) {
+                    Ok((used, event)) => {
+                        assert!(used <= piece.len());
+                        piece = &piece[used..];
+                        match event {
+                            Some(event) => events.push(event),
+                            None => {
+                                assert!(piece.is_empty(), "no event, yet input left");
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        assert_eq!(ws.read(b"x"), Err(e.clone()), "errors are sticky");
+                        return ((events, Some(e)), ws);
+                    }
+                }
+            }
+        }
+        ((events, None), ws)
+    };
+    let (whole, mut ws) = run(&mut std::iter::once(bytes));
+    let (chunked, _) = run(&mut bytes.chunks(chunk));
+    assert_eq!(whole, chunked, "chunked reading changed the outcome");
+
+    for event in &whole.0 {
+        match event {
+            WsEvent::Text(b) | WsEvent::Binary(b) => assert!(b.len() <= limits.max_message_bytes),
+            WsEvent::Pong(b) => assert!(b.len() <= 125),
+            _ => {}
+        }
+    }
+    let peer_role = match role {
+        Role::Client => Role::Server,
+        Role::Server => Role::Client,
+    };
+    let mut peer = WsConnection::new(peer_role, WsLimits::default());
+    while let Some(frame) = ws.poll_transmit([how, 1, 2, 3]) {
+        let (used, event) = peer.read(&frame).expect("our own frame reads cleanly");
+        assert_eq!(used, frame.len());
+        assert!(matches!(
+            event,
+            Some(WsEvent::Pong(_) | WsEvent::Closed { .. })
+        ));
+    }
+}
+
+/// A server's answer to the websocket upgrade, read by a
+/// [`crate::ws::handshake::ClientHandshake`] keyed with the RFC 6455 sample nonce (so a
+/// `101` with `Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=` succeeds). The first
+/// byte picks where the rest is split in two reads.
+///
+/// Invariants: the split does not change the outcome; a completed handshake consumed no
+/// more than the read it completed in, and the same bytes of the whole input either way.
+pub fn ws_upgrade_answer(data: &[u8]) {
+    use crate::ws::handshake::ClientHandshake;
+
+    let mut input = Input { data };
+    let cut = usize::from(input.byte_or_zero());
+    let bytes = input.data;
+    let cut = cut.min(bytes.len());
+    let start = || {
+        ClientHandshake::start(
+            "h:1",
+            "/websocket?a=b",
+            &[("cookie", "zone=Z;")],
+            *b"the sample nonce",
+        )
+        .map(|(handshake, _)| handshake)
+        .expect("a valid request")
+    };
+    // The outcome and the number of bytes of the whole input the head took.
+    let whole = start()
+        .read(bytes)
+        .map(|done| done.map(|u| (u.consumed, u.headers)));
+    let mut split = start();
+    let (first, second) = bytes.split_at(cut);
+    let in_two = match split.read(first) {
+        Ok(None) => split.read(second).map(|done| {
+            done.map(|u| {
+                assert!(u.consumed <= second.len());
+                (cut + u.consumed, u.headers)
+            })
+        }),
+        Ok(Some(u)) => {
+            assert!(u.consumed <= first.len());
+            Ok(Some((u.consumed, u.headers)))
+        }
+        Err(e) => Err(e),
+    };
+    if let (Ok(None), Ok(None)) = (&whole, &in_two) {
+        return;
+    }
+    assert_eq!(whole, in_two, "the split changed the outcome");
+    if whole.is_err() {
+        // Sticky.
+        assert_eq!(split.read(b"\r\n\r\n").err(), whole.err());
+    }
+}

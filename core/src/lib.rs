@@ -8,7 +8,8 @@
 //! Each module is one protocol concept and cites the section of the protocol notes it
 //! implements: [`frame`] (§4), [`consume`] and [`produce`] (§5–7), [`produce_ack`] (§7),
 //! [`register`] (§2–3), [`cert`] (§9), [`notify`] (§10), [`sign_content`],
-//! [`signature`] and [`key`] (§2).
+//! [`signature`] and [`key`] (§2), and [`ws`], the websocket protocol (RFC 6455) over
+//! bytes: opening handshake, frames, messages (§1, §4).
 //!
 //! # Example: one CONSUME, verified and acknowledged
 //!
@@ -69,3 +70,4 @@ pub mod signature;
 pub mod stream_id;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod ws;

@@ -75,3 +75,18 @@ fn cert_der() {
 fn client_session() {
     replay("client_session", fuzzing::client_session);
 }
+
+#[test]
+fn ws_client_frames() {
+    replay("ws_client_frames", fuzzing::ws_client_frames);
+}
+
+#[test]
+fn ws_server_frames() {
+    replay("ws_server_frames", fuzzing::ws_server_frames);
+}
+
+#[test]
+fn ws_upgrade_answer() {
+    replay("ws_upgrade_answer", fuzzing::ws_upgrade_answer);
+}
