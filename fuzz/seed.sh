@@ -99,6 +99,7 @@ put("http_response", "chunked-small-limit", b"\x02" + answers["chunked"])
 for name in sorted(os.listdir(os.path.join(testdata, "notify"))):
     put("notify_body", name.rsplit(".", 1)[0], read("notify/" + name).rstrip(b"\r\n"))
 put("notify_body", "gbk", b"subject=%B2%E2%CA%D4&charset=GBK&a=x+y&sign_type=RSA2&sign=AAAA")
+put("notify_body", "gb2312-gbk-only", b"subject=%B2%E2%81%40&charset=Gb2312&sign_type=RSA2&sign=AAAA")
 
 # --- keys and cert_der: PEM text, bare base64 and DER.
 def pem_blocks(text):

@@ -110,7 +110,7 @@ impl Charset {
 }
 
 /// GBK encoding with Java's replacement rule (`?` for an unmappable character).
-fn encode_gbk(text: &str) -> Vec<u8> {
+pub(crate) fn encode_gbk(text: &str) -> Vec<u8> {
     use encoding_rs::EncoderResult;
     let mut encoder = encoding_rs::GBK.new_encoder();
     // GBK needs at most two bytes per character; UTF-8 at least one byte per character.

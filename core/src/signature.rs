@@ -312,10 +312,22 @@ impl Verifier {
         text: &str,
         signature_base64: &str,
     ) -> Result<(), SignatureError> {
+        self.verify_base64(sign_type, &charset.encode(text), signature_base64)
+    }
+
+    /// Verifies a base64 signature over `message`, bytes already encoded (a notification's
+    /// sign content in its own charset, PROTOCOL §10). Base64 as in
+    /// [`verify_text`](Self::verify_text).
+    pub fn verify_base64(
+        &self,
+        sign_type: SignType,
+        message: &[u8],
+        signature_base64: &str,
+    ) -> Result<(), SignatureError> {
         let signature = STANDARD
             .decode(signature_base64.trim())
             .map_err(|_| SignatureError::NotBase64)?;
-        self.verify(sign_type, &charset.encode(text), &signature)
+        self.verify(sign_type, message, &signature)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use alipay_msg_core::charset::Charset;
 use alipay_msg_core::key::{PrivateKey, PublicKey};
-use alipay_msg_core::notify::{self, Notification, NotifyError, TradeStatus};
+use alipay_msg_core::notify::{self, Notification, NotifyCharset, NotifyError, TradeStatus};
 use alipay_msg_core::sign_content::Rule;
 use alipay_msg_core::signature::{SignType, SignatureError, Signer, Verifier};
 use serde_json::Value;
@@ -216,7 +216,7 @@ fn gbk_round_trip() {
          &trade_no=t1&trade_status=TRADE_SUCCESS"
     );
     let form = notify::parse_form(unsigned.as_bytes()).unwrap();
-    assert_eq!(form.charset(), Charset::Gbk);
+    assert_eq!(form.charset(), NotifyCharset::Gbk);
     assert_eq!(form.sign_content(Rule::V1), content);
 
     let sign = platform_signer().sign_text(&content, Charset::Gbk).unwrap();

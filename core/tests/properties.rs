@@ -922,7 +922,7 @@ proptest! {
             .finish();
         let params = notify::parse_form(body.as_bytes())
             .map_err(|e| TestCaseError::fail(format!("{e}: {body:?}")))?;
-        prop_assert_eq!(params.charset(), Charset::Utf8);
+        prop_assert_eq!(params.charset(), notify::NotifyCharset::Utf8);
         prop_assert_eq!(params.into_pairs(), pairs);
     }
 }

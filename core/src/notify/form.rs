@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::charset::{Charset, UnknownCharset};
 use crate::sign_content::{sign_content, Rule};
 
+use super::charset::{NotifyCharset, UnknownNotifyCharset};
 use super::NotifyError;
 
 /// Size limits applied while decoding a notification body (PROTOCOL §10).
@@ -81,11 +81,14 @@ impl Default for FormLimits {
 ///    the byte `0xXY`. A `%` not followed by two hex digits (`%G1`, a trailing `%`) is
 ///    rejected ([`NotifyError::BadPercentEncoding`]), as Java's `URLDecoder` does,
 ///    instead of being passed through.
-/// 5. The charset is the value of the body's own `charset` parameter (ASCII, any letter
-///    case, `UTF-8` or `GBK`); when the parameter is absent or empty the body is read as
-///    UTF-8; another name is [`NotifyError::UnknownCharset`]. Every key and value is then decoded from bytes in that charset; a malformed
-///    byte sequence becomes U+FFFD, as Java's `new String(bytes, charset)` does (the
-///    signature will then not verify).
+/// 5. The charset is the value of the body's own `charset` parameter, found among the
+///    percent-decoded bytes before anything is read as text (ASCII, any letter case,
+///    `UTF-8`, `GBK`, `GB2312` or `GB18030`: [`NotifyCharset`]); when the parameter is
+///    absent or empty the body is read as UTF-8; another label is
+///    [`NotifyError::UnknownCharset`]. Every key and value is then decoded from bytes in
+///    that charset (GB2312 as GBK, its superset); a malformed byte sequence becomes
+///    U+FFFD, as Java's `new String(bytes, charset)` does (the signature will then not
+///    verify).
 /// 6. A key that occurs twice is rejected ([`NotifyError::DuplicateParam`]): a notification with two values for one name
 ///    is ambiguous and may be an attempt to make the app read a value other than the
 ///    one that was signed.
@@ -94,7 +97,7 @@ impl Default for FormLimits {
 /// [`parse_form_with`](super::parse_form_with).
 #[derive(Clone, PartialEq, Eq)]
 pub struct FormParams {
-    charset: Charset,
+    charset: NotifyCharset,
     charset_declared: bool,
     pairs: Vec<(String, String)>,
 }
@@ -137,8 +140,17 @@ impl FormParams {
 
     /// The charset the body was decoded in and its signature is checked in: the body's
     /// `charset` parameter, or UTF-8 when that is absent or empty.
-    pub fn charset(&self) -> Charset {
+    pub fn charset(&self) -> NotifyCharset {
         self.charset
+    }
+
+    /// The charset label as received: the body's `charset` parameter (`gb2312`,
+    /// `GB18030`, `utf-8` …, letter case kept) when it is not empty, else the canonical
+    /// name of the default, `UTF-8` ([`charset_declared`](Self::charset_declared) tells
+    /// the two apart).
+    pub fn charset_label(&self) -> &str {
+        self.get_non_empty("charset")
+            .unwrap_or(NotifyCharset::Utf8.as_str())
     }
 
     /// Whether the body named its charset (a non-empty `charset` parameter).
@@ -258,11 +270,11 @@ pub(super) fn parse(body: &[u8], limits: &FormLimits) -> Result<FormParams, Noti
         }
     }
     let (charset, charset_declared) = match charset_value {
-        None | Some(b"") => (Charset::Utf8, false),
+        None | Some(b"") => (NotifyCharset::Utf8, false),
         Some(name) => match std::str::from_utf8(name) {
-            Ok(name) if name.is_ascii() => (name.parse::<Charset>()?, true),
+            Ok(name) if name.is_ascii() => (name.parse::<NotifyCharset>()?, true),
             _ => {
-                return Err(NotifyError::UnknownCharset(UnknownCharset {
+                return Err(NotifyError::UnknownCharset(UnknownNotifyCharset {
                     name: String::from_utf8_lossy(name)
                         .chars()
                         .take(QUOTE_MAX)
@@ -414,7 +426,7 @@ mod tests {
     #[test]
     fn gbk_body() {
         let form = parse_default(b"subject=%B2%E2%CA%D4&charset=GBK").unwrap();
-        assert_eq!(form.charset(), Charset::Gbk);
+        assert_eq!(form.charset(), NotifyCharset::Gbk);
         assert!(form.charset_declared());
         assert_eq!(form.get("subject"), Some("测试"));
         // The charset name is case-insensitive, and may come after the values.
@@ -423,13 +435,28 @@ mod tests {
     }
 
     #[test]
+    fn gb2312_and_gb18030_bodies() {
+        // GB2312 bodies are read as GBK: 测 (B2E2) and the GBK-only 丂 (8140).
+        let form = parse_default(b"subject=%B2%E2%81%40&charset=Gb2312").unwrap();
+        assert_eq!(form.charset(), NotifyCharset::Gb2312);
+        assert_eq!(form.charset_label(), "Gb2312");
+        assert_eq!(form.get("subject"), Some("测丂"));
+        // GB18030's four-byte sequences: U+1F600.
+        let form = parse_default(b"charset=GB18030&subject=%94%39%FC%36%B2%E2").unwrap();
+        assert_eq!(form.charset(), NotifyCharset::Gb18030);
+        assert_eq!(form.charset_label(), "GB18030");
+        assert_eq!(form.get("subject"), Some("😀测"));
+    }
+
+    #[test]
     fn utf8_is_the_default() {
         let form = parse_default("subject=%E6%B5%8B%E8%AF%95".as_bytes()).unwrap();
-        assert_eq!(form.charset(), Charset::Utf8);
+        assert_eq!(form.charset(), NotifyCharset::Utf8);
         assert!(!form.charset_declared());
+        assert_eq!(form.charset_label(), "UTF-8");
         assert_eq!(form.get("subject"), Some("测试"));
         let form = parse_default(b"charset=&a=1").unwrap();
-        assert_eq!(form.charset(), Charset::Utf8);
+        assert_eq!(form.charset(), NotifyCharset::Utf8);
         assert!(!form.charset_declared());
     }
 

@@ -11,14 +11,15 @@
 //!   absent; strict percent escapes; no duplicate keys; size limits).
 //! - [`verify`] also checks the signature and classifies the notification.
 
+mod charset;
 mod form;
 mod gateway;
 mod trade;
 
-use crate::charset::UnknownCharset;
 use crate::sign_content::Rule;
 use crate::signature::{SignType, SignatureError, UnknownSignType, Verifier};
 
+pub use charset::{NotifyCharset, UnknownNotifyCharset};
 pub use form::{FormLimits, FormParams, Iter};
 pub use gateway::GatewayMessage;
 pub use trade::{TradeNotification, TradeStatus};
@@ -65,9 +66,10 @@ pub enum NotifyError {
         /// The name (truncated to 64 characters).
         key: String,
     },
-    /// The body's `charset` parameter is neither UTF-8 nor GBK.
+    /// The body's `charset` parameter is not a label [`NotifyCharset`] knows (UTF-8,
+    /// GBK, GB2312, GB18030, any letter case).
     #[error(transparent)]
-    UnknownCharset(#[from] UnknownCharset),
+    UnknownCharset(#[from] UnknownNotifyCharset),
     /// A required parameter is absent or empty (`sign`, `sign_type`, or a field the
     /// notification's type requires).
     #[error("required notification parameter {name:?} is missing or empty")]
@@ -190,9 +192,10 @@ impl OtherNotification {
 /// The parameters are **not authenticated**: use [`verify`] before acting on them.
 ///
 /// ```
-/// use alipay_msg_core::{charset::Charset, notify};
-/// let form = notify::parse_form(b"subject=%B2%E2%CA%D4&charset=GBK&a=x+y").unwrap();
-/// assert_eq!(form.charset(), Charset::Gbk);
+/// use alipay_msg_core::notify::{self, NotifyCharset};
+/// let form = notify::parse_form(b"subject=%B2%E2%CA%D4&charset=gbk&a=x+y").unwrap();
+/// assert_eq!(form.charset(), NotifyCharset::Gbk);
+/// assert_eq!(form.charset_label(), "gbk");
 /// assert_eq!(form.get("subject"), Some("测试"));
 /// assert_eq!(form.get("a"), Some("x y"));
 /// ```
@@ -212,8 +215,9 @@ pub fn parse_form_with(body: &[u8], limits: &FormLimits) -> Result<FormParams, N
 /// and not empty, and `sign_type` must be `RSA2` or `RSA`; the signed content is every
 /// decoded parameter except `sign` (and `sign_type` under [`Rule::V1`], which payment
 /// notifications use), empty values skipped, sorted by key, joined as `k=v` with `&`,
-/// encoded in the body's charset; `sign` must verify over it with `verifier` (the
-/// platform key) and the digest of `sign_type`. Only then is the notification
+/// encoded in the body's charset as Java's `String.getBytes(charset)` does (the Java
+/// SDK's `AlipaySignature.rsaCheckV1/V2`; see [`NotifyCharset::encode`]); `sign` must
+/// verify over it with `verifier` (the platform key) and the digest of `sign_type`. Only then is the notification
 /// classified: `notify_type=trade_status_sync` is a [`Notification::Trade`], one with a
 /// `msg_method` a [`Notification::GatewayMessage`], anything else
 /// [`Notification::Other`].
@@ -299,7 +303,7 @@ pub fn check_signature(
         .parse()?;
     let content = params.sign_content(rule);
     verifier
-        .verify_text(sign_type, params.charset(), &content, sign)
+        .verify_base64(sign_type, &params.charset().encode(&content), sign)
         .map_err(NotifyError::BadSignature)?;
     Ok(sign_type)
 }
@@ -366,9 +370,10 @@ impl std::fmt::Display for NotifyResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::charset::Charset;
     use crate::key::{PrivateKey, PublicKey};
     use crate::signature::Signer;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
 
     const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/keys");
 
@@ -389,9 +394,8 @@ mod tests {
     /// Signs `unsigned` (a form body) under `rule` and appends `&sign=`.
     fn signed(unsigned: &str, rule: Rule) -> String {
         let form = parse_form(unsigned.as_bytes()).unwrap();
-        let sign = platform_signer()
-            .sign_text(&form.sign_content(rule), form.charset())
-            .unwrap();
+        let content = form.charset().encode(&form.sign_content(rule)).into_owned();
+        let sign = STANDARD.encode(platform_signer().sign(&content).unwrap());
         let sign: String = form_urlencoded::byte_serialize(sign.as_bytes()).collect();
         format!("{unsigned}&sign={sign}")
     }
@@ -533,7 +537,7 @@ mod tests {
                         &trade_no=t1&out_trade_no=o1&trade_status=TRADE_SUCCESS\
                         &subject=%B2%E2%CA%D4&charset=GBK&sign_type=RSA2";
         let form = parse_form(unsigned.as_bytes()).unwrap();
-        assert_eq!(form.charset(), Charset::Gbk);
+        assert_eq!(form.charset(), NotifyCharset::Gbk);
         let body = signed(unsigned, Rule::V1);
         match verify(body.as_bytes(), &v, Rule::V1).unwrap() {
             Notification::Trade(t) => assert_eq!(t.subject.as_deref(), Some("测试")),
