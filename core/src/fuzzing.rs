@@ -15,13 +15,11 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rand_core::{impls, RngCore};
-
 use crate::cert::{root_cert_sn, Certificate};
 use crate::charset::Charset;
 use crate::client::{
-    ClientConfig, ClientSession, Credentials, Delivery, DeliveryId, Event, Outcome, Output,
-    Transmit,
+    ClientConfig, ClientSession, ConnId, Credentials, Delivery, DeliveryId, Event,
+    Input as ClientInput, Outcome, Output, Transmit,
 };
 use crate::consume::{AckStatus, ConsumeAck, ConsumeFrame};
 use crate::frame::{Command, Frame, FrameLimits};
@@ -33,6 +31,8 @@ use crate::produce_ack::ProduceAck;
 use crate::register::{parse_register_answer, parse_register_body};
 use crate::sign_content::Rule;
 use crate::signature::{SignType, Verifier};
+use crate::ws::handshake::ServerHandshake;
+use crate::ws::{Role, WsConnection, WsEvent, WsLimits};
 
 const ALIPAY_PUBLIC: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -399,30 +399,6 @@ fn cert_checks(cert: &Certificate) {
     }
 }
 
-/// A seeded xorshift: the session's nonces, stream-id tags and jitter.
-struct FuzzRng(u64);
-
-impl RngCore for FuzzRng {
-    fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        impls::fill_bytes_via_next(self, dest);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
 /// Most operations read from one input.
 const MAX_OPS: usize = 64;
 /// Most connection attempts per input (each signs register and upgrade parameters).
@@ -432,15 +408,19 @@ const MAX_SENDS: u32 = 4;
 /// `poll_output` must reach `Timeout` or `Done` within this many outputs.
 const MAX_OUTPUTS: usize = 10_000;
 
-/// The driver of `client_session`: the session, simulated time and what the adapter
-/// has seen.
+/// The driver of `client_session`: the session, simulated time, and the network and
+/// platform side of its connections as an adapter and the platform would see them.
 struct Driver {
     session: ClientSession,
     now: Instant,
     deadline: Option<Instant>,
     done: bool,
-    registering: bool,
-    upgrading: bool,
+    /// The connection carrying `register.do`, once its request was written.
+    registering: Option<ConnId>,
+    /// The connection carrying the upgrade, and the `101` answer to its request.
+    upgrading: Option<(ConnId, Vec<u8>)>,
+    /// The open websocket, and the platform's end of it (reads the client's frames).
+    open: Option<(ConnId, WsConnection)>,
     attempts: u32,
     sends: u32,
     /// Deliveries the "handler" holds, not yet completed.
@@ -466,6 +446,11 @@ impl Driver {
                 }
                 Output::Transmit(t) => self.on_transmit(t),
                 Output::Event(e) => self.on_event(e),
+                Output::Check(job) => {
+                    let checked = self.session.frame_checker().run(job);
+                    self.session
+                        .handle_input(ClientInput::Checked(checked), self.now);
+                }
             }
         }
         panic!("poll_output gave {MAX_OUTPUTS} outputs without a Timeout");
@@ -473,32 +458,67 @@ impl Driver {
 
     fn on_transmit(&mut self, t: Transmit) {
         match t {
-            Transmit::HttpRequest { .. } => {
-                self.registering = true;
-                self.attempts += 1;
+            Transmit::Connect { conn, .. } => {
+                self.session
+                    .handle_input(ClientInput::Connected(conn), self.now);
             }
-            Transmit::WsConnect { .. } => {
-                self.registering = false;
-                self.upgrading = true;
-            }
-            Transmit::Text(text) => {
-                let frame = Frame::parse(&text, &FrameLimits::default())
-                    .unwrap_or_else(|e| panic!("the client wrote a frame it cannot read: {e}"));
-                if frame.command == Command::ConsumeAck {
-                    let ack = ConsumeAck::from_frame(frame).expect("a well-formed CONSUME_ACK");
-                    if ack.status == AckStatus::Success {
-                        assert!(
-                            self.succeeded.contains(&ack.msg_id),
-                            "SUCCESS ack for {:?} before its handler succeeded",
-                            ack.msg_id
-                        );
+            Transmit::Write { conn, bytes } => {
+                if bytes.starts_with(b"GET /websocket/register.do?") {
+                    self.registering = Some(conn);
+                    self.attempts += 1;
+                } else if bytes.starts_with(b"GET /websocket?") {
+                    let mut server = ServerHandshake::new();
+                    let upgrade = server
+                        .read(&bytes)
+                        .unwrap_or_else(|e| panic!("the client wrote a bad upgrade: {e}"))
+                        .expect("the whole request in one write");
+                    self.upgrading = Some((conn, upgrade.accept_answer()));
+                } else if let Some((open, ws)) = &mut self.open {
+                    assert_eq!(*open, conn, "frames go to the open websocket");
+                    let mut rest = &bytes[..];
+                    let mut texts = Vec::new();
+                    while !rest.is_empty() {
+                        let (used, event) = ws
+                            .read(rest)
+                            .unwrap_or_else(|e| panic!("the client wrote a bad frame: {e}"));
+                        rest = &rest[used..];
+                        if let Some(WsEvent::Text(payload)) = event {
+                            texts.push(payload);
+                        }
                     }
+                    for payload in texts {
+                        self.on_client_text(&payload);
+                    }
+                } else {
+                    panic!("write on no known connection");
                 }
             }
-            Transmit::Ping => {}
-            Transmit::Close => {
-                self.registering = false;
-                self.upgrading = false;
+            Transmit::Close { conn } => {
+                if self.registering == Some(conn) {
+                    self.registering = None;
+                }
+                if self.upgrading.as_ref().is_some_and(|(c, _)| *c == conn) {
+                    self.upgrading = None;
+                }
+                if self.open.as_ref().is_some_and(|(c, _)| *c == conn) {
+                    self.open = None;
+                }
+            }
+        }
+    }
+
+    fn on_client_text(&mut self, payload: &[u8]) {
+        let text = std::str::from_utf8(payload).expect("a UTF-8 app writes UTF-8");
+        let frame = Frame::parse(text, &FrameLimits::default())
+            .unwrap_or_else(|e| panic!("the client wrote a frame it cannot read: {e}"));
+        if frame.command == Command::ConsumeAck {
+            let ack = ConsumeAck::from_frame(frame).expect("a well-formed CONSUME_ACK");
+            if ack.status == AckStatus::Success {
+                assert!(
+                    self.succeeded.contains(&ack.msg_id),
+                    "SUCCESS ack for {:?} before its handler succeeded",
+                    ack.msg_id
+                );
             }
         }
     }
@@ -522,28 +542,40 @@ impl Driver {
                     "duplicate of {msg_id:?}, which never succeeded"
                 );
             }
-            Event::Disconnected { .. } => {
-                self.registering = false;
-                self.upgrading = false;
-            }
             _ => {}
         }
     }
 
-    /// Answers `register.do` and opens the websocket, when an attempt is under way.
+    /// Answers `register.do` and the upgrade, when an attempt is under way.
     fn answer_attempt(&mut self, answer: &[u8], split: usize) {
-        if self.registering {
+        if let Some(conn) = self.registering {
             let (a, b) = answer.split_at(split.min(answer.len()));
-            self.session.handle_http_data(a, self.now);
-            self.drain();
-            self.session.handle_http_data(b, self.now);
-            self.session.handle_http_eof(self.now);
+            self.bytes(conn, a);
+            self.bytes(conn, b);
+            self.session
+                .handle_input(ClientInput::Closed { conn, error: None }, self.now);
             self.drain();
         }
-        if self.upgrading {
-            self.upgrading = false;
-            self.session.handle_ws_open(self.now);
-            self.drain();
+        if let Some((conn, answer)) = self.upgrading.take() {
+            self.open = Some((conn, WsConnection::new(Role::Server, WsLimits::default())));
+            self.bytes(conn, &answer);
+        }
+    }
+
+    /// Bytes arriving on `conn`.
+    fn bytes(&mut self, conn: ConnId, bytes: &[u8]) {
+        self.session
+            .handle_input(ClientInput::Bytes { conn, bytes }, self.now);
+        self.drain();
+    }
+
+    /// A server frame on the open websocket (none: nothing happens).
+    fn server_frame(&mut self, frame: impl FnOnce(&mut WsConnection) -> Option<Vec<u8>>) {
+        if let Some((conn, ws)) = &mut self.open {
+            let conn = *conn;
+            if let Some(bytes) = frame(ws) {
+                self.bytes(conn, &bytes);
+            }
         }
     }
 
@@ -570,32 +602,36 @@ impl Driver {
     }
 }
 
-/// A [`ClientSession`] brought to the open state (register answer signed with the
-/// platform key, websocket opened), then driven by the bytes: a seed, then operations —
-/// signed or fuzzed frames from the server, PRODUCE_ACKs, completions, sends, pongs,
-/// closes, time passing, shutdown, and new attempts answered.
+/// A [`ClientSession`] brought to the open state over bytes (register answer signed
+/// with the platform key, websocket upgrade answered), then driven by the bytes: a seed
+/// and a check-offload setting, then operations — signed or fuzzed text frames from the
+/// server, raw websocket bytes, PRODUCE_ACKs, completions, sends, pongs, end of
+/// stream, time passing, shutdown, and new attempts answered or fed arbitrary bytes.
 ///
 /// Invariants: `poll_output` always reaches `Timeout` or `Done`; every frame the client
-/// writes parses; no SUCCESS ack for a message before its handler succeeded; no message
-/// delivered twice at once; a held delivery can always be completed, an unknown one
-/// never.
+/// writes is a valid masked websocket frame whose text parses; no SUCCESS ack for a
+/// message before its handler succeeded; no message delivered twice at once; a held
+/// delivery can always be completed, an unknown one never.
 pub fn client_session(data: &[u8]) {
     let fixture = fixture();
     let mut input = Input { data };
-    let seed = u64::from(input.byte_or_zero()) | 0x9e37_79b9_0000_0000;
+    let mut seed = [0x9e; 32];
+    seed[0] = input.byte_or_zero();
+    let offload = usize::from(input.byte_or_zero() % 4);
     let t0 = Instant::now();
-    let session =
-        match ClientSession::new(fixture.config.clone(), Box::new(FuzzRng(seed)), t0, UNIX0) {
-            Ok(session) => session,
-            Err(e) => panic!("the vector configuration is valid: {e}"),
-        };
+    let mut session = match ClientSession::new(fixture.config.clone(), seed, t0, UNIX0) {
+        Ok(session) => session,
+        Err(e) => panic!("the vector configuration is valid: {e}"),
+    };
+    session.set_check_offload(offload);
     let mut d = Driver {
         session,
         now: t0,
         deadline: None,
         done: false,
-        registering: false,
-        upgrading: false,
+        registering: None,
+        upgrading: None,
+        open: None,
         attempts: 0,
         sends: 0,
         held: Vec::new(),
@@ -614,14 +650,14 @@ pub fn client_session(data: &[u8]) {
             break;
         }
         let Some(op) = input.byte() else { break };
-        match op % 12 {
+        match op % 13 {
             0 => {
                 let text = d.consume_text(&fixture.consume, &mut input);
-                d.session.handle_text(&text, d.now);
+                d.server_frame(|ws| ws.encode_text(text.as_bytes(), [0; 4]).ok());
             }
             1 => {
-                let text = String::from_utf8_lossy(input.chunk()).into_owned();
-                d.session.handle_text(&text, d.now);
+                let payload = input.chunk();
+                d.server_frame(|ws| ws.encode_text(payload, [0; 4]).ok());
             }
             2 => {
                 let pick = input.byte_or_zero();
@@ -638,7 +674,7 @@ pub fn client_session(data: &[u8]) {
                 let text = format!(
                     "stream-id:{stream_id}\r\n\r\n{{\"protocol\":{{\"x-type\":\"message\",\"x-cmd\":\"PRODUCE_ACK\",\"x-msgId\":\"p{pick}\",\"x-status\":\"{status}\",\"x-code\":\"{code}\"}}}}"
                 );
-                d.session.handle_text(&text, d.now);
+                d.server_frame(|ws| ws.encode_text(text.as_bytes(), [0; 4]).ok());
             }
             3 => {
                 let pick = input.byte_or_zero();
@@ -685,23 +721,59 @@ pub fn client_session(data: &[u8]) {
                 }
                 d.session.handle_timeout(d.now);
             }
-            8 => d.session.handle_pong(d.now),
-            9 => d.session.handle_ws_closed("closed by peer", d.now),
+            8 => {
+                let payload = input.chunk();
+                d.server_frame(|ws| {
+                    // A pong from the server: a ping from the client answered.
+                    let mut client = WsConnection::new(Role::Client, WsLimits::default());
+                    let ping = client
+                        .ping(&payload[..payload.len().min(125)], [1; 4])
+                        .ok()?;
+                    ws.read(&ping).ok()?;
+                    ws.poll_transmit([0; 4])
+                });
+            }
+            9 => {
+                let error =
+                    (input.byte_or_zero() & 1 == 1).then_some(std::io::ErrorKind::ConnectionReset);
+                if let Some((conn, _)) = d.open.take() {
+                    d.session
+                        .handle_input(ClientInput::Closed { conn, error }, d.now);
+                }
+            }
             10 => d.session.shutdown(d.now),
+            11 => {
+                // Raw bytes on the open websocket: frames of any shape.
+                let raw = input.chunk();
+                if let Some((conn, _)) = &d.open {
+                    let conn = *conn;
+                    d.bytes(conn, raw);
+                }
+            }
             _ => {
                 let how = input.byte_or_zero();
                 match how % 4 {
                     0 | 1 => d.answer_attempt(&fixture.register_answer, usize::from(how)),
                     2 => {
                         let chunk = input.chunk();
-                        d.session.handle_http_data(chunk, d.now);
-                        if how & 4 != 0 {
-                            d.session.handle_http_eof(d.now);
+                        let target = d.registering.or(d.upgrading.as_ref().map(|(c, _)| *c));
+                        if let Some(conn) = target {
+                            d.bytes(conn, chunk);
+                            if how & 4 != 0 {
+                                d.session
+                                    .handle_input(ClientInput::Closed { conn, error: None }, d.now);
+                            }
                         }
                     }
                     _ => {
-                        d.session.handle_http_failed("refused", d.now);
-                        d.session.handle_ws_failed("refused", d.now);
+                        for conn in [d.registering, d.upgrading.as_ref().map(|(c, _)| *c)]
+                            .into_iter()
+                            .flatten()
+                        {
+                            let error = std::io::ErrorKind::ConnectionRefused;
+                            d.session
+                                .handle_input(ClientInput::ConnectFailed { conn, error }, d.now);
+                        }
                     }
                 }
             }

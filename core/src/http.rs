@@ -49,13 +49,23 @@ impl HttpResponse {
     }
 }
 
-/// Builds a `GET` request for `path_and_query` on `authority`, asking the server to
-/// close the connection after answering.
-pub fn get_request(authority: &str, path_and_query: &str, user_agent: &str) -> Vec<u8> {
-    format!(
-        "GET {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {user_agent}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    )
-    .into_bytes()
+/// Builds a `GET` request for `path_and_query` on `authority` with the `extra_headers`
+/// (name, value; written as given, after `Accept`), asking the server to close the
+/// connection after answering.
+pub fn get_request(
+    authority: &str,
+    path_and_query: &str,
+    user_agent: &str,
+    extra_headers: &[(&str, &str)],
+) -> Vec<u8> {
+    let mut request = format!(
+        "GET {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {user_agent}\r\nAccept: application/json\r\n"
+    );
+    for (name, value) in extra_headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    request.into_bytes()
 }
 
 /// Parses a response from the bytes received so far.
@@ -252,7 +262,13 @@ mod tests {
 
     #[test]
     fn request_bytes() {
-        let r = get_request("h:1", "/websocket/register.do?a=1", "ua");
+        let r = get_request(
+            "h:1",
+            "/websocket/register.do?a=1",
+            "ua",
+            &[("Content-Type", "x")],
+        );
+        assert!(r.windows(17).any(|w| w == b"Content-Type: x\r\n"));
         assert!(r.starts_with(b"GET /websocket/register.do?a=1 HTTP/1.1\r\nHost: h:1\r\n"));
         assert!(r.ends_with(b"\r\n\r\n"));
     }

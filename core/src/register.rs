@@ -153,12 +153,25 @@ fn push_cert_sns(params: &mut Vec<(&'static str, String)>, sns: Option<&CertSns>
     }
 }
 
-/// The HTTP/1.1 bytes of `GET /websocket/register.do?<query>`.
+/// The HTTP/1.1 bytes of `GET /websocket/register.do?<query>`, with
+/// `Content-Type: application/x-www-form-urlencoded;charset=<charset>` as the platform's
+/// Java client sends it (PROTOCOL §1–2).
 pub fn register_request(endpoint: &Endpoint, params: &SignedParams, charset: Charset) -> Vec<u8> {
+    let content_type = form_content_type(charset);
     http::get_request(
         &endpoint.authority(),
         &format!("/websocket/register.do?{}", params.query(charset)),
         SDK_VERSION,
+        &[("Content-Type", &content_type)],
+    )
+}
+
+/// `application/x-www-form-urlencoded;charset=<charset>`: the `Content-Type` the
+/// platform's Java client sends on `register.do` and on the websocket upgrade.
+pub fn form_content_type(charset: Charset) -> String {
+    format!(
+        "application/x-www-form-urlencoded;charset={}",
+        charset.as_str()
     )
 }
 

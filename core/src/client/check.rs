@@ -1,24 +1,28 @@
 //! Reading and checking frames away from the session: the costly half of taking a
 //! frame in (PROTOCOL §4–5).
 //!
-//! Parsing a frame and verifying a CONSUME's signature depend on nothing but the frame
-//! and the platform key, and the signature check is nearly all of a message's cost. A
-//! [`FrameChecker`], taken from the session with [`ClientSession::frame_checker`], does
-//! both wherever the adapter likes — on the task that reads the socket, on another
-//! thread — so that the session's own task only decides. The session then takes the
-//! [`CheckedFrame`] with [`ClientSession::handle_checked`], exactly as
-//! [`ClientSession::handle_text`] would have taken the text.
+//! Decoding a text frame in the app's charset, parsing it and verifying a CONSUME's
+//! signature depend on nothing but the frame's bytes and the platform key, and the
+//! signature check is nearly all of a message's cost. By default the session does it
+//! inline. After [`ClientSession::set_check_offload`] it hands each text frame out as a
+//! numbered [`CheckJob`] ([`super::Output::Check`]); a [`FrameChecker`] (taken with
+//! [`ClientSession::frame_checker`]) runs it on any thread, and the [`CheckedFrame`]
+//! comes back with [`super::Input::Checked`], in any order: the session restores read
+//! order itself.
 //!
-//! A `CheckedFrame` cannot be made but by a checker, and a session accepts only those
-//! of its own checker: what is delivered has been verified with this session's key.
+//! A `CheckedFrame` cannot be made but by a checker, and a session takes only those of
+//! its own checker: what is delivered has been verified with this session's key.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::charset::{Charset, MalformedText};
 use crate::consume::ConsumeFrame;
 use crate::frame::{Command, Frame, FrameError, FrameLimits, SignatureStatus};
 use crate::produce_ack::ProduceAck;
 use crate::signature::Verifier;
+
+use super::link::ConnId;
 
 #[cfg(doc)]
 use super::ClientSession;
@@ -26,8 +30,22 @@ use super::ClientSession;
 /// Tells sessions apart, so that a frame checked for one is not taken by another.
 static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 
-/// Parses frames and verifies CONSUME signatures for one [`ClientSession`]. Cheap to
-/// clone; `Send` and `Sync`.
+/// One text frame to check, from [`super::Output::Check`]: run it with
+/// [`FrameChecker::run`] anywhere and give the result back with
+/// [`super::Input::Checked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckJob {
+    /// Read order of the frame within the session (increasing by 1 per frame).
+    pub seq: u64,
+    /// The connection the frame was read on.
+    pub conn: ConnId,
+    /// The text frame's payload as received: bytes in the app's charset (PROTOCOL §4),
+    /// at most `frame_limits.max_frame_bytes` long.
+    pub payload: Vec<u8>,
+}
+
+/// Decodes, parses and verifies frames for one [`ClientSession`]. Cheap to clone;
+/// `Send` and `Sync`.
 ///
 /// ```
 /// # let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/frame_vectors.json")).unwrap()).unwrap();
@@ -40,22 +58,20 @@ static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 ///     &std::fs::read_to_string(format!("{dir}/app_private_pkcs1.pem")).unwrap(),
 ///     &std::fs::read_to_string(format!("{dir}/alipay_public.pem")).unwrap(),
 /// ).unwrap();
-/// let rng = Box::new(<rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(7));
-/// let mut session = ClientSession::new(
-///     ClientConfig::new("2021000000000001", credentials), rng, Instant::now(), 1_795_430_400_000,
+/// let session = ClientSession::new(
+///     ClientConfig::new("2021000000000001", credentials), [7; 32], Instant::now(), 1_795_430_400_000,
 /// ).unwrap();
 ///
-/// // On the task that reads the socket:
+/// // On another thread (the session hands out `CheckJob`s to run the same way):
 /// let checker = session.frame_checker();
 /// let checked = std::thread::spawn(move || checker.check(&text)).join().unwrap();
 /// assert!(checked.is_verified_consume());
-/// // On the session's task, as `handle_text` would:
-/// session.handle_checked(checked, Instant::now()).unwrap();
 /// ```
 #[derive(Clone)]
 pub struct FrameChecker {
     verifier: Arc<Verifier>,
     limits: FrameLimits,
+    charset: Charset,
     tag: u64,
 }
 
@@ -63,17 +79,40 @@ impl std::fmt::Debug for FrameChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FrameChecker")
             .field("limits", &self.limits)
+            .field("charset", &self.charset)
             .field("session", &self.tag)
             .finish_non_exhaustive()
     }
 }
 
 impl FrameChecker {
-    pub(crate) fn new(verifier: Arc<Verifier>, limits: FrameLimits) -> Self {
+    pub(crate) fn new(verifier: Arc<Verifier>, limits: FrameLimits, charset: Charset) -> Self {
         FrameChecker {
             verifier,
             limits,
+            charset,
             tag: NEXT_TAG.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Runs a [`CheckJob`]: decodes the payload in the app's charset (bytes that do not
+    /// decode are a checked frame too, which the session rejects), then
+    /// [`FrameChecker::check`]. The result goes back with [`super::Input::Checked`].
+    pub fn run(&self, job: CheckJob) -> CheckedFrame {
+        let mut checked = self.check_bytes(&job.payload);
+        checked.job = Some((job.seq, job.conn));
+        checked
+    }
+
+    /// Decodes `payload` in the app's charset and checks it (PROTOCOL §4–5).
+    pub(crate) fn check_bytes(&self, payload: &[u8]) -> CheckedFrame {
+        match self.charset.decode_strict(payload) {
+            Ok(text) => self.check(&text),
+            Err(e) => CheckedFrame {
+                tag: self.tag,
+                job: None,
+                checked: Checked::Undecodable(e),
+            },
         }
     }
 
@@ -103,6 +142,7 @@ impl FrameChecker {
         };
         CheckedFrame {
             tag: self.tag,
+            job: None,
             checked,
         }
     }
@@ -122,11 +162,14 @@ impl FrameChecker {
     }
 }
 
-/// A frame parsed and, for a CONSUME, signature-checked by a [`FrameChecker`], for
-/// [`ClientSession::handle_checked`].
+/// A frame parsed and, for a CONSUME, signature-checked by a [`FrameChecker`]. From
+/// [`FrameChecker::run`], for [`super::Input::Checked`]; a frame from
+/// [`FrameChecker::check`] belongs to no job and the session ignores it.
 #[derive(Debug)]
 pub struct CheckedFrame {
     tag: u64,
+    /// The job's `seq` and `conn`, when made by [`FrameChecker::run`].
+    pub(crate) job: Option<(u64, ConnId)>,
     pub(crate) checked: Checked,
 }
 
@@ -153,6 +196,7 @@ impl CheckedFrame {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Checked {
+    Undecodable(MalformedText),
     Malformed(FrameError),
     Consume {
         consume: ConsumeFrame,
@@ -174,10 +218,10 @@ pub(crate) enum Checked {
 pub enum WsRead {
     /// A text frame, for [`FrameChecker::check`].
     Text(tungstenite::Utf8Bytes),
-    /// A pong, for [`ClientSession::handle_pong`].
+    /// A pong.
     Pong,
     /// The connection ended (a close frame, a read error, the end of the stream): the
-    /// reason, for [`ClientSession::handle_ws_closed`].
+    /// reason.
     Closed(String),
 }
 
@@ -222,18 +266,13 @@ impl WsRead {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Inbound {
-    /// For [`ClientSession::handle_checked`].
+    /// A checked frame.
     Frame(CheckedFrame),
-    /// For [`ClientSession::handle_pong`].
+    /// A pong.
     Pong,
-    /// For [`ClientSession::handle_ws_closed`].
+    /// The connection ended, and why.
     Closed(String),
 }
-
-/// [`ClientSession::handle_checked`] was given a frame checked for another session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the frame was checked by another session's FrameChecker; it is ignored")]
-pub struct ForeignCheckedFrame;
 
 #[cfg(all(test, feature = "tungstenite"))]
 mod tests {

@@ -99,20 +99,24 @@ mod backoff;
 mod check;
 mod config;
 mod dedup;
+mod link;
+mod order;
 mod output;
 mod pending;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rand_core::RngCore;
+use rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 pub use app::{Application, ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
-pub use check::{CheckedFrame, ForeignCheckedFrame, FrameChecker};
+pub use check::{CheckJob, CheckedFrame, FrameChecker};
 #[cfg(feature = "tungstenite")]
 pub use check::{Inbound, WsRead};
 pub use config::{ClientConfig, ConfigError, Credentials};
+pub use link::{ConnId, Input};
 pub use output::{
     Delivery, DeliveryId, DisconnectReason, Event, Outcome, Output, RejectReason, SendError,
     Transmit, UnknownDelivery,
@@ -121,22 +125,29 @@ pub use output::{
 use crate::clock::WallClock;
 use crate::consume::{AckStatus, ConsumeAck, ConsumeFrame};
 use crate::frame::{Command, FrameHeaders, SignatureStatus};
-use crate::http::parse_response;
+use crate::http::{parse_response, HttpError, HttpResponse};
 use crate::produce::ProduceRequest;
 use crate::produce_ack::ProduceAck;
 use crate::register::{
     parse_register_answer, register_request, RegisterError, RegisterParams, UpgradeParams,
-    WsConnect,
 };
 use crate::stream_id::StreamIdGenerator;
+use crate::ws::handshake::ClientHandshake;
+use crate::ws::{CloseCode, Role, WsConnection, WsEvent, WsLimits};
 
 use config::Prepared;
 use dedup::DuplicateWindow;
+use order::ReadOrder;
 use pending::PendingSends;
 
 /// Connections that redelivered a message being handled, waiting for its ack; more
 /// than this many copies are left to the platform's next redelivery.
 const MAX_WAITERS: usize = 8;
+
+/// Bytes kept while reading is paused, beyond one frame: the rest of the adapter's
+/// read that was under way when the session stopped wanting frames (see
+/// [`ClientSession::wants_read`]).
+const STASH_SLACK_BYTES: usize = 64 * 1024;
 
 /// The client state machine. See the [module documentation](self).
 pub struct ClientSession {
@@ -144,8 +155,11 @@ pub struct ClientSession {
     keys: Prepared,
     checker: FrameChecker,
     clock: WallClock,
-    rng: Box<dyn RngCore + Send>,
+    /// Nonces, websocket keys and masks, stream-id tags, backoff jitter.
+    rng: Xoshiro256PlusPlus,
     state: State,
+    /// The number of the last connection asked for.
+    last_conn: u64,
     /// Increases with every open connection; an ack goes only to the connection that
     /// carried the message.
     generation: u64,
@@ -161,24 +175,58 @@ pub struct ClientSession {
     stream_ids: StreamIdGenerator,
     /// Set by [`ClientSession::shutdown`]: the latest time to close.
     shutdown_deadline: Option<Instant>,
+    /// Most check jobs out at once; 0 or 1: frames are checked inline.
+    max_outstanding: usize,
+    /// Check jobs handed out on the open connection, in read order.
+    order: ReadOrder,
+    /// The platform refused the configuration (sticky).
+    fatal: Option<RegisterError>,
 }
 
 #[derive(Debug)]
 enum State {
     /// Waiting to start the next attempt.
     Backoff { until: Instant },
-    /// `register.do` sent; collecting the answer.
-    Registering { deadline: Instant, answer: Vec<u8> },
-    /// Upgrade requested.
-    Upgrading { deadline: Instant },
-    /// Connected. `last_pong` starts at the open.
+    /// `register.do` on `conn`: the request waits for the connection, then the answer
+    /// is collected (at most `max_register_response_bytes`).
+    Registering {
+        deadline: Instant,
+        conn: ConnId,
+        request: Option<Vec<u8>>,
+        answer: Vec<u8>,
+    },
+    /// The websocket upgrade on `conn`: the request waits for the connection, then the
+    /// answer's head is read by the handshake.
+    Upgrading {
+        deadline: Instant,
+        conn: ConnId,
+        request: Option<Vec<u8>>,
+        handshake: Box<ClientHandshake>,
+    },
+    /// The websocket on `conn` is open. `last_pong` starts at the open. `stash` holds
+    /// bytes read while frames could not be taken (bounded, see `stash_limit`).
     Open {
         since: Instant,
         last_pong: Instant,
         next_ping: Instant,
+        conn: ConnId,
+        ws: Box<WsConnection>,
+        stash: Vec<u8>,
     },
     /// Shut down, or stopped by a fatal error.
     Ended,
+}
+
+impl State {
+    /// The connection in use, if any.
+    fn conn(&self) -> Option<ConnId> {
+        match self {
+            State::Registering { conn, .. }
+            | State::Upgrading { conn, .. }
+            | State::Open { conn, .. } => Some(*conn),
+            State::Backoff { .. } | State::Ended => None,
+        }
+    }
 }
 
 /// A delivery being handled, and the connections that want its ack.
@@ -196,16 +244,19 @@ struct Waiter {
 
 impl ClientSession {
     /// Validates `config` (keys, certificates, app id, tunables) and starts the first
-    /// connection attempt. `unix_ms` is the wall-clock time at `now`; `rng` provides
-    /// nonces, stream-id tags and backoff jitter.
+    /// connection attempt. `unix_ms` is the wall-clock time at `now`; `seed` (32 bytes
+    /// from the operating system's random source in production, fixed in tests) seeds
+    /// the session's random source: nonces, websocket keys and masks, stream-id tags,
+    /// backoff jitter.
     pub fn new(
         config: ClientConfig,
-        mut rng: Box<dyn RngCore + Send>,
+        seed: [u8; 32],
         now: Instant,
         unix_ms: i64,
     ) -> Result<Self, ConfigError> {
         let keys = config.validate()?;
-        let checker = FrameChecker::new(keys.verifier.clone(), config.frame_limits);
+        let checker = FrameChecker::new(keys.verifier.clone(), config.frame_limits, config.charset);
+        let mut rng = Xoshiro256PlusPlus::from_seed(seed);
         let stream_ids = StreamIdGenerator::new(rng.next_u64());
         let mut session = ClientSession {
             keys,
@@ -213,6 +264,7 @@ impl ClientSession {
             clock: WallClock::new(now, unix_ms),
             rng,
             state: State::Backoff { until: now },
+            last_conn: 0,
             generation: 0,
             attempts: 0,
             backoff: backoff::Backoff::new(config.backoff),
@@ -224,6 +276,9 @@ impl ClientSession {
             pending: PendingSends::default(),
             stream_ids,
             shutdown_deadline: None,
+            max_outstanding: 0,
+            order: ReadOrder::default(),
+            fatal: None,
             config,
         };
         session.start_attempt(now);
@@ -248,11 +303,35 @@ impl ClientSession {
         self.clock = WallClock::new(now, unix_ms);
     }
 
-    /// The session wants frames: it is connected and fewer than `max_in_flight`
-    /// deliveries await completion. When `false`, stop reading the socket (the platform
-    /// holds the messages) until a [`ClientSession::complete`].
+    /// Checks frames away from the session: with `max_outstanding` of 2 or more, every
+    /// text frame read goes out as an [`Output::Check`] job, at most `max_outstanding`
+    /// at once, and its result comes back with [`Input::Checked`] in any order; the
+    /// session restores read order. 0 or 1 (the default): frames are checked inline,
+    /// inside [`ClientSession::handle_input`].
+    pub fn set_check_offload(&mut self, max_outstanding: usize) {
+        self.max_outstanding = max_outstanding;
+    }
+
+    /// The session wants bytes from the open websocket: it is connected, fewer than
+    /// `max_in_flight` deliveries await completion (counting check jobs out, which may
+    /// become deliveries), fewer than the offload's `max_outstanding` check jobs are
+    /// out, and nothing read earlier waits. When `false`, stop reading the socket (the
+    /// platform holds the messages) until a [`ClientSession::complete`] or an
+    /// [`Input::Checked`]; bytes handed in anyway are kept, up to
+    /// `frame_limits.max_frame_bytes` + 64 KiB (past that the connection is dropped
+    /// with [`DisconnectReason::ReadOverflow`]).
     pub fn wants_read(&self) -> bool {
-        matches!(self.state, State::Open { .. }) && self.in_flight.len() < self.config.max_in_flight
+        match &self.state {
+            State::Open { stash, .. } => stash.is_empty() && self.can_take_frames(),
+            _ => false,
+        }
+    }
+
+    /// Another text frame may be read: deliveries and check jobs under their bounds.
+    fn can_take_frames(&self) -> bool {
+        let outstanding = self.order.outstanding();
+        self.in_flight.len() + outstanding < self.config.max_in_flight
+            && outstanding < self.max_outstanding.max(1)
     }
 
     /// A websocket is open.
@@ -280,6 +359,12 @@ impl ClientSession {
         &self.config
     }
 
+    /// Why the session stopped, when the platform refused the configuration
+    /// ([`Event::Fatal`]); sticky.
+    pub fn error(&self) -> Option<&RegisterError> {
+        self.fatal.as_ref()
+    }
+
     // ----- inputs: time -------------------------------------------------------------
 
     /// Time has passed: attempts, heartbeats, dead-connection detection, send timeouts,
@@ -293,30 +378,36 @@ impl ClientSession {
             });
         }
         if self.shutdown_deadline.is_some_and(|d| now >= d) {
-            self.finish_shutdown();
+            self.finish_shutdown(now);
             return;
         }
         let reading = self.wants_read();
+        let mask = self.mask();
         match &mut self.state {
             State::Backoff { until } if now >= *until => self.start_attempt(now),
-            State::Registering { deadline, .. } | State::Upgrading { deadline }
+            State::Registering { deadline, .. } | State::Upgrading { deadline, .. }
                 if now >= *deadline =>
             {
-                self.transmit(Transmit::Close);
                 self.attempt_failed(DisconnectReason::ConnectTimeout, now);
             }
             State::Open {
                 last_pong,
                 next_ping,
+                conn,
+                ws,
                 ..
             } => {
                 let silent_for = now.saturating_duration_since(*last_pong);
                 if reading && silent_for >= self.config.dead_after {
-                    self.transmit(Transmit::Close);
-                    self.connection_lost(DisconnectReason::Dead { silent_for }, now);
+                    self.connection_lost(DisconnectReason::Dead { silent_for }, true, now);
                 } else if now >= *next_ping {
                     *next_ping = now + self.config.heartbeat_interval;
-                    self.transmit(Transmit::Ping);
+                    // An empty payload is within the 125-byte bound; `Err` means a close
+                    // was sent, and then there is nothing to keep alive.
+                    if let Ok(bytes) = ws.ping(&[], mask) {
+                        let conn = *conn;
+                        self.transmit(Transmit::Write { conn, bytes });
+                    }
                 }
             }
             _ => {}
@@ -327,7 +418,7 @@ impl ClientSession {
         let state = match &self.state {
             State::Ended => return None,
             State::Backoff { until } => *until,
-            State::Registering { deadline, .. } | State::Upgrading { deadline } => *deadline,
+            State::Registering { deadline, .. } | State::Upgrading { deadline, .. } => *deadline,
             State::Open {
                 last_pong,
                 next_ping,
@@ -350,43 +441,96 @@ impl ClientSession {
         .min()
     }
 
-    // ----- inputs: register.do -------------------------------------------------------
+    // ----- inputs: the network -------------------------------------------------------
 
-    /// Bytes of the `register.do` answer, as they arrive.
-    pub fn handle_http_data(&mut self, data: &[u8], now: Instant) {
-        let State::Registering { answer, .. } = &mut self.state else {
-            return;
-        };
-        answer.extend_from_slice(data);
-        let limit = self.config.max_register_response_bytes;
-        match parse_response(answer, false, limit) {
-            Ok(None) => {}
-            Ok(Some(response)) => self.on_register_answer(&response, now),
-            Err(e) => self.register_failed(RegisterError::Http(e), now),
+    /// Something happened on one of the session's connections, or a checked frame came
+    /// back. Input for a connection that is not the current one is ignored.
+    pub fn handle_input(&mut self, input: Input<'_>, now: Instant) {
+        match input {
+            Input::Checked(frame) => return self.on_checked_frame(frame, now),
+            Input::Connected(conn)
+            | Input::ConnectFailed { conn, .. }
+            | Input::Bytes { conn, .. }
+            | Input::Closed { conn, .. }
+                if self.state.conn() != Some(conn) => {}
+            Input::Connected(_) => self.on_connected(),
+            Input::ConnectFailed { error, .. } => {
+                if matches!(self.state, State::Open { .. }) {
+                    self.connection_lost(DisconnectReason::Network(error), false, now);
+                } else {
+                    self.attempt_failed(DisconnectReason::Network(error), now);
+                }
+            }
+            Input::Bytes { bytes, .. } => self.on_bytes(bytes, now),
+            Input::Closed { error, .. } => self.on_closed(error, now),
         }
     }
 
-    /// The `register.do` connection reached end of stream.
-    pub fn handle_http_eof(&mut self, now: Instant) {
-        let State::Registering { answer, .. } = &mut self.state else {
-            return;
-        };
-        let limit = self.config.max_register_response_bytes;
-        match parse_response(answer, true, limit) {
-            Ok(Some(response)) => self.on_register_answer(&response, now),
-            Ok(None) => {} // unreachable with eof = true; nothing to do either way
-            Err(e) => self.register_failed(RegisterError::Http(e), now),
+    /// The current connection is established: write the request waiting for it.
+    fn on_connected(&mut self) {
+        match &mut self.state {
+            State::Registering { conn, request, .. } | State::Upgrading { conn, request, .. } => {
+                if let Some(bytes) = request.take() {
+                    let conn = *conn;
+                    self.transmit(Transmit::Write { conn, bytes });
+                }
+            }
+            _ => {}
         }
     }
 
-    /// The `register.do` request failed at the network level (connect, TLS, I/O).
-    pub fn handle_http_failed(&mut self, reason: &str, now: Instant) {
-        if matches!(self.state, State::Registering { .. }) {
-            self.attempt_failed(DisconnectReason::Closed(reason.to_owned()), now);
+    fn on_bytes(&mut self, bytes: &[u8], now: Instant) {
+        match &mut self.state {
+            State::Registering { answer, .. } => {
+                let limit = self.config.max_register_response_bytes;
+                if answer.len().saturating_add(bytes.len()) > limit {
+                    return self
+                        .register_failed(RegisterError::Http(HttpError::TooLarge { limit }), now);
+                }
+                answer.extend_from_slice(bytes);
+                match parse_response(answer, false, limit) {
+                    Ok(None) => {}
+                    Ok(Some(response)) => self.on_register_answer(&response, now),
+                    Err(e) => self.register_failed(RegisterError::Http(e), now),
+                }
+            }
+            State::Upgrading { handshake, .. } => match handshake.read(bytes) {
+                Ok(None) => {}
+                Ok(Some(upgraded)) => {
+                    // `consumed` is at most `bytes.len()` (the handshake's contract).
+                    let rest = bytes.get(upgraded.consumed..).unwrap_or_default();
+                    self.on_open(rest, now);
+                }
+                Err(e) => self.attempt_failed(DisconnectReason::Handshake(e), now),
+            },
+            State::Open { .. } => self.read_ws(bytes, now),
+            State::Backoff { .. } | State::Ended => {}
         }
     }
 
-    fn on_register_answer(&mut self, response: &crate::http::HttpResponse, now: Instant) {
+    fn on_closed(&mut self, error: Option<std::io::ErrorKind>, now: Instant) {
+        let reason = error.map_or(DisconnectReason::Eof, DisconnectReason::Network);
+        match &mut self.state {
+            State::Registering { answer, .. } if error.is_none() => {
+                let limit = self.config.max_register_response_bytes;
+                match parse_response(answer, true, limit) {
+                    Ok(Some(response)) => self.on_register_answer(&response, now),
+                    // `None` cannot come with eof = true; either way the answer is cut.
+                    Ok(None) => {
+                        self.register_failed(RegisterError::Http(HttpError::Truncated), now)
+                    }
+                    Err(e) => self.register_failed(RegisterError::Http(e), now),
+                }
+            }
+            State::Registering { .. } | State::Upgrading { .. } => self.attempt_failed(reason, now),
+            State::Open { .. } => self.connection_lost(reason, false, now),
+            State::Backoff { .. } | State::Ended => {}
+        }
+    }
+
+    // ----- register.do and the upgrade -----------------------------------------------
+
+    fn on_register_answer(&mut self, response: &HttpResponse, now: Instant) {
         let deadline = match self.state {
             State::Registering { deadline, .. } => deadline,
             _ => return,
@@ -401,6 +545,8 @@ impl ClientSession {
             Ok(answer) => answer,
             Err(e) => return self.register_failed(e, now),
         };
+        // The register connection's work is done.
+        self.drop_link(false, now);
         let signed = UpgradeParams {
             app_id: &self.config.app_id,
             charset: self.config.charset,
@@ -409,86 +555,208 @@ impl ClientSession {
             cert_sns: self.keys.cert_sns.as_ref(),
         }
         .sign(&self.keys.signer);
-        match signed {
-            Ok(signed) => {
-                let connect = WsConnect::new(
-                    &self.config.endpoint,
-                    &signed,
-                    self.config.charset,
-                    answer.zone.as_deref(),
-                );
-                self.state = State::Upgrading { deadline };
-                self.transmit(Transmit::WsConnect {
-                    endpoint: self.config.endpoint.clone(),
-                    connect,
-                });
+        let signed = match signed {
+            Ok(signed) => signed,
+            Err(e) => return self.attempt_failed(DisconnectReason::Sign(e), now),
+        };
+        let mut key = [0u8; 16];
+        self.rng.fill_bytes(&mut key);
+        let request = link::upgrade_request(
+            &self.config.endpoint,
+            &signed,
+            self.config.charset,
+            answer.zone.as_deref(),
+            key,
+        );
+        match request {
+            Ok((handshake, request)) => {
+                let conn = self.connect();
+                self.state = State::Upgrading {
+                    deadline,
+                    conn,
+                    request: Some(request),
+                    handshake: Box::new(handshake),
+                };
             }
-            Err(e) => self.attempt_failed(DisconnectReason::Upgrade(e.to_string()), now),
+            Err(e) => self.attempt_failed(DisconnectReason::Request(e), now),
         }
     }
 
     fn register_failed(&mut self, error: RegisterError, now: Instant) {
-        self.transmit(Transmit::Close);
         if error.is_retryable() || self.config.retry_on_auth_error {
             self.attempt_failed(DisconnectReason::Register(error), now);
         } else {
+            self.drop_link(false, now);
             self.fail_pending();
             self.state = State::Ended;
+            self.fatal = Some(error.clone());
             self.emit(Event::Fatal(error));
         }
     }
 
-    // ----- inputs: websocket ---------------------------------------------------------
-
-    /// The websocket upgrade succeeded.
-    pub fn handle_ws_open(&mut self, now: Instant) {
-        if !matches!(self.state, State::Upgrading { .. }) {
+    /// The upgrade succeeded: the websocket is open; `rest` are the first bytes after
+    /// the handshake answer.
+    fn on_open(&mut self, rest: &[u8], now: Instant) {
+        let State::Upgrading { conn, .. } = self.state else {
             return;
-        }
+        };
         self.generation += 1;
         self.attempts = 0;
+        self.order.abandon();
+        let limits = WsLimits {
+            max_message_bytes: self.config.frame_limits.max_frame_bytes,
+        };
         self.state = State::Open {
             since: now,
             last_pong: now,
             next_ping: now + self.config.heartbeat_interval,
+            conn,
+            ws: Box::new(WsConnection::new(Role::Client, limits)),
+            stash: Vec::new(),
         };
         self.emit(Event::Connected);
         if self.shutdown_deadline.is_some() && self.in_flight.is_empty() {
-            self.finish_shutdown();
+            return self.finish_shutdown(now);
+        }
+        self.read_ws(rest, now);
+    }
+
+    // ----- the open websocket --------------------------------------------------------
+
+    /// Reads websocket bytes (RFC 6455 §5): message by message while frames can be
+    /// taken, the rest kept for later.
+    fn read_ws(&mut self, mut bytes: &[u8], now: Instant) {
+        while !bytes.is_empty() {
+            let can_take = self.can_take_frames();
+            let stash_limit = self.config.frame_limits.max_frame_bytes + STASH_SLACK_BYTES;
+            let State::Open { ws, stash, .. } = &mut self.state else {
+                return;
+            };
+            if !can_take || !stash.is_empty() {
+                if stash.len().saturating_add(bytes.len()) > stash_limit {
+                    let reason = DisconnectReason::ReadOverflow { limit: stash_limit };
+                    return self.connection_lost(reason, true, now);
+                }
+                stash.extend_from_slice(bytes);
+                return;
+            }
+            let read = ws.read(bytes);
+            self.write_ws_control();
+            match read {
+                Ok((used, event)) => {
+                    bytes = bytes.get(used..).unwrap_or_default();
+                    if let Some(event) = event {
+                        self.on_ws_event(event, now);
+                    }
+                }
+                Err(violation) => {
+                    return self.connection_lost(DisconnectReason::Protocol(violation), false, now)
+                }
+            }
         }
     }
 
-    /// The websocket upgrade failed (refused, network error).
-    pub fn handle_ws_failed(&mut self, reason: &str, now: Instant) {
-        if matches!(self.state, State::Upgrading { .. }) {
-            self.attempt_failed(DisconnectReason::Upgrade(reason.to_owned()), now);
+    /// Reads what was kept while frames could not be taken, now that they can.
+    fn resume_reading(&mut self, now: Instant) {
+        if !self.can_take_frames() {
+            return;
+        }
+        if let State::Open { stash, .. } = &mut self.state {
+            let kept = std::mem::take(stash);
+            self.read_ws(&kept, now);
         }
     }
 
-    /// The open websocket closed or failed.
-    pub fn handle_ws_closed(&mut self, reason: &str, now: Instant) {
-        if matches!(self.state, State::Open { .. }) {
-            self.connection_lost(DisconnectReason::Closed(reason.to_owned()), now);
+    /// Writes the frames the websocket itself wants sent: pongs, the close echo, the
+    /// close that fails the connection.
+    fn write_ws_control(&mut self) {
+        loop {
+            let mask = self.mask();
+            let State::Open { ws, conn, .. } = &mut self.state else {
+                return;
+            };
+            let Some(bytes) = ws.poll_transmit(mask) else {
+                return;
+            };
+            let conn = *conn;
+            self.transmit(Transmit::Write { conn, bytes });
+        }
+    }
+
+    fn on_ws_event(&mut self, event: WsEvent, now: Instant) {
+        match event {
+            WsEvent::Text(payload) => self.on_text(payload, now),
+            WsEvent::Pong(_) => self.on_pong(now),
+            WsEvent::Closed { code, reason, .. } => {
+                let reason = DisconnectReason::ClosedByPeer { code, reason };
+                self.connection_lost(reason, false, now);
+            }
+            // Not part of the protocol (PROTOCOL §4 has text frames only): dropped.
+            _ => {}
         }
     }
 
     /// A pong arrived: the platform received our ping, so the connection works in both
     /// directions. Only pongs prove that — frames from the platform say nothing about
     /// whether our acks reach it — so only pongs keep a connection alive.
-    pub fn handle_pong(&mut self, now: Instant) {
+    fn on_pong(&mut self, now: Instant) {
         if let State::Open { last_pong, .. } = &mut self.state {
             *last_pong = now;
         }
     }
 
-    /// A websocket text message arrived: parsed, and for a CONSUME verified, here (see
-    /// [`ClientSession::handle_checked`] to do that elsewhere).
-    pub fn handle_text(&mut self, text: &str, now: Instant) {
-        if !matches!(self.state, State::Open { .. }) {
+    /// A text message: checked inline, or handed out as a job.
+    fn on_text(&mut self, payload: Vec<u8>, now: Instant) {
+        let Some(conn) = self.state.conn() else {
+            return;
+        };
+        if self.max_outstanding >= 2 || self.order.outstanding() > 0 {
+            let seq = self.order.next_job(conn);
+            self.outputs
+                .push_back(Output::Check(CheckJob { seq, conn, payload }));
+        } else {
+            let checked = self.checker.check_bytes(&payload);
+            self.on_checked(checked.checked, now);
+        }
+    }
+
+    /// A job's result: decided once every earlier frame's result is in.
+    fn on_checked_frame(&mut self, frame: CheckedFrame, now: Instant) {
+        if frame.tag() != self.checker.tag() {
             return;
         }
-        let checked = self.checker.check(text);
-        self.on_checked(checked.checked, now);
+        let Some((seq, conn)) = frame.job else {
+            return;
+        };
+        if self.state.conn() != Some(conn) || !self.is_connected() {
+            return;
+        }
+        if !self.order.accept(seq, conn, frame) {
+            return;
+        }
+        while let Some(frame) = self.order.pop_ready() {
+            self.on_checked(frame.checked, now);
+        }
+        self.resume_reading(now);
+    }
+
+    /// Writes a text frame on the open websocket, in the app's charset (PROTOCOL §4).
+    fn write_text(&mut self, text: &str) {
+        let mask = self.mask();
+        let payload = self.config.charset.encode(text);
+        let State::Open { ws, conn, .. } = &mut self.state else {
+            return;
+        };
+        // `Err`: a close was sent; no frame may follow it.
+        if let Ok(bytes) = ws.encode_text(&payload, mask) {
+            let conn = *conn;
+            self.transmit(Transmit::Write { conn, bytes });
+        }
+    }
+
+    /// Four fresh random bytes to mask a client frame (RFC 6455 §5.3).
+    fn mask(&mut self) -> [u8; 4] {
+        self.rng.next_u32().to_be_bytes()
     }
 
     /// Carries out an [`Event`] from [`ClientSession::poll_output`] through the
@@ -522,31 +790,15 @@ impl ClientSession {
         }
     }
 
-    /// A checker for this session's frames, to parse and verify them away from the
-    /// session's task (see [`FrameChecker`]).
+    /// A checker for this session's frames, to run the [`CheckJob`]s of
+    /// [`Output::Check`] away from the session's task (see [`FrameChecker`]).
     pub fn frame_checker(&self) -> FrameChecker {
         self.checker.clone()
     }
 
-    /// A text frame from the platform, already checked by this session's
-    /// [`FrameChecker`]: the same as [`ClientSession::handle_text`] with its text.
-    /// A frame checked by another session's checker is refused, and nothing happens.
-    pub fn handle_checked(
-        &mut self,
-        frame: CheckedFrame,
-        now: Instant,
-    ) -> Result<(), ForeignCheckedFrame> {
-        if frame.tag() != self.checker.tag() {
-            return Err(ForeignCheckedFrame);
-        }
-        if matches!(self.state, State::Open { .. }) {
-            self.on_checked(frame.checked, now);
-        }
-        Ok(())
-    }
-
     fn on_checked(&mut self, checked: check::Checked, now: Instant) {
         match checked {
+            check::Checked::Undecodable(e) => self.reject(None, RejectReason::Undecodable(e)),
             check::Checked::Malformed(e) => self.reject(None, RejectReason::Malformed(e)),
             check::Checked::Consume { consume, signature } => {
                 self.on_consume(consume, signature, now)
@@ -652,7 +904,7 @@ impl ClientSession {
         outcome: Outcome,
         now: Instant,
     ) -> Result<(), UnknownDelivery> {
-        let was_full = self.in_flight.len() >= self.config.max_in_flight;
+        let was_full = !self.can_take_frames();
         let entry = self.in_flight.remove(&id).ok_or(UnknownDelivery(id))?;
         self.in_flight_by_msg.remove(&entry.msg_id);
         let status = match outcome {
@@ -667,24 +919,21 @@ impl ClientSession {
                 // Reading resumes now; the time spent paused was not silence.
                 *last_pong = now;
             }
-            for waiter in entry
-                .waiters
-                .iter()
-                .filter(|w| w.generation == self.generation)
-            {
-                self.outputs.push_back(Output::Transmit(Transmit::Text(
-                    ConsumeAck {
-                        headers: waiter.headers.clone(),
-                        msg_id: entry.msg_id.clone(),
-                        status,
-                    }
-                    .encode(),
-                )));
+            let generation = self.generation;
+            for waiter in entry.waiters.iter().filter(|w| w.generation == generation) {
+                let ack = ConsumeAck {
+                    headers: waiter.headers.clone(),
+                    msg_id: entry.msg_id.clone(),
+                    status,
+                }
+                .encode();
+                self.write_text(&ack);
             }
         }
         if self.shutdown_deadline.is_some() && self.in_flight.is_empty() {
-            self.finish_shutdown();
+            self.finish_shutdown(now);
         }
+        self.resume_reading(now);
         Ok(())
     }
 
@@ -694,7 +943,7 @@ impl ClientSession {
             msg_id: msg_id.to_owned(),
             status,
         };
-        self.transmit(Transmit::Text(ack.encode()));
+        self.write_text(&ack.encode());
     }
 
     fn reject(&mut self, msg_id: Option<String>, reason: RejectReason) {
@@ -742,7 +991,7 @@ impl ClientSession {
         .sign_and_encode(&self.keys.signer, &self.config.frame_limits)?;
         self.pending
             .insert(stream_id.clone(), now + self.config.send_timeout);
-        self.transmit(Transmit::Text(frame));
+        self.write_text(&frame);
         Ok(stream_id)
     }
 
@@ -782,17 +1031,16 @@ impl ClientSession {
         }
         self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
         if self.in_flight.is_empty() || !self.is_connected() {
-            self.finish_shutdown();
+            self.finish_shutdown(now);
         }
     }
 
-    fn finish_shutdown(&mut self) {
+    fn finish_shutdown(&mut self, now: Instant) {
         if matches!(self.state, State::Ended) {
             return;
         }
-        if !matches!(self.state, State::Backoff { .. }) {
-            self.transmit(Transmit::Close);
-        }
+        self.drop_link(true, now);
+        self.order.abandon();
         self.fail_pending();
         self.state = State::Ended;
         self.emit(Event::ShutdownComplete);
@@ -802,7 +1050,7 @@ impl ClientSession {
 
     fn start_attempt(&mut self, now: Instant) {
         if self.shutdown_deadline.is_some() {
-            return self.finish_shutdown();
+            return self.finish_shutdown(now);
         }
         self.attempts = self.attempts.saturating_add(1);
         self.emit(Event::Connecting {
@@ -821,25 +1069,72 @@ impl ClientSession {
         .sign(&self.keys.signer);
         match signed {
             Ok(signed) => {
+                let request = register_request(&self.config.endpoint, &signed, self.config.charset);
+                let conn = self.connect();
                 self.state = State::Registering {
                     deadline: now + self.config.connect_timeout,
+                    conn,
+                    request: Some(request),
                     answer: Vec::new(),
                 };
-                self.transmit(Transmit::HttpRequest {
-                    endpoint: self.config.endpoint.clone(),
-                    request: register_request(&self.config.endpoint, &signed, self.config.charset),
-                });
             }
-            Err(e) => self.attempt_failed(DisconnectReason::Closed(e.to_string()), now),
+            Err(e) => self.attempt_failed(DisconnectReason::Sign(e), now),
+        }
+    }
+
+    /// Asks for a new connection to the endpoint.
+    fn connect(&mut self) -> ConnId {
+        self.last_conn += 1;
+        let conn = ConnId(self.last_conn);
+        self.transmit(Transmit::Connect {
+            conn,
+            host: link::connect_host(&self.config.endpoint),
+            port: self.config.endpoint.port,
+            tls: self.config.endpoint.tls,
+        });
+        conn
+    }
+
+    /// Leaves the current connection, if any: on an open websocket first a Close frame
+    /// when `polite` (RFC 6455 §7.1.2), then [`Transmit::Close`]. Returns when the
+    /// websocket opened, if it was open; the state is `Backoff` until `now` afterwards
+    /// (the caller sets the next one).
+    fn drop_link(&mut self, polite: bool, now: Instant) -> Option<Instant> {
+        if self.state.conn().is_none() {
+            return None;
+        }
+        let mask = self.mask();
+        match std::mem::replace(&mut self.state, State::Backoff { until: now }) {
+            State::Open {
+                conn,
+                mut ws,
+                since,
+                ..
+            } => {
+                if polite {
+                    // `Err`: a close was already sent.
+                    if let Ok(bytes) = ws.close(CloseCode::NORMAL, "", mask) {
+                        self.transmit(Transmit::Write { conn, bytes });
+                    }
+                }
+                self.transmit(Transmit::Close { conn });
+                Some(since)
+            }
+            State::Registering { conn, .. } | State::Upgrading { conn, .. } => {
+                self.transmit(Transmit::Close { conn });
+                None
+            }
+            State::Backoff { .. } | State::Ended => None,
         }
     }
 
     /// An attempt (register or upgrade) failed: back off and try again.
     fn attempt_failed(&mut self, reason: DisconnectReason, now: Instant) {
+        self.drop_link(false, now);
         if self.shutdown_deadline.is_some() {
-            return self.finish_shutdown();
+            return self.finish_shutdown(now);
         }
-        let delay = self.backoff.next_delay(&mut *self.rng);
+        let delay = self.backoff.next_delay(&mut self.rng);
         self.state = State::Backoff { until: now + delay };
         self.emit(Event::Disconnected {
             reason,
@@ -847,14 +1142,16 @@ impl ClientSession {
         });
     }
 
-    /// An open connection is gone. Unacked deliveries stay in flight (their completion
-    /// is remembered); pending sends fail.
-    fn connection_lost(&mut self, reason: DisconnectReason, now: Instant) {
-        if let State::Open { since, .. } = self.state {
+    /// An open connection is gone (closed with a Close frame first when `polite`).
+    /// Unacked deliveries stay in flight (their completion is remembered); pending sends
+    /// fail; check jobs out are abandoned.
+    fn connection_lost(&mut self, reason: DisconnectReason, polite: bool, now: Instant) {
+        if let Some(since) = self.drop_link(polite, now) {
             if now.saturating_duration_since(since) >= self.backoff.reset_after() {
                 self.backoff.reset();
             }
         }
+        self.order.abandon();
         self.fail_pending();
         self.attempt_failed(reason, now);
     }

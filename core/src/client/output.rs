@@ -2,14 +2,21 @@
 //! deliver, and when to call back.
 
 use std::fmt;
+use std::io;
 use std::time::{Duration, Instant};
 
+use crate::charset::MalformedText;
 use crate::consume::ConsumeFrame;
-use crate::endpoint::Endpoint;
 use crate::frame::{Command, FrameError, InvalidSignature};
 use crate::produce::ProduceError;
 use crate::produce_ack::ProduceAck;
-use crate::register::{RegisterError, WsConnect};
+use crate::register::RegisterError;
+use crate::signature::SignatureError;
+use crate::ws::handshake::{HandshakeError, RequestError};
+use crate::ws::{CloseCode, ProtocolViolation};
+
+use super::check::CheckJob;
+use super::link::ConnId;
 
 /// One thing for the adapter to do. After every input, call
 /// [`super::ClientSession::poll_output`] until it returns [`Output::Timeout`] or
@@ -19,9 +26,14 @@ use crate::register::{RegisterError, WsConnect};
 // An output is moved straight from the queue to the adapter; boxing the event would add
 // an allocation per message for nothing.
 #[allow(clippy::large_enum_variant)]
+#[non_exhaustive]
 pub enum Output {
-    /// Bytes or frames to send.
+    /// Network work: connect, write, close.
     Transmit(Transmit),
+    /// A text frame to check, only after [`super::ClientSession::set_check_offload`]
+    /// with 2 or more: run it with [`super::FrameChecker::run`] (on any thread) and give
+    /// the result back with [`super::Input::Checked`], in any order.
+    Check(CheckJob),
     /// Something to tell the application.
     Event(Event),
     /// Nothing more to do now: call [`super::ClientSession::handle_timeout`] at this
@@ -31,32 +43,39 @@ pub enum Output {
     Done,
 }
 
-/// Network work for the adapter.
+/// Network work for the adapter, on the connections the session asks for. Every
+/// `Connect` is followed, sooner or later, by exactly one `Close` for the same
+/// connection; do the transmits of one connection in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Transmit {
-    /// Open a TCP (+TLS) connection to `endpoint`, write `request`, read the answer
-    /// and feed it to [`super::ClientSession::handle_http_data`] (then
-    /// [`super::ClientSession::handle_http_eof`] at end of stream).
-    HttpRequest {
-        /// Where to connect.
-        endpoint: Endpoint,
-        /// The whole HTTP/1.1 request.
-        request: Vec<u8>,
+    /// Open a TCP connection to `host:port`, wrapped in TLS with `host` as the server
+    /// name when `tls`; then report [`super::Input::Connected`] (or
+    /// [`super::Input::ConnectFailed`]), every read as [`super::Input::Bytes`], and its
+    /// end as [`super::Input::Closed`].
+    Connect {
+        /// The new connection.
+        conn: ConnId,
+        /// Host name or address (an IPv6 address without brackets).
+        host: String,
+        /// TCP port.
+        port: u16,
+        /// Wrap in TLS (PROTOCOL §1: `https`/`wss`).
+        tls: bool,
     },
-    /// Open the websocket: connect to `endpoint`, upgrade with the URL and headers,
-    /// then call [`super::ClientSession::handle_ws_open`] (or `handle_ws_failed`).
-    WsConnect {
-        /// Where to connect.
-        endpoint: Endpoint,
-        /// URL and headers of the upgrade request.
-        connect: WsConnect,
+    /// Write `bytes` on `conn` (after every earlier `Write` for it).
+    Write {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes: an HTTP request, or websocket frames.
+        bytes: Vec<u8>,
     },
-    /// Send a websocket text message on the open connection.
-    Text(String),
-    /// Send a websocket ping.
-    Ping,
-    /// Close the current connection (or abandon the attempt in progress).
-    Close,
+    /// Close `conn` after writing every earlier `Write` for it, and forget it: later
+    /// input for it is ignored.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
 }
 
 /// An opaque handle for one delivery awaiting [`super::ClientSession::complete`].
@@ -181,19 +200,43 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
-    /// `register.do` failed.
+    /// `register.do` failed (PROTOCOL §3).
     Register(RegisterError),
-    /// The websocket upgrade failed.
-    Upgrade(String),
+    /// The upgrade parameters could not be signed (PROTOCOL §2).
+    Sign(SignatureError),
+    /// The upgrade request could not be written (RFC 6455 §4.1; e.g. an endpoint host
+    /// that is not an authority).
+    Request(RequestError),
+    /// The server refused or botched the websocket upgrade (RFC 6455 §4.1).
+    Handshake(HandshakeError),
     /// Register and upgrade took longer than `connect_timeout`.
     ConnectTimeout,
-    /// No pong for `dead_after`: a half-open connection.
+    /// No pong for `dead_after`: a half-open connection (PROTOCOL §8).
     Dead {
         /// How long no pong came.
         silent_for: Duration,
     },
-    /// The connection closed or failed.
-    Closed(String),
+    /// A connection could not be opened, or failed while reading or writing.
+    Network(io::ErrorKind),
+    /// The connection ended without a close handshake (end of stream).
+    Eof,
+    /// The platform closed the websocket (RFC 6455 §7): its close code (`None`: no
+    /// code) and reason.
+    ClosedByPeer {
+        /// The platform's close code.
+        code: Option<CloseCode>,
+        /// The platform's reason.
+        reason: String,
+    },
+    /// The platform broke RFC 6455 (or sent a message over the size limit); the
+    /// connection was failed with [`ProtocolViolation::close_code`].
+    Protocol(ProtocolViolation),
+    /// Bytes kept arriving while reading was paused ([`super::ClientSession::wants_read`]
+    /// was `false`), past the buffer of `limit` bytes.
+    ReadOverflow {
+        /// The buffer's limit, in bytes.
+        limit: usize,
+    },
     /// [`super::ClientSession::shutdown`].
     Shutdown,
 }
@@ -202,12 +245,29 @@ impl fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DisconnectReason::Register(e) => write!(f, "{e}"),
-            DisconnectReason::Upgrade(e) => write!(f, "websocket upgrade failed: {e}"),
+            DisconnectReason::Sign(e) => write!(f, "signing the upgrade parameters: {e}"),
+            DisconnectReason::Request(e) => write!(f, "websocket upgrade request: {e}"),
+            DisconnectReason::Handshake(e) => write!(f, "websocket upgrade failed: {e}"),
             DisconnectReason::ConnectTimeout => f.write_str("connect attempt timed out"),
             DisconnectReason::Dead { silent_for } => {
                 write!(f, "no pong for {silent_for:?}: connection dead")
             }
-            DisconnectReason::Closed(e) => write!(f, "connection closed: {e}"),
+            DisconnectReason::Network(kind) => {
+                write!(f, "network error: {}", io::Error::from(*kind))
+            }
+            DisconnectReason::Eof => f.write_str("connection closed by the peer"),
+            DisconnectReason::ClosedByPeer { code, reason } => match code {
+                Some(code) if reason.is_empty() => write!(f, "closed by the platform: {code}"),
+                Some(code) => write!(f, "closed by the platform: {code} {reason}"),
+                None => f.write_str("closed by the platform"),
+            },
+            DisconnectReason::Protocol(v) => write!(f, "websocket protocol error: {v}"),
+            DisconnectReason::ReadOverflow { limit } => {
+                write!(
+                    f,
+                    "more than {limit} bytes arrived while reading was paused"
+                )
+            }
             DisconnectReason::Shutdown => f.write_str("shut down"),
         }
     }
@@ -217,6 +277,11 @@ impl fmt::Display for DisconnectReason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RejectReason {
+    /// The text frame's bytes are not valid in the app's charset (PROTOCOL §4); no ack
+    /// is possible. The connection stays open (the platform's Java client would close
+    /// it with 1007).
+    #[error("undecodable frame: {0}")]
+    Undecodable(MalformedText),
     /// The frame could not be read; no ack is possible.
     #[error("malformed frame: {0}")]
     Malformed(FrameError),
