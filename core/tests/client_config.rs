@@ -4,11 +4,9 @@
 use std::time::{Duration, Instant};
 
 use alipay_msg_core::client::{
-    ClientConfig, ClientSession, ConfigError, Credentials, Output, Transmit,
+    ClientConfig, ClientSession, ConfigError, Credentials, Input, Output, Transmit,
 };
 use alipay_msg_core::key::KeyError;
-use rand_xoshiro::rand_core::SeedableRng;
-use rand_xoshiro::Xoshiro256PlusPlus;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors");
 
@@ -25,12 +23,7 @@ fn public_key_mode() -> Credentials {
 }
 
 fn start(config: ClientConfig) -> Result<ClientSession, ConfigError> {
-    ClientSession::new(
-        config,
-        Box::new(Xoshiro256PlusPlus::seed_from_u64(1)),
-        Instant::now(),
-        1_795_430_400_000,
-    )
+    ClientSession::new(config, [1; 32], Instant::now(), 1_795_430_400_000)
 }
 
 #[test]
@@ -169,9 +162,20 @@ fn first_output_is_the_register_request() {
     let mut saw_request = false;
     loop {
         match session.poll_output() {
-            Output::Transmit(Transmit::HttpRequest { endpoint, request }) => {
-                assert_eq!(endpoint.host, "openchannel.alipay.com");
-                let text = String::from_utf8(request).unwrap();
+            Output::Transmit(Transmit::Connect {
+                conn,
+                host,
+                port,
+                tls,
+            }) => {
+                assert_eq!(
+                    (host.as_str(), port, tls),
+                    ("openchannel.alipay.com", 443, true)
+                );
+                session.handle_input(Input::Connected(conn), Instant::now());
+            }
+            Output::Transmit(Transmit::Write { bytes, .. }) => {
+                let text = String::from_utf8(bytes).unwrap();
                 assert!(text.starts_with("GET /websocket/register.do?app_id=2021000000000001&charset=UTF-8&sign_type=RSA2&timestamp=1795430400000&sdk_version=alipay-msg-rust-"), "{text}");
                 assert!(
                     text.contains("&nonce=") && text.contains("&sign="),

@@ -1,24 +1,31 @@
-//! The client as a state machine: every decision of the message channel's client, with
-//! no I/O (DESIGN: "the core is a state machine you drive").
+//! The client as a state machine over bytes: every decision of the message channel's
+//! client, with no I/O (DESIGN: "the core is a state machine you drive, over bytes").
 //!
-//! A [`ClientSession`] takes inputs — bytes and frames received, connection events,
-//! the application's calls, the passing of time — each with the current time `now`, and
-//! answers through [`ClientSession::poll_output`]: things to [`Transmit`], [`Event`]s
-//! for the application, and the [`Output::Timeout`] at which to call
-//! [`ClientSession::handle_timeout`]. **After every input, call `poll_output` until it
-//! returns [`Output::Timeout`] or [`Output::Done`].**
+//! A [`ClientSession`] owns its connections: it asks for TCP (+TLS) connections with
+//! [`Transmit::Connect`], writes the bytes to send with [`Transmit::Write`] and ends
+//! each with [`Transmit::Close`]; the adapter reports what happens on them with
+//! [`ClientSession::handle_input`] ([`Input::Connected`], [`Input::Bytes`],
+//! [`Input::Closed`] …), each with the current time `now`. Over those bytes the session
+//! runs `register.do` (HTTP/1.1), the websocket upgrade and RFC 6455 framing (module
+//! [`crate::ws`]), with text frames in the app's charset (PROTOCOL §1–4). It answers
+//! through [`ClientSession::poll_output`]: [`Transmit`]s, [`Event`]s for the
+//! application, [`Output::Check`] jobs when checking is offloaded, and the
+//! [`Output::Timeout`] at which to call [`ClientSession::handle_timeout`]. **After every
+//! input, call `poll_output` until it returns [`Output::Timeout`] or [`Output::Done`].**
 //!
-//! Lifecycle: `register.do` (HTTP request out, answer in) → websocket upgrade → open →
-//! closed → backoff → again (PROTOCOL §1–3, §8). While open: a ping every
-//! `heartbeat_interval`; when no pong has come back for `dead_after` the connection is
-//! dead — whichever direction broke — and is closed. (Frames from the platform do not
-//! count: they arrive on a connection whose other direction may have failed, and then
-//! no ack would ever get through.) While reading is paused for backpressure the check
-//! waits, since pongs are not read either.
+//! Lifecycle: `register.do` on one connection (request out, answer in, connection
+//! closed) → the websocket upgrade on a new connection → open → closed → backoff →
+//! again (PROTOCOL §1–3, §8). While open: a ping every `heartbeat_interval`; when no
+//! pong has come back for `dead_after` the connection is dead — whichever direction
+//! broke — and is closed. (Frames from the platform do not count: they arrive on a
+//! connection whose other direction may have failed, and then no ack would ever get
+//! through.) While reading is paused for backpressure the check waits, since pongs are
+//! not read either.
 //!
-//! The ack decision for each CONSUME, in this order (PROTOCOL §5–6):
+//! The ack decision for each CONSUME, in this order (PROTOCOL §4–6):
 //!
-//! 1. malformed frame → [`Event::Rejected`], no ack (it cannot be addressed);
+//! 1. malformed frame, or bytes that do not decode in the app's charset →
+//!    [`Event::Rejected`], no ack (it cannot be addressed); the connection stays open;
 //! 2. signature absent or invalid, or `appId` not this app's → `Rejected`, ack FAIL;
 //!    the handler never sees it;
 //! 3. `x-timestamp` outside the window → `Rejected`, ack FAIL (a CONSUME without
@@ -33,17 +40,28 @@
 //! after its connection died is remembered: a later redelivery of the message is
 //! answered SUCCESS from memory.
 //!
-//! # The poll loop
+//! Checking (decode, parse, RSA verify) is done inline by default. After
+//! [`ClientSession::set_check_offload`]`(n)` with `n >= 2`, each text frame goes out as
+//! an [`Output::Check`] job for [`FrameChecker::run`] on any thread; results come back
+//! with [`Input::Checked`] in any order and the session restores read order.
+//!
+//! # The pump loop
 //!
 //! ```no_run
+//! use std::io::ErrorKind;
 //! use std::time::{Instant, SystemTime, UNIX_EPOCH};
-//! use alipay_msg_core::client::{ClientConfig, ClientSession, Credentials, Event, Outcome, Output, Transmit};
+//! use alipay_msg_core::client::{
+//!     ClientConfig, ClientSession, ConnId, Credentials, Event, Input, Outcome, Output, Transmit,
+//! };
 //!
-//! /// What an adapter's sockets and timers produce (one value per wake-up).
-//! enum Input { HttpData(Vec<u8>), HttpEof, WsOpen, Text(String), Pong, Closed(String), Deadline }
-//! # fn carry_out(_: Transmit) {}
-//! # fn wait_for_input(_deadline: Instant) -> Input { Input::Deadline }
+//! /// What an adapter's sockets produce (one value per wake-up).
+//! enum Io { Connected(ConnId), Failed(ConnId, ErrorKind), Read(ConnId, Vec<u8>), Eof(ConnId), Deadline }
+//! # fn connect(_: ConnId, _: &str, _: u16, _: bool) {}
+//! # fn write(_: ConnId, _: &[u8]) {}
+//! # fn close(_: ConnId) {}
+//! # fn wait_for_io(_deadline: Instant, _read_websocket: bool) -> Io { Io::Deadline }
 //! # fn handle(_: &str, _: &str) -> Result<(), String> { Ok(()) }
+//! # fn os_random_seed() -> [u8; 32] { [7; 32] }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let credentials = Credentials::public_key(
@@ -52,16 +70,14 @@
 //! )?;
 //! let config = ClientConfig::new("2021000000000001", credentials);
 //! let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-//! // Any rand_core::RngCore: nonces, stream-id tags and backoff jitter. Seed it from the
-//! // operating system in production, with a fixed seed in tests.
-//! # let os_seed = 7;
-//! let rng = Box::new(<rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(os_seed));
-//! let mut session = ClientSession::new(config, rng, Instant::now(), unix_ms)?;
+//! // 32 bytes from the operating system: nonces, websocket keys and masks, jitter.
+//! let mut session = ClientSession::new(config, os_random_seed(), Instant::now(), unix_ms)?;
 //! loop {
 //!     match session.poll_output() {
-//!         // 1. Network work: open the register.do connection and send the request, open
-//!         //    the websocket, send a text frame or a ping, close.
-//!         Output::Transmit(t) => carry_out(t),
+//!         // 1. Network work, in order per connection.
+//!         Output::Transmit(Transmit::Connect { conn, host, port, tls }) => connect(conn, &host, port, tls),
+//!         Output::Transmit(Transmit::Write { conn, bytes }) => write(conn, &bytes),
+//!         Output::Transmit(Transmit::Close { conn }) => close(conn),
 //!         // 2. Run the handler; report its outcome (here at once, usually later).
 //!         Output::Event(Event::Message(delivery)) => {
 //!             let outcome = match handle(delivery.msg_api(), delivery.biz_content()) {
@@ -71,23 +87,27 @@
 //!             session.complete(delivery.id, outcome, Instant::now())?;
 //!         }
 //!         Output::Event(other) => println!("{other:?}"),
-//!         // 3. Wait for input until the deadline (read the websocket only while
+//!         // Only after `set_check_offload(n >= 2)`: run it anywhere, feed it back.
+//!         Output::Check(job) => {
+//!             let checked = session.frame_checker().run(job);
+//!             session.handle_input(Input::Checked(checked), Instant::now());
+//!         }
+//!         // 3. Wait for I/O until the deadline (read the websocket only while
 //!         //    `session.wants_read()`), and feed what came.
 //!         Output::Timeout(deadline) => {
-//!             let input = wait_for_input(deadline);
+//!             let io = wait_for_io(deadline, session.wants_read());
 //!             let now = Instant::now();
-//!             match input {
-//!                 Input::HttpData(bytes) => session.handle_http_data(&bytes, now),
-//!                 Input::HttpEof => session.handle_http_eof(now),
-//!                 Input::WsOpen => session.handle_ws_open(now),
-//!                 Input::Text(text) => session.handle_text(&text, now),
-//!                 Input::Pong => session.handle_pong(now),
-//!                 Input::Closed(reason) => session.handle_ws_closed(&reason, now),
-//!                 Input::Deadline => session.handle_timeout(now),
+//!             match io {
+//!                 Io::Connected(conn) => session.handle_input(Input::Connected(conn), now),
+//!                 Io::Failed(conn, error) => session.handle_input(Input::ConnectFailed { conn, error }, now),
+//!                 Io::Read(conn, bytes) => session.handle_input(Input::Bytes { conn, bytes: &bytes }, now),
+//!                 Io::Eof(conn) => session.handle_input(Input::Closed { conn, error: None }, now),
+//!                 Io::Deadline => session.handle_timeout(now),
 //!             }
 //!         }
 //!         // 4. Shut down, or stopped by a fatal configuration error.
 //!         Output::Done => break,
+//!         _ => {}
 //!     }
 //! }
 //! # Ok(())

@@ -19,8 +19,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use alipay_msg_core::cert::{platform_cert_sn, root_cert_sn, Certificate};
+use alipay_msg_core::charset::Charset;
 use alipay_msg_core::client::{
-    ClientConfig, ClientSession, Credentials, Delivery, Event, Outcome, Output, Transmit,
+    CheckJob, ClientConfig, ClientSession, ConnId, Credentials, Delivery, Event, Input, Outcome,
+    Output, Transmit,
 };
 use alipay_msg_core::consume::{AckStatus, ConsumeAck};
 use alipay_msg_core::endpoint::Endpoint;
@@ -30,6 +32,8 @@ use alipay_msg_core::server::{
     AppRegistration, ConnectionId, MsgId, ServerConfig, ServerEvent, ServerOutput, ServerSession,
 };
 use alipay_msg_core::signature::{SignType, Signer, Verifier};
+use alipay_msg_core::ws::handshake::{reject_answer, ServerHandshake};
+use alipay_msg_core::ws::{CloseCode, Role, WsConnection, WsEvent, WsLimits};
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -105,6 +109,13 @@ pub fn app_signer() -> Signer {
 
 fn app_verifier() -> Verifier {
     Verifier::new(&PublicKey::from_pem_or_base64(&vector("keys/app_public.pem")).unwrap()).unwrap()
+}
+
+/// 32 seed bytes for a client session from a small seed.
+pub fn seed_bytes(seed: u64) -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes
 }
 
 /// The client configuration every pair starts from.
@@ -323,18 +334,66 @@ impl Default for Net {
     }
 }
 
-#[derive(Debug, Clone)]
-enum C2s {
+/// What the client wrote, as the platform side decoded it from the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum C2s {
+    /// A `register.do` request (the whole HTTP request, as text).
+    Register(String),
+    /// A websocket upgrade request: its target and header fields.
+    Upgrade {
+        /// Path and query.
+        target: String,
+        /// Header fields (name as sent, value lossily decoded).
+        headers: Vec<(String, String)>,
+    },
+    /// A text frame, decoded in the connection's charset.
     Text(String),
+    /// A ping.
     Ping,
+    /// The client left a websocket (Close frame or connection closed), or abandoned an
+    /// attempt before its answer came.
+    Close,
+}
+
+/// What travels client → server on an open websocket, after decoding.
+#[derive(Debug, Clone)]
+enum Wire {
+    Text(String),
+    /// A ping, with the pong bytes the platform's websocket answers it with.
+    Ping(Vec<u8>),
     Close,
 }
 
 #[derive(Debug, Clone)]
 enum S2c {
+    /// A text frame, encoded in the connection's charset when delivered.
     Text(String),
-    Pong,
+    /// Raw bytes (a pong, or something a test injects).
+    Raw(Vec<u8>),
+    /// The platform closes the connection.
     Close,
+}
+
+/// Which of the client's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkKind {
+    Register,
+    Upgrade,
+}
+
+/// The platform's end of one client connection.
+struct Link {
+    kind: LinkKind,
+    /// Request bytes so far (register.do).
+    request: Vec<u8>,
+    handshake: ServerHandshake,
+    /// The websocket, once upgraded.
+    ws: Option<WsConnection>,
+    charset: Charset,
+    /// The register answer was written.
+    answered: bool,
+    /// The client's leaving was handled.
+    left: bool,
 }
 
 // ----- the pair --------------------------------------------------------------------------
@@ -389,7 +448,7 @@ impl PairBuilder {
         let t0 = Instant::now();
         let client = ClientSession::new(
             self.client,
-            Box::new(Xoshiro256PlusPlus::seed_from_u64(self.seed)),
+            seed_bytes(self.seed),
             t0,
             UNIX0 + self.client_clock_offset_ms,
         )
@@ -410,6 +469,10 @@ impl PairBuilder {
             held: Vec::new(),
             running: VecDeque::new(),
             client_conn: None,
+            client_ws: None,
+            links: HashMap::new(),
+            upgrade_next: false,
+            jobs: Vec::new(),
             c2s: VecDeque::new(),
             s2c: VecDeque::new(),
             stale: Vec::new(),
@@ -446,7 +509,16 @@ pub struct Pair {
     running: VecDeque<(Instant, Delivery, Outcome)>,
     /// The server's id of the client's open websocket.
     pub client_conn: Option<ConnectionId>,
-    c2s: VecDeque<(Instant, ConnectionId, C2s)>,
+    /// The client's id of its open websocket.
+    pub client_ws: Option<ConnId>,
+    /// The platform's end of each client connection.
+    links: HashMap<ConnId, Link>,
+    /// The client's last output closed an answered register connection: its next
+    /// `Connect` is the upgrade.
+    upgrade_next: bool,
+    /// Check jobs handed out, returned in reverse order at the next quiet point.
+    jobs: Vec<CheckJob>,
+    c2s: VecDeque<(Instant, ConnectionId, Wire)>,
     /// Frames for the client's connection (the TCP buffer), in order.
     s2c: VecDeque<(Instant, S2c)>,
     /// Connections the client closed while their close could not reach the server.
@@ -458,8 +530,8 @@ pub struct Pair {
     seq: u64,
     /// Every client event.
     pub client_events: Vec<(Stamp, Event)>,
-    /// Every client transmit.
-    pub transmits: Vec<(Stamp, Transmit)>,
+    /// Everything the client wrote, as the platform side decoded it.
+    pub transmits: Vec<(Stamp, C2s)>,
     /// Every server event.
     pub server_events: Vec<(Stamp, ServerEvent)>,
     /// Per message id.
@@ -541,6 +613,15 @@ impl Pair {
             if self.deliver_c2s() || self.deliver_s2c() {
                 continue;
             }
+            if !self.jobs.is_empty() {
+                // Out of order: the last job handed out comes back first.
+                let checker = self.client.frame_checker();
+                for job in std::mem::take(&mut self.jobs).into_iter().rev() {
+                    let checked = checker.run(job);
+                    self.client.handle_input(Input::Checked(checked), self.now);
+                }
+                continue;
+            }
             if self
                 .running
                 .front()
@@ -592,7 +673,7 @@ impl Pair {
         let s2c = self
             .s2c
             .front()
-            .filter(|(_, item)| !matches!(item, S2c::Text(_)) || self.client.wants_read())
+            .filter(|(_, item)| matches!(item, S2c::Close) || self.client.wants_read())
             .map(|(at, _)| *at);
         let handler = self.running.front().map(|(at, _, _)| *at);
         [client, self.server.poll_timeout(), c2s, s2c, handler]
@@ -610,8 +691,13 @@ impl Pair {
                     progress = true;
                     self.on_transmit(t);
                 }
+                Output::Check(job) => {
+                    progress = true;
+                    self.jobs.push(job);
+                }
                 Output::Event(e) => {
                     progress = true;
+                    self.upgrade_next = false;
                     self.on_event(e);
                 }
                 Output::Timeout(at) => {
@@ -623,6 +709,7 @@ impl Pair {
                     self.client_done = true;
                     return progress;
                 }
+                other => panic!("unexpected client output {other:?}"),
             }
         }
     }
@@ -697,113 +784,255 @@ impl Pair {
         self.drive();
     }
 
-    fn on_transmit(&mut self, t: Transmit) {
+    fn record(&mut self, c2s: C2s) -> Stamp {
         let stamp = self.stamp();
-        self.transmits.push((stamp, t.clone()));
+        self.transmits.push((stamp, c2s));
+        stamp
+    }
+
+    fn input(&mut self, input: Input<'_>) {
+        self.client.handle_input(input, self.now);
+    }
+
+    fn on_transmit(&mut self, t: Transmit) {
+        let upgrade_next = std::mem::take(&mut self.upgrade_next);
         match t {
-            Transmit::HttpRequest { request, .. } => self.on_register(&request),
-            Transmit::WsConnect { connect, .. } => {
-                let url = &connect.url;
-                let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-                let target = after_scheme
-                    .find('/')
-                    .map_or("/", |i| &after_scheme[i..])
-                    .to_owned();
-                let cookie = connect
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("cookie"))
-                    .map(|(_, v)| v.clone());
-                match self.net.upgrade {
-                    UpgradeMode::Silent => {}
-                    UpgradeMode::NetworkError => {
-                        self.client.handle_ws_failed("connection refused", self.now)
-                    }
-                    UpgradeMode::Answer => {
-                        match self
-                            .server
-                            .accept_upgrade(&target, cookie.as_deref(), self.now)
-                        {
-                            Ok(conn) => {
-                                self.client_conn = Some(conn);
-                                self.s2c.clear();
-                                self.client.handle_ws_open(self.now);
-                            }
-                            Err(refusal) => self.client.handle_ws_failed(
-                                &format!("HTTP {}: {refusal}", refusal.http_status()),
-                                self.now,
-                            ),
-                        }
+            Transmit::Connect {
+                conn,
+                host,
+                port,
+                tls,
+            } => {
+                assert_eq!((host.as_str(), port, tls), ("127.0.0.1", PORT, false));
+                let kind = if upgrade_next {
+                    LinkKind::Upgrade
+                } else {
+                    LinkKind::Register
+                };
+                self.links.insert(
+                    conn,
+                    Link {
+                        kind,
+                        request: Vec::new(),
+                        handshake: ServerHandshake::new(),
+                        ws: None,
+                        charset: Charset::Utf8,
+                        answered: false,
+                        left: false,
+                    },
+                );
+                let refused = match kind {
+                    LinkKind::Register => self.net.register == RegisterMode::NetworkError,
+                    LinkKind::Upgrade => self.net.upgrade == UpgradeMode::NetworkError,
+                };
+                if refused {
+                    let error = std::io::ErrorKind::ConnectionRefused;
+                    self.input(Input::ConnectFailed { conn, error });
+                } else {
+                    self.input(Input::Connected(conn));
+                }
+            }
+            Transmit::Write { conn, bytes } => {
+                let Some(link) = self.links.get(&conn) else {
+                    panic!("write on {conn}, which the client never connected")
+                };
+                match (link.kind, link.ws.is_some()) {
+                    (LinkKind::Register, _) => self.on_register(conn, &bytes),
+                    (LinkKind::Upgrade, false) => self.on_upgrade(conn, &bytes),
+                    (LinkKind::Upgrade, true) => self.on_ws_bytes(conn, &bytes),
+                }
+            }
+            Transmit::Close { conn } => {
+                let Some(link) = self.links.remove(&conn) else {
+                    return;
+                };
+                match link.kind {
+                    LinkKind::Register if link.answered => self.upgrade_next = true,
+                    _ if link.left => {}
+                    // The attempt is abandoned, or the websocket closed.
+                    _ => {
+                        self.record(C2s::Close);
+                        self.client_left(conn);
                     }
                 }
             }
-            Transmit::Text(text) => {
-                if let Some(ack) = parse_consume_ack(&text) {
-                    let dropped = self
-                        .client_conn
-                        .is_none_or(|c| self.net.dead_c2s.contains(&c));
-                    self.msgs
-                        .entry(ack.msg_id.clone())
-                        .or_default()
-                        .acks
-                        .push(AckSent {
-                            stamp,
-                            status: ack.status,
-                            conn: self.client_conn,
-                            dropped,
-                        });
-                }
-                self.send_to_server(C2s::Text(text));
-            }
-            Transmit::Ping => self.send_to_server(C2s::Ping),
-            Transmit::Close => {
-                if let Some(conn) = self.client_conn.take() {
-                    self.s2c.clear();
-                    if self.net.dead_c2s.contains(&conn) {
-                        self.stale.push(conn);
-                    } else {
-                        let at = self.now + self.net.delay_c2s;
-                        self.c2s.push_back((at, conn, C2s::Close));
-                    }
-                }
-                // Without an open websocket: the attempt in progress is abandoned.
-            }
+            other => panic!("unexpected transmit {other:?}"),
         }
     }
 
-    fn on_register(&mut self, request: &[u8]) {
+    /// Bytes of a `register.do` request.
+    fn on_register(&mut self, conn: ConnId, bytes: &[u8]) {
+        let link = self.links.get_mut(&conn).expect("known link");
+        link.request.extend_from_slice(bytes);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        let status = request.parse(&link.request).expect("an HTTP request");
+        assert!(status.is_complete(), "the whole request in one write");
+        assert_eq!(request.method, Some("GET"));
+        let target = request.path.expect("request target").to_owned();
+        let text = String::from_utf8(link.request.clone()).expect("register request is ASCII");
+        self.record(C2s::Register(text));
         match self.net.register {
             RegisterMode::Silent => {}
-            RegisterMode::NetworkError => {
-                self.client
-                    .handle_http_failed("connection refused", self.now);
-            }
+            RegisterMode::NetworkError => unreachable!("refused at connect"),
             RegisterMode::Status(status) => {
                 let bytes = format!(
                     "HTTP/1.1 {status} Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 );
-                self.client.handle_http_data(bytes.as_bytes(), self.now);
-                self.client.handle_http_eof(self.now);
+                self.input(Input::Bytes {
+                    conn,
+                    bytes: bytes.as_bytes(),
+                });
+                self.input(Input::Closed { conn, error: None });
             }
             RegisterMode::Answer => {
-                let text = std::str::from_utf8(request).expect("register request is ASCII");
-                let request_line = text.lines().next().unwrap_or_default();
-                let mut parts = request_line.split(' ');
-                assert_eq!(parts.next(), Some("GET"), "{request_line}");
-                let target = parts.next().expect("request target").to_owned();
                 let reply = self.server.handle_register(&target, self.now);
                 self.register_replies += 1;
+                if let Some(link) = self.links.get_mut(&conn) {
+                    link.answered = reply.status == 200;
+                }
                 let bytes = reply.to_http_bytes();
                 // In two pieces, as a socket may deliver them.
                 let (a, b) = bytes.split_at(bytes.len() / 2);
-                self.client.handle_http_data(a, self.now);
-                self.client.handle_http_data(b, self.now);
-                self.client.handle_http_eof(self.now);
+                self.input(Input::Bytes { conn, bytes: a });
+                self.input(Input::Bytes { conn, bytes: b });
+                self.input(Input::Closed { conn, error: None });
             }
         }
     }
 
-    fn send_to_server(&mut self, item: C2s) {
+    /// Bytes of a websocket upgrade request.
+    fn on_upgrade(&mut self, conn: ConnId, bytes: &[u8]) {
+        let link = self.links.get_mut(&conn).expect("known link");
+        let upgrade = link
+            .handshake
+            .read(bytes)
+            .expect("a valid upgrade request")
+            .expect("the whole request in one write");
+        let target = upgrade.path_and_query.clone();
+        let headers: Vec<(String, String)> = upgrade
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let charset = target
+            .split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix("charset="))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(Charset::Utf8);
+        link.charset = charset;
+        self.record(C2s::Upgrade {
+            target: target.clone(),
+            headers,
+        });
+        let cookie = upgrade
+            .header("cookie")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        match self.net.upgrade {
+            UpgradeMode::Silent => {}
+            UpgradeMode::NetworkError => unreachable!("refused at connect"),
+            UpgradeMode::Answer => {
+                match self
+                    .server
+                    .accept_upgrade(&target, cookie.as_deref(), self.now)
+                {
+                    Ok(server_conn) => {
+                        self.client_conn = Some(server_conn);
+                        self.client_ws = Some(conn);
+                        self.s2c.clear();
+                        let limits = WsLimits {
+                            max_message_bytes: usize::MAX / 2,
+                        };
+                        if let Some(link) = self.links.get_mut(&conn) {
+                            link.ws = Some(WsConnection::new(Role::Server, limits));
+                        }
+                        let answer = upgrade.accept_answer();
+                        self.input(Input::Bytes {
+                            conn,
+                            bytes: &answer,
+                        });
+                    }
+                    Err(refusal) => {
+                        let answer = reject_answer(refusal.http_status(), "Refused", &[]);
+                        self.input(Input::Bytes {
+                            conn,
+                            bytes: &answer,
+                        });
+                        self.input(Input::Closed { conn, error: None });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Websocket frames the client wrote.
+    fn on_ws_bytes(&mut self, conn: ConnId, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let link = self.links.get_mut(&conn).expect("known link");
+            let charset = link.charset;
+            let ws = link.ws.as_mut().expect("upgraded");
+            let (used, event) = ws.read(bytes).expect("the client writes valid frames");
+            bytes = &bytes[used..];
+            let pong = ws.poll_transmit([0; 4]);
+            match event {
+                None => {}
+                Some(WsEvent::Text(payload)) => {
+                    let text = charset
+                        .decode_strict(&payload)
+                        .expect("the client writes text in its charset")
+                        .into_owned();
+                    let stamp = self.record(C2s::Text(text.clone()));
+                    if let Some(ack) = parse_consume_ack(&text) {
+                        let dropped = self
+                            .client_conn
+                            .is_none_or(|c| self.net.dead_c2s.contains(&c));
+                        self.msgs
+                            .entry(ack.msg_id.clone())
+                            .or_default()
+                            .acks
+                            .push(AckSent {
+                                stamp,
+                                status: ack.status,
+                                conn: self.client_conn,
+                                dropped,
+                            });
+                    }
+                    self.send_to_server(Wire::Text(text));
+                }
+                Some(WsEvent::Closed { .. }) => {
+                    if let Some(link) = self.links.get_mut(&conn) {
+                        link.left = true;
+                    }
+                    self.record(C2s::Close);
+                    self.client_left(conn);
+                }
+                Some(other) => panic!("unexpected client frame {other:?}"),
+            }
+            if let Some(pong) = pong {
+                self.record(C2s::Ping);
+                self.send_to_server(Wire::Ping(pong));
+            }
+        }
+    }
+
+    /// The client left its websocket `conn` (or abandoned an attempt).
+    fn client_left(&mut self, conn: ConnId) {
+        if self.client_ws != Some(conn) {
+            return;
+        }
+        self.client_ws = None;
+        if let Some(server_conn) = self.client_conn.take() {
+            self.s2c.clear();
+            if self.net.dead_c2s.contains(&server_conn) {
+                self.stale.push(server_conn);
+            } else {
+                let at = self.now + self.net.delay_c2s;
+                self.c2s.push_back((at, server_conn, Wire::Close));
+            }
+        }
+    }
+
+    fn send_to_server(&mut self, item: Wire) {
         if let Some(conn) = self.client_conn {
             if !self.net.dead_c2s.contains(&conn) {
                 let at = self.now + self.net.delay_c2s;
@@ -845,51 +1074,70 @@ impl Pair {
         }
         let (_, conn, item) = self.c2s.pop_front().expect("checked");
         match item {
-            C2s::Text(text) => self.server.handle_text(conn, &text, self.now),
-            C2s::Ping => {
+            Wire::Text(text) => self.server.handle_text(conn, &text, self.now),
+            Wire::Ping(pong) => {
                 let open = self.server.connections_of(APP).contains(&conn);
                 if open && self.client_conn == Some(conn) && !self.net.dead_s2c.contains(&conn) {
                     let at = self.now + self.net.delay_s2c;
-                    self.s2c.push_back((at, S2c::Pong));
+                    self.s2c.push_back((at, S2c::Raw(pong)));
                 }
             }
-            C2s::Close => self.server.handle_closed(conn, self.now),
+            Wire::Close => self.server.handle_closed(conn, self.now),
         }
         true
     }
 
-    /// Delivers the first due server → client item, unless it is a text frame and the
-    /// client does not want to read (it then waits, and so does everything behind it).
+    /// Delivers the first due server → client item, unless the client does not want
+    /// to read (it then waits, and so does everything behind it, as in a TCP buffer).
     fn deliver_s2c(&mut self) -> bool {
         let ready = match self.s2c.front() {
-            Some((at, S2c::Text(_))) => *at <= self.now && self.client.wants_read(),
-            Some((at, _)) => *at <= self.now,
+            Some((at, S2c::Close)) => *at <= self.now,
+            Some((at, _)) => *at <= self.now && self.client.wants_read(),
             None => false,
         };
         if !ready {
             return false;
         }
         let (_, item) = self.s2c.pop_front().expect("checked");
+        let Some(conn) = self.client_ws else {
+            return true;
+        };
+        let link = self
+            .links
+            .get_mut(&conn)
+            .expect("the open websocket's link");
+        let charset = link.charset;
+        let ws = link.ws.as_mut().expect("upgraded");
         match item {
-            // Every other frame goes through a FrameChecker, as adapters that verify
-            // off the session's task do: both paths must decide alike.
             S2c::Text(text) => {
                 self.s2c_texts += 1;
-                if self.s2c_texts.is_multiple_of(2) {
-                    let checked = self.client.frame_checker().check(&text);
-                    self.client
-                        .handle_checked(checked, self.now)
-                        .expect("the session's own checker");
-                } else {
-                    self.client.handle_text(&text, self.now);
-                }
+                let bytes = ws
+                    .encode_text(&charset.encode(&text), [0; 4])
+                    .expect("the platform's end is open");
+                self.input(Input::Bytes {
+                    conn,
+                    bytes: &bytes,
+                });
             }
-            S2c::Pong => self.client.handle_pong(self.now),
+            S2c::Raw(bytes) => self.input(Input::Bytes {
+                conn,
+                bytes: &bytes,
+            }),
             S2c::Close => {
+                let close = ws.close(CloseCode::GOING_AWAY, "", [0; 4]).ok();
                 self.client_conn = None;
+                self.client_ws = None;
                 self.s2c.clear();
-                self.client
-                    .handle_ws_closed("closed by the platform", self.now);
+                if let Some(link) = self.links.get_mut(&conn) {
+                    link.left = true;
+                }
+                if let Some(bytes) = close {
+                    self.input(Input::Bytes {
+                        conn,
+                        bytes: &bytes,
+                    });
+                }
+                self.input(Input::Closed { conn, error: None });
             }
         }
         true
@@ -904,7 +1152,13 @@ impl Pair {
         if let Some(conn) = self.client_conn.take() {
             self.s2c.clear();
             self.c2s.retain(|(_, c, _)| *c != conn);
-            self.client.handle_ws_closed("connection reset", self.now);
+            if let Some(ws) = self.client_ws.take() {
+                if let Some(link) = self.links.get_mut(&ws) {
+                    link.left = true;
+                }
+                let error = Some(std::io::ErrorKind::ConnectionReset);
+                self.input(Input::Closed { conn: ws, error });
+            }
             self.server.handle_closed(conn, self.now);
         }
         self.drive();
@@ -949,6 +1203,18 @@ impl Pair {
         self.drive();
     }
 
+    /// Raw bytes as if the platform wrote them on the client's websocket.
+    pub fn inject_bytes(&mut self, bytes: Vec<u8>) {
+        self.s2c.push_back((self.now, S2c::Raw(bytes)));
+        self.drive();
+    }
+
+    /// A server-role websocket (unmasked frames) to encode frames for
+    /// [`Pair::inject_bytes`].
+    pub fn server_ws() -> WsConnection {
+        WsConnection::new(Role::Server, WsLimits::default())
+    }
+
     /// Pushes `n` messages (`{"n":i}`) and drives; returns their ids.
     pub fn push(&mut self, n: usize) -> Vec<MsgId> {
         let ids = (0..n)
@@ -970,7 +1236,7 @@ impl Pair {
     }
 
     /// Client transmits after `since`.
-    pub fn transmits_after(&self, since: Stamp) -> impl Iterator<Item = &(Stamp, Transmit)> {
+    pub fn transmits_after(&self, since: Stamp) -> impl Iterator<Item = &(Stamp, C2s)> {
         self.transmits.iter().filter(move |(s, _)| *s > since)
     }
 
@@ -983,7 +1249,7 @@ impl Pair {
     pub fn ping_times(&self) -> Vec<Instant> {
         self.transmits
             .iter()
-            .filter(|(_, t)| matches!(t, Transmit::Ping))
+            .filter(|(_, t)| matches!(t, C2s::Ping))
             .map(|(s, _)| s.at)
             .collect()
     }
@@ -992,7 +1258,7 @@ impl Pair {
     pub fn register_requests(&self) -> usize {
         self.transmits
             .iter()
-            .filter(|(_, t)| matches!(t, Transmit::HttpRequest { .. }))
+            .filter(|(_, t)| matches!(t, C2s::Register(_)))
             .count()
     }
 
