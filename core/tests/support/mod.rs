@@ -350,6 +350,8 @@ pub enum C2s {
     Text(String),
     /// A ping.
     Ping,
+    /// A pong (the answer to a platform ping), with its payload.
+    Pong(Vec<u8>),
     /// The client left a websocket (Close frame or connection closed), or abandoned an
     /// attempt before its answer came.
     Close,
@@ -1005,6 +1007,9 @@ impl Pair {
                     }
                     self.record(C2s::Close);
                     self.client_left(conn);
+                }
+                Some(WsEvent::Pong(payload)) => {
+                    self.record(C2s::Pong(payload));
                 }
                 Some(other) => panic!("unexpected client frame {other:?}"),
             }

@@ -1,0 +1,158 @@
+//! The session over bytes (simulated time, `support::Pair`): stale connections, check
+//! jobs returned out of order, websocket pings, fragmentation, the size limit, charset
+//! errors, the close handshake.
+
+mod support;
+
+use std::time::Duration;
+
+use alipay_msg_core::client::{DisconnectReason, Event, Input, RejectReason};
+use alipay_msg_core::ws::frame::{encode_frame, OpCode};
+use alipay_msg_core::ws::ProtocolViolation;
+use support::{C2s, Pair, Policy};
+
+fn consume_frame() -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&support::vector("frame_vectors.json")).unwrap();
+    v["consume"]["frame"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn stale_input_for_an_old_connection_is_ignored() {
+    let mut pair = Pair::connected();
+    let old = pair.client_ws.unwrap();
+    pair.drop_connection();
+    assert!(pair.client.is_connected());
+    assert_ne!(pair.client_ws, Some(old));
+    let mark = pair.mark();
+    let now = pair.now;
+    pair.client.handle_input(
+        Input::Bytes {
+            conn: old,
+            bytes: b"garbage",
+        },
+        now,
+    );
+    pair.client.handle_input(
+        Input::Closed {
+            conn: old,
+            error: None,
+        },
+        now,
+    );
+    pair.drive();
+    assert_eq!(pair.events_after(mark).count(), 0);
+    assert!(pair.client.is_connected());
+}
+
+#[test]
+fn checked_frames_returned_out_of_order_are_delivered_in_read_order() {
+    let mut pair = Pair::connected();
+    pair.client.set_check_offload(8);
+    let ids = pair.push(6);
+    pair.advance(Duration::from_secs(1));
+    let handled: Vec<String> = pair
+        .client_events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Message(d) => Some(d.msg_id().to_owned()),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
+    assert_eq!(handled, expected);
+    assert!(pair.server.is_settled());
+}
+
+#[test]
+fn a_ping_from_the_platform_is_answered() {
+    let mut pair = Pair::connected();
+    let mark = pair.mark();
+    pair.inject_bytes(encode_frame(true, OpCode::Ping, b"hi", None));
+    // The client answers with a pong carrying the ping's payload (RFC 6455 §5.5.3).
+    let pongs: Vec<_> = pair
+        .transmits_after(mark)
+        .filter(|(_, t)| matches!(t, C2s::Pong(_)))
+        .collect();
+    assert_eq!(pongs.len(), 1);
+    assert_eq!(pongs[0].1, C2s::Pong(b"hi".to_vec()));
+    assert!(pair.client.is_connected());
+    assert_eq!(pair.events_after(mark).count(), 0);
+}
+
+#[test]
+fn a_fragmented_consume_is_reassembled() {
+    let mut pair = Pair::connected();
+    pair.handler.policy = Policy::Hold;
+    let text = consume_frame();
+    let (a, b) = text.as_bytes().split_at(40);
+    let mut bytes = encode_frame(false, OpCode::Text, a, None);
+    bytes.extend(encode_frame(true, OpCode::Continuation, b, None));
+    pair.inject_bytes(bytes);
+    assert_eq!(pair.held.len(), 1, "{:?}", pair.client_events);
+}
+
+#[test]
+fn an_oversized_frame_is_refused_without_reading_it() {
+    let mut pair = Pair::builder()
+        .client(|c| c.frame_limits.max_frame_bytes = 1024)
+        .build();
+    pair.connect();
+    // A header claiming 1 GiB; no payload follows.
+    let mut head = vec![0x81, 127];
+    head.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    pair.inject_bytes(head);
+    let lost = pair.count_events(|e| {
+        matches!(
+            e,
+            Event::Disconnected {
+                reason: DisconnectReason::Protocol(ProtocolViolation::FrameTooLarge { .. }),
+                ..
+            }
+        )
+    });
+    assert_eq!(lost, 1, "{:?}", pair.client_events);
+}
+
+#[test]
+fn undecodable_text_is_a_typed_rejection_and_the_connection_stays() {
+    let mut pair = Pair::connected();
+    let conn = pair.client_ws;
+    pair.inject_bytes(encode_frame(
+        true,
+        OpCode::Text,
+        b"\xff\xfe\r\n\r\n{}",
+        None,
+    ));
+    let rejected = pair.count_events(|e| {
+        matches!(
+            e,
+            Event::Rejected {
+                reason: RejectReason::Undecodable(_),
+                msg_id: None
+            }
+        )
+    });
+    assert_eq!(rejected, 1, "{:?}", pair.client_events);
+    assert_eq!(pair.client_ws, conn);
+    assert!(pair.client.is_connected());
+    assert!(!pair
+        .transmits
+        .iter()
+        .any(|(_, t)| matches!(t, C2s::Text(_))));
+}
+
+#[test]
+fn shutdown_sends_a_close_frame_then_closes() {
+    let mut pair = Pair::connected();
+    pair.client.shutdown(pair.now);
+    pair.drive();
+    assert!(pair.client_done);
+    let closes = pair
+        .transmits
+        .iter()
+        .filter(|(_, t)| matches!(t, C2s::Close))
+        .count();
+    assert_eq!(closes, 1);
+    assert!(pair.server.connections_of(support::APP).is_empty());
+}
