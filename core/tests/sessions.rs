@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use alipay_msg_core::charset::Charset;
@@ -19,16 +19,15 @@ use alipay_msg_core::produce_ack::{ProduceAck, ProduceCode};
 use alipay_msg_core::register::RegisterError;
 use alipay_msg_core::server::{
     AppRegistration, CloseAfterFrames, ConnectionId, DeliveryKind, MessageState, MsgId,
-    ProduceAnswer, ProduceFailure, RedeliveryReason, ServerEvent, ServerOutput, ServerSession,
-    UnexpectedAck,
+    ProduceAnswer, ProduceFailure, RedeliveryReason, ServerEvent, UnexpectedAck,
 };
 use proptest::prelude::*;
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use support::{
-    app_signer, client_config, platform_signer, C2s, Pair, Policy, RegisterMode, Stamp,
-    UpgradeMode, API, APP, OTHER_APP, UNIX0,
+    app_signer, platform_signer, C2s, Pair, Policy, RegisterMode, Stamp, UpgradeMode, API, APP,
+    OTHER_APP,
 };
 
 const SEC: Duration = Duration::from_secs(1);

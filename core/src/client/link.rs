@@ -44,6 +44,8 @@ impl fmt::Display for ConnId {
 /// not the session's current one is ignored (it was abandoned).
 #[derive(Debug)]
 #[non_exhaustive]
+// A checked frame is moved straight in; boxing it would add an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub enum Input<'a> {
     /// The connection of a [`Transmit::Connect`] is established (TCP connected and, when
     /// `tls`, the TLS handshake done): the session now writes on it.

@@ -467,7 +467,7 @@ impl ClientSession {
     /// back. Input for a connection that is not the current one is ignored.
     pub fn handle_input(&mut self, input: Input<'_>, now: Instant) {
         match input {
-            Input::Checked(frame) => return self.on_checked_frame(frame, now),
+            Input::Checked(frame) => self.on_checked_frame(frame, now),
             Input::Connected(conn)
             | Input::ConnectFailed { conn, .. }
             | Input::Bytes { conn, .. }
@@ -1120,9 +1120,7 @@ impl ClientSession {
     /// websocket opened, if it was open; the state is `Backoff` until `now` afterwards
     /// (the caller sets the next one).
     fn drop_link(&mut self, polite: bool, now: Instant) -> Option<Instant> {
-        if self.state.conn().is_none() {
-            return None;
-        }
+        self.state.conn()?;
         let mask = self.mask();
         match std::mem::replace(&mut self.state, State::Backoff { until: now }) {
             State::Open {
