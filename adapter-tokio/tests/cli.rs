@@ -121,16 +121,39 @@ fn verify_notify_malformed_input_and_key() {
         b"a=%zz&sign=x",
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
+    // The promised JSON line, on exit 2 too; the message stays on stderr.
+    let line = json_line(&out);
+    assert_eq!(line["valid"], false);
+    let error = line["error"].as_str().unwrap();
+    assert!(error.contains("malformed notification"), "{error}");
+    assert!(!out.stderr.is_empty());
     let private = path("keys/app_private_pkcs1.pem");
     let out = run(&["verify-notify", "--alipay-public-key", &private], b"a=1");
     assert_eq!(out.status.code(), Some(2));
+    let line = json_line(&out);
+    assert_eq!(line["valid"], false);
+    let error = line["error"].as_str().unwrap();
+    assert!(
+        error.contains("expected a public key, got a private key"),
+        "{error}"
+    );
+    assert!(!error.contains("MII"), "no key material in the line");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains("expected a public key, got a private key"),
         "{err}"
     );
     assert!(!err.contains("MII"), "no key material in errors");
+    let out = run(
+        &[
+            "verify-notify",
+            "--alipay-public-key",
+            "/nonexistent/key.pem",
+        ],
+        b"a=1",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_line(&out)["valid"], false);
     // Neither or both key options: a usage error from clap.
     assert_eq!(run(&["verify-notify"], b"").status.code(), Some(2));
 }
