@@ -107,7 +107,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
-pub use app::{Application, ClientError, ClientEvent, Message};
+pub use app::{Application, AttemptFailure, ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
 pub use check::{CheckedFrame, ForeignCheckedFrame, FrameChecker};
 #[cfg(feature = "tungstenite")]
