@@ -499,3 +499,118 @@ fn listen_reports_failed_first_attempts_and_stops_on_ctrl_c() {
         "{rest}"
     );
 }
+
+/// Kills a child process on drop, so a failed assertion leaves no server behind.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An app whose sign type is `RSA` (SHA1withRSA), through the CLI alone:
+/// `simulate --sign-type RSA` signs the app's CONSUMEs with SHA1withRSA, `listen` with
+/// `sign_type = "RSA"` verifies and handles one, and `send` signs a PRODUCE the
+/// simulator accepts. The default build signs SHA1 (the Java client's own rule for such
+/// apps: it verifies the register answer in its own sign type, PROTOCOL §5).
+#[cfg(unix)]
+#[test]
+fn rsa_app_end_to_end_through_the_cli() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("alipay-msg-cli-{}-rsa", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let push = dir.join("push.jsonl");
+    std::fs::write(
+        &push,
+        "{\"msg_api\":\"alipay.open.mini.version.audit.passed\",\"biz_content\":{\"mini_app_id\":\"2014072300007148\"}}\n",
+    )
+    .unwrap();
+    let mut simulate = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["simulate", "--listen", "127.0.0.1:0", "--sign-type", "RSA"])
+            .arg("--push")
+            .arg(&push)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut sim_out = BufReader::new(simulate.0.stdout.take().unwrap());
+    let mut first = String::new();
+    sim_out.read_line(&mut first).unwrap();
+    let endpoint = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    // Keep reading the simulator's output so that it never blocks on a full pipe.
+    let sim_lines =
+        std::thread::spawn(move || sim_out.lines().map_while(Result::ok).collect::<Vec<_>>());
+
+    let config = dir.join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "app_id = \"2021000000000001\"\nendpoint = \"{endpoint}\"\nsign_type = \"RSA\"\n\
+             [keys]\napp_private_key_file = \"{}\"\nalipay_public_key_file = \"{}\"\n",
+            path("keys/app_private_pkcs1.pem"),
+            path("keys/alipay_public.pem"),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let mut listen = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["listen", "--config", config])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(listen.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let message: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("listen printed {line:?}: {e}"));
+    assert_eq!(message["msg_api"], "alipay.open.mini.version.audit.passed");
+    assert_eq!(message["biz_content"]["mini_app_id"], "2014072300007148");
+
+    let out = run(
+        &[
+            "send",
+            "--config",
+            config,
+            "--msg-api",
+            "alipay.open.app.openbizmock.message.send",
+            "--biz-content",
+            "{\"shop_id\":\"1001\"}",
+        ],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let ack = json_line(&out);
+    assert_eq!(ack["code"], "10000", "{ack}");
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &listen.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    assert_eq!(listen.0.wait().unwrap().code(), Some(0));
+    let stopped = Command::new("kill")
+        .args(["-INT", &simulate.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    simulate.0.wait().unwrap();
+    let printed = sim_lines.join().unwrap().join("\n");
+    assert!(printed.contains("ack SUCCESS"), "{printed}");
+}
