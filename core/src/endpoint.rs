@@ -5,6 +5,11 @@ use std::fmt;
 /// The production host of the message channel.
 pub const PRODUCTION_HOST: &str = "openchannel.alipay.com";
 
+/// The host of the message channel in the platform's sandbox, as the sandbox
+/// documentation gives it. This project has not been run against it (no machine it is
+/// developed on reaches the platform).
+pub const SANDBOX_HOST: &str = "openchannel-sandbox.dl.alipaydev.com";
+
 /// A platform endpoint: TLS (`https`/`wss`) or plain (`http`/`ws`, used for the local
 /// simulator).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,6 +44,16 @@ impl Endpoint {
         }
     }
 
+    /// The sandbox: [`SANDBOX_HOST`] over TLS, port 443. `Endpoint::parse("sandbox")`
+    /// gives the same.
+    pub fn sandbox() -> Self {
+        Endpoint {
+            tls: true,
+            host: SANDBOX_HOST.to_owned(),
+            port: 443,
+        }
+    }
+
     /// A plain (no TLS) `host:port`, e.g. the simulator on `127.0.0.1:7001`.
     pub fn plain(host: impl Into<String>, port: u16) -> Self {
         Endpoint {
@@ -48,7 +63,7 @@ impl Endpoint {
         }
     }
 
-    /// Parses `HOST:PORT` (plain), `http://…`/`ws://…` (plain) or `https://…`/`wss://…`
+    /// Parses `production`, `sandbox`, `HOST:PORT` (plain), `http://…`/`ws://…` (plain) or `https://…`/`wss://…`
     /// (TLS), with [`http::Uri`] (RFC 3986 authority syntax). An IPv6 address is written
     /// in brackets (`[::1]:7001`, `https://[2001:db8::7]`) and kept without them in
     /// [`Endpoint::host`]. The port defaults to the scheme's (80 or 443); a plain
@@ -61,8 +76,16 @@ impl Endpoint {
     /// assert_eq!(Endpoint::parse("[::1]:7001").unwrap(), Endpoint::plain("::1", 7001));
     /// assert_eq!(Endpoint::parse("https://openchannel.alipay.com").unwrap(), Endpoint::production());
     /// assert!(Endpoint::parse("ftp://x").is_err());
+    /// // The two named endpoints:
+    /// assert_eq!(Endpoint::parse("production").unwrap(), Endpoint::production());
+    /// assert_eq!(Endpoint::parse("sandbox").unwrap().host, "openchannel-sandbox.dl.alipaydev.com");
     /// ```
     pub fn parse(input: &str) -> Result<Self, EndpointError> {
+        match input.trim() {
+            "production" => return Ok(Endpoint::production()),
+            "sandbox" => return Ok(Endpoint::sandbox()),
+            _ => {}
+        }
         const EXTRA: &str = "a path, query, fragment or user part is not allowed";
         let err = |reason| EndpointError {
             input: input.chars().take(100).collect(),
@@ -179,6 +202,21 @@ mod tests {
     fn parsed(input: &str) -> (bool, String, u16) {
         let e = Endpoint::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
         (e.tls, e.host, e.port)
+    }
+
+    #[test]
+    fn named_endpoints() {
+        assert_eq!(
+            parsed("sandbox"),
+            (true, "openchannel-sandbox.dl.alipaydev.com".into(), 443)
+        );
+        assert_eq!(
+            Endpoint::sandbox().register_url(),
+            "https://openchannel-sandbox.dl.alipaydev.com/websocket/register.do"
+        );
+        assert_eq!(parsed(" production "), (true, PRODUCTION_HOST.into(), 443));
+        // Only the exact names: anything else is a host and needs a port.
+        assert!(Endpoint::parse("Sandbox").is_err());
     }
 
     #[test]
