@@ -46,8 +46,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, ClientError, ClientEvent, ClientSession, DeliveryId, Message, Outcome, Output,
-    SendError, Transmit, WsRead,
+    Application, AttemptFailure, ClientError, ClientEvent, ClientSession, DeliveryId, Event,
+    Message, Outcome, Output, SendError, Transmit, WsRead,
 };
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::produce_ack::ProduceAck;
@@ -87,7 +87,7 @@ pub(crate) enum Input {
 pub(crate) enum AttemptResult {
     Http(HttpProgress),
     WsOpen(Box<Ws>),
-    WsFailed(String),
+    WsFailed(transport::Failed),
 }
 
 /// State shared between the I/O thread and the client handles.
@@ -96,7 +96,7 @@ pub(crate) struct Shared {
     /// The platform's refusal, when it stopped the client.
     pub(crate) fatal: Mutex<Option<RegisterError>>,
     /// Why the last connection or attempt ended (for `connect_timeout`'s error).
-    pub(crate) last_disconnect: Mutex<Option<String>>,
+    pub(crate) last_disconnect: Mutex<Option<AttemptFailure>>,
     /// Set when the I/O thread has ended: deliveries still buffered can no longer be
     /// acknowledged.
     pub(crate) finished: AtomicBool,
@@ -159,9 +159,6 @@ impl Application for AppSide<'_> {
 
     fn publish(&mut self, event: ClientEvent) {
         tracing::debug!(%event);
-        if let ClientEvent::Disconnected { reason, .. } = &event {
-            *lock(&self.shared.last_disconnect) = Some(reason.clone());
-        }
         // Published before `connect` returns (the session publishes `Connected`
         // before answering it): a subscription made after it never sees the first
         // `Connected`.
@@ -191,6 +188,9 @@ pub(crate) struct IoThread {
     nonblocking: bool,
     /// Checking lanes; `None` for one lane (frames are checked here).
     lanes: Option<Lanes>,
+    /// The socket error kind of the attempt in progress, until the session reports how
+    /// the attempt ended.
+    io_kind: Option<std::io::ErrorKind>,
 }
 
 pub(crate) fn unix_ms() -> i64 {
@@ -226,18 +226,29 @@ impl IoThread {
             unflushed: None,
             nonblocking: false,
             lanes,
+            io_kind: None,
         }
     }
 
     /// Runs until the session is done, then closes everything and joins the attempt
     /// threads.
     pub(crate) fn run(mut self) {
+        for event in ClientEvent::start_up(self.session.config()) {
+            tracing::warn!(%event);
+            self.events.publish(&event);
+        }
         loop {
             // Carry out everything the session asks for, up to its next deadline.
             let deadline = loop {
                 match self.session.poll_output() {
                     Output::Transmit(t) => self.transmit(t),
                     Output::Event(e) => {
+                        if matches!(e, Event::Connecting { .. }) {
+                            self.io_kind = None;
+                        }
+                        if let Some(failure) = AttemptFailure::from_event(&e, self.io_kind.take()) {
+                            *lock(&self.shared.last_disconnect) = Some(failure);
+                        }
                         let mut app = AppSide {
                             deliveries: &self.deliveries,
                             events: &self.events,
@@ -495,8 +506,9 @@ impl IoThread {
                     self.session.handle_http_data(&data, now)
                 }
                 AttemptResult::Http(HttpProgress::Eof) => self.session.handle_http_eof(now),
-                AttemptResult::Http(HttpProgress::Failed(e)) => {
-                    self.session.handle_http_failed(&e, now)
+                AttemptResult::Http(HttpProgress::Failed(failed)) => {
+                    self.io_kind = failed.kind;
+                    self.session.handle_http_failed(&failed.text, now)
                 }
                 AttemptResult::WsOpen(ws) => {
                     let ready = ws.get_ref().set_read_timeout(READ_SLICE).and_then(|()| {
@@ -510,10 +522,16 @@ impl IoThread {
                             self.session.update_wall_clock(now, unix_ms());
                             self.session.handle_ws_open(now);
                         }
-                        Err(e) => self.session.handle_ws_failed(&e.to_string(), now),
+                        Err(e) => {
+                            self.io_kind = Some(e.kind());
+                            self.session.handle_ws_failed(&e.to_string(), now)
+                        }
                     }
                 }
-                AttemptResult::WsFailed(e) => self.session.handle_ws_failed(&e, now),
+                AttemptResult::WsFailed(failed) => {
+                    self.io_kind = failed.kind;
+                    self.session.handle_ws_failed(&failed.text, now)
+                }
             },
             Input::Attempt { .. } => {} // from an abandoned attempt
         }

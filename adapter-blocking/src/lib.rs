@@ -100,6 +100,9 @@ pub struct Client {
     inputs: Sender<Input>,
     deliveries: Mutex<Option<Receiver<Message>>>,
     events: Arc<events::EventHub>,
+    /// Subscribed before the I/O thread started: what the first [`Client::events`]
+    /// returns.
+    first_events: Mutex<Option<Events>>,
     io: Mutex<Option<JoinHandle<()>>>,
     shared: Arc<Shared>,
     pool_config: PoolConfig,
@@ -121,16 +124,19 @@ impl Client {
     /// Misconfigurations the client can see (keys, certificates, app id) fail at once
     /// with [`Error::Config`]; those only the platform can see (it refuses the
     /// signature, app id or certificate) fail with [`Error::Refused`] after the first
-    /// register. Network failures are retried with backoff for as long as it takes
-    /// (each attempt is bounded by `config.connect_timeout`): use
-    /// [`Client::connect_timeout`] to bound the wait.
+    /// register. Network failures are retried with backoff (each attempt bounded by
+    /// `config.connect_timeout`) until `config.first_connect_timeout` (default 30 s)
+    /// passes; then the call fails with [`Error::ConnectTimeout`], which names the last
+    /// attempt's failure. The events of the attempts (and key warnings) go to the first
+    /// [`Client::events`] subscription.
     pub fn connect(config: ClientConfig) -> Result<Client, Error> {
         Client::start(config, PoolConfig::default(), None)
     }
 
-    /// [`Client::connect`], giving up after `timeout` with [`Error::Io`] (which names
-    /// the last reason a connection attempt failed). The client started for the
-    /// attempt is shut down before this returns.
+    /// [`Client::connect`], giving up after `timeout` (instead of
+    /// `config.first_connect_timeout`) with [`Error::ConnectTimeout`] (which names the
+    /// last reason a connection attempt failed). The client started for the attempt is
+    /// shut down before this returns.
     pub fn connect_timeout(config: ClientConfig, timeout: Duration) -> Result<Client, Error> {
         Client::start(config, PoolConfig::default(), Some(timeout))
     }
@@ -155,6 +161,7 @@ impl Client {
         timeout: Option<Duration>,
     ) -> Result<Client, Error> {
         let started = Instant::now();
+        let timeout = timeout.or(config.first_connect_timeout);
         let max_in_flight = config.max_in_flight;
         let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
         let rng = Box::new(
@@ -165,6 +172,7 @@ impl Client {
         let (delivery_tx, delivery_rx) = mpsc::sync_channel(max_in_flight);
         let (connected_tx, connected_rx) = mpsc::sync_channel(1);
         let events = Arc::new(events::EventHub::default());
+        let first_events = events.subscribe();
         let shared = Arc::new(Shared::default());
         let io = IoThread::new(
             session,
@@ -184,6 +192,7 @@ impl Client {
             inputs,
             deliveries: Mutex::new(Some(delivery_rx)),
             events,
+            first_events: Mutex::new(Some(first_events)),
             io: Mutex::new(Some(io)),
             shared,
             pool_config,
@@ -203,7 +212,7 @@ impl Client {
             }
             Err(RecvTimeoutError::Timeout) => {
                 client.shutdown();
-                let last = lock(&client.shared.last_disconnect).clone();
+                let last = lock(&client.shared.last_disconnect).clone().map(Box::new);
                 Err(Error::ConnectTimeout {
                     waited: timeout.unwrap_or_default(),
                     last,
@@ -352,9 +361,13 @@ impl Client {
 
     /// A new subscription to connection changes, rejections, duplicates, handler
     /// failures and shutdown. Each subscriber keeps up to [`EVENT_QUEUE`] events; a
-    /// slower one loses its oldest ([`Events::missed`]).
+    /// slower one loses its oldest ([`Events::missed`]). The first subscription holds
+    /// every event since start-up ([`ClientEvent::KeyWarning`]s, the attempts of the
+    /// first connection); later ones start from the call.
     pub fn events(&self) -> Events {
-        self.events.subscribe()
+        lock(&self.first_events)
+            .take()
+            .unwrap_or_else(|| self.events.subscribe())
     }
 
     /// Handler threads of [`Client::run`] alive now (0 before `run` and after

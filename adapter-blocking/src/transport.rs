@@ -193,7 +193,30 @@ pub(crate) enum HttpProgress {
     /// End of stream.
     Eof,
     /// The exchange failed (connect, TLS, I/O).
-    Failed(String),
+    Failed(Failed),
+}
+
+/// Why opening a connection failed: the text for the session, and the socket error's
+/// kind when there was one (the typed last cause of `ClientError::ConnectTimeout`).
+pub(crate) struct Failed {
+    pub(crate) text: String,
+    pub(crate) kind: Option<io::ErrorKind>,
+}
+
+impl Failed {
+    /// A socket error while doing `what`.
+    pub(crate) fn io(what: impl std::fmt::Display, error: &io::Error) -> Self {
+        Failed {
+            text: format!("{what}: {error}"),
+            kind: Some(error.kind()),
+        }
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// One `register.do` exchange: connect, write the request, report the answer as it
@@ -209,12 +232,15 @@ pub(crate) fn http_exchange(
     let mut io = match connect(endpoint, bounds) {
         Ok(io) => io,
         Err(e) => {
-            report(HttpProgress::Failed(format!("connect {endpoint}: {e}")));
+            report(HttpProgress::Failed(Failed::io(
+                format!("connect {endpoint}"),
+                &e,
+            )));
             return;
         }
     };
     if let Err(e) = io.write_all(request).and_then(|()| io.flush()) {
-        report(HttpProgress::Failed(format!("write: {e}")));
+        report(HttpProgress::Failed(Failed::io("write", &e)));
         return;
     }
     let mut buf = vec![0u8; 16 * 1024];
@@ -241,7 +267,7 @@ pub(crate) fn http_exchange(
             }
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                report(HttpProgress::Failed(format!("read: {e}")));
+                report(HttpProgress::Failed(Failed::io("read", &e)));
                 return;
             }
         }
@@ -255,17 +281,30 @@ pub(crate) fn websocket(
     connect_to: &WsConnect,
     max_message_bytes: usize,
     bounds: Bounds<'_>,
-) -> Result<Ws, String> {
-    let request = connect_to.client_request()?;
-    let io = connect(endpoint, bounds).map_err(|e| format!("connect {endpoint}: {e}"))?;
+) -> Result<Ws, Failed> {
+    let request = connect_to
+        .client_request()
+        .map_err(|text| Failed { text, kind: None })?;
+    let io =
+        connect(endpoint, bounds).map_err(|e| Failed::io(format!("connect {endpoint}"), &e))?;
     let config = WsConnect::websocket_config(max_message_bytes);
     let mut round = tungstenite::client::client_with_config(request, io, Some(config));
     loop {
         match round {
             Ok((ws, _response)) => return Ok(ws),
-            Err(HandshakeError::Failure(e)) => return Err(e.to_string()),
+            Err(HandshakeError::Failure(e)) => {
+                return Err(Failed {
+                    kind: match &e {
+                        tungstenite::Error::Io(io) => Some(io.kind()),
+                        _ => None,
+                    },
+                    text: e.to_string(),
+                })
+            }
             Err(HandshakeError::Interrupted(mid)) => {
-                bounds.check().map_err(|e| e.to_string())?;
+                bounds
+                    .check()
+                    .map_err(|e| Failed::io("websocket upgrade", &e))?;
                 round = mid.handshake();
             }
         }
@@ -358,7 +397,9 @@ mod tests {
                 true
             },
         );
-        assert!(failed.unwrap().starts_with("connect "));
+        let failed = failed.unwrap();
+        assert!(failed.text.starts_with("connect "), "{failed}");
+        assert_eq!(failed.kind, Some(io::ErrorKind::ConnectionRefused));
     }
 
     #[test]

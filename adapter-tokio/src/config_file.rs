@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! app_id = "2021000000000001"
-//! endpoint = "127.0.0.1:7001"          # default: https://openchannel.alipay.com
+//! endpoint = "127.0.0.1:7001"          # or "sandbox"; default: https://openchannel.alipay.com
 //! charset = "UTF-8"                    # or "GBK"
 //! sign_type = "RSA2"                   # or "RSA"
 //!
@@ -249,6 +249,20 @@ mod tests {
         assert_eq!(config.check_parallelism, 2);
         assert_eq!(config.dead_after, Duration::from_secs(20));
         assert_eq!(config.charset, alipay_msg_core::charset::Charset::Gbk);
+    }
+
+    #[test]
+    fn sandbox_endpoint() {
+        let text = r#"
+            app_id = "9021000000000001"
+            endpoint = "sandbox"
+            [keys]
+            app_private_key_file = "keys/app_private_pkcs1.pem"
+            alipay_public_key_file = "keys/alipay_public.pem"
+        "#;
+        let config = parse(text, Path::new(VECTORS)).unwrap();
+        assert_eq!(config.endpoint, Endpoint::sandbox());
+        assert_eq!(config.endpoint.host, "openchannel-sandbox.dl.alipaydev.com");
     }
 
     #[test]

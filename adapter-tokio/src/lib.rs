@@ -38,6 +38,9 @@ pub mod simulator;
 mod transport;
 
 pub use alipay_msg_core as core;
+pub use alipay_msg_core::client::AttemptFailure;
 pub use alipay_msg_core::client::{ClientConfig, Credentials};
-pub use client::{Client, ClientError, ClientEvent, Deliveries, Error, Incoming, Message};
+pub use client::{
+    Client, ClientError, ClientEvent, Connecting, Deliveries, Error, Incoming, Message,
+};
 pub use simulator::{Simulator, SimulatorError, SimulatorEvent, SimulatorHandle, SimulatorOptions};

@@ -29,20 +29,45 @@ pub(crate) async fn connect(endpoint: &Endpoint) -> io::Result<BoxIo> {
     Ok(Box::new(connector.connect(name, tcp).await?))
 }
 
+/// Why opening a connection failed: the text for the session, and the socket error's
+/// kind when there was one (the typed last cause of `ClientError::ConnectTimeout`).
+pub(crate) struct Failed {
+    pub(crate) text: String,
+    pub(crate) kind: Option<io::ErrorKind>,
+}
+
+impl Failed {
+    /// A socket error while doing `what`.
+    pub(crate) fn io(what: impl std::fmt::Display, error: &io::Error) -> Self {
+        Failed {
+            text: format!("{what}: {error}"),
+            kind: Some(error.kind()),
+        }
+    }
+}
+
 /// Opens the websocket: TCP (+TLS), then the upgrade with the signed URL and the zone
 /// cookie.
 pub(crate) async fn websocket(
     endpoint: &Endpoint,
     connect_to: &WsConnect,
     max_message_bytes: usize,
-) -> Result<Ws, String> {
-    let request = connect_to.client_request()?;
+) -> Result<Ws, Failed> {
+    let request = connect_to
+        .client_request()
+        .map_err(|text| Failed { text, kind: None })?;
     let io = connect(endpoint)
         .await
-        .map_err(|e| format!("connect {endpoint}: {e}"))?;
+        .map_err(|e| Failed::io(format!("connect {endpoint}"), &e))?;
     let config = WsConnect::websocket_config(max_message_bytes);
     let (ws, _response) = tokio_tungstenite::client_async_with_config(request, io, Some(config))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failed {
+            kind: match &e {
+                tokio_tungstenite::tungstenite::Error::Io(io) => Some(io.kind()),
+                _ => None,
+            },
+            text: e.to_string(),
+        })?;
     Ok(ws)
 }

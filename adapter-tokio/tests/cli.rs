@@ -121,16 +121,39 @@ fn verify_notify_malformed_input_and_key() {
         b"a=%zz&sign=x",
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
+    // The promised JSON line, on exit 2 too; the message stays on stderr.
+    let line = json_line(&out);
+    assert_eq!(line["valid"], false);
+    let error = line["error"].as_str().unwrap();
+    assert!(error.contains("malformed notification"), "{error}");
+    assert!(!out.stderr.is_empty());
     let private = path("keys/app_private_pkcs1.pem");
     let out = run(&["verify-notify", "--alipay-public-key", &private], b"a=1");
     assert_eq!(out.status.code(), Some(2));
+    let line = json_line(&out);
+    assert_eq!(line["valid"], false);
+    let error = line["error"].as_str().unwrap();
+    assert!(
+        error.contains("expected a public key, got a private key"),
+        "{error}"
+    );
+    assert!(!error.contains("MII"), "no key material in the line");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains("expected a public key, got a private key"),
         "{err}"
     );
     assert!(!err.contains("MII"), "no key material in errors");
+    let out = run(
+        &[
+            "verify-notify",
+            "--alipay-public-key",
+            "/nonexistent/key.pem",
+        ],
+        b"a=1",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_line(&out)["valid"], false);
     // Neither or both key options: a usage error from clap.
     assert_eq!(run(&["verify-notify"], b"").status.code(), Some(2));
 }
@@ -338,7 +361,12 @@ fn bench_refuses_what_the_build_lacks() {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("--features bench-adapters"));
     }
-    if !cfg!(feature = "rust-crypto") {
+    // The binary links the same core as this test: in a workspace build another crate
+    // (the conformance suite) may turn on core's rust-crypto backend.
+    let has_rust_crypto = alipay_msg_tokio::core::crypto::Backend::ALL
+        .iter()
+        .any(|b| b.name() == "rust-crypto");
+    if !has_rust_crypto {
         let out = run(
             &["bench", "--backend", "rust-crypto", "--messages", "10"],
             b"",
@@ -346,4 +374,243 @@ fn bench_refuses_what_the_build_lacks() {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("--features rust-crypto"));
     }
+}
+
+/// A configuration file for `listen` and `send` pointing at `endpoint`, with the
+/// 1024-bit platform key (accepted with a start-up warning).
+fn weak_key_config(name: &str, endpoint: &str, connect_timeout_ms: u64) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("alipay-msg-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("client.toml");
+    let toml = format!(
+        "app_id = \"2021000000000001\"\n\
+         endpoint = \"{endpoint}\"\n\
+         [keys]\n\
+         app_private_key_file = \"{}\"\n\
+         alipay_public_key_file = \"{}/../keys/small_1024_public.pem\"\n\
+         [tuning]\n\
+         connect_timeout_ms = {connect_timeout_ms}\n",
+        path("keys/app_private_pkcs1.pem"),
+        DIR,
+    );
+    std::fs::write(&file, toml).unwrap();
+    file
+}
+
+/// A local port where nothing listens: every connection attempt is refused.
+fn refusing_endpoint() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// `send` to an endpoint it cannot reach: the key warning and each failed attempt on
+/// stderr, then it gives up after the connect timeout with the last cause (exit 3).
+#[test]
+fn send_gives_up_after_the_connect_timeout_naming_the_cause() {
+    let config = weak_key_config("send", &refusing_endpoint(), 1000);
+    let config = config.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let out = run(
+        &[
+            "send",
+            "--config",
+            config,
+            "--msg-api",
+            "alipay.open.app.openbizmock.message.send",
+            "--biz-content",
+            "{}",
+        ],
+        b"",
+    );
+    let waited = started.elapsed();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        waited < std::time::Duration::from_secs(30),
+        "gave up only after {waited:?}"
+    );
+    assert!(
+        err.contains("warning: platform public key: RSA key smaller than 2048 bits (1024 bits)"),
+        "{err}"
+    );
+    assert!(err.contains("disconnected: "), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(last.contains("not connected within 1s"), "{last}");
+    assert!(last.to_lowercase().contains("refused"), "{last}");
+    eprintln!("send gave up after {waited:?}");
+}
+
+/// `listen` before its first connection: the key warning, then every failed attempt
+/// with its cause and next delay; Ctrl-C (SIGINT) ends it cleanly.
+#[cfg(unix)]
+#[test]
+fn listen_reports_failed_first_attempts_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let config = weak_key_config("listen", &refusing_endpoint(), 1000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+        .args(["listen", "--config", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    // Read until the first reported attempt (the process is then surely past start-up).
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("stderr ended before a failed attempt was reported: {seen:?}");
+        }
+        let done = line.contains("disconnected: ");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen[0].contains("warning: platform public key: RSA key smaller than 2048 bits"),
+        "{seen:?}"
+    );
+    let attempt = seen.last().unwrap();
+    assert!(attempt.to_lowercase().contains("refused"), "{attempt}");
+    assert!(attempt.contains("; retrying in "), "{attempt}");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status}; stderr after the attempt: {rest}"
+    );
+    assert!(
+        rest.contains("interrupted before the first connection"),
+        "{rest}"
+    );
+}
+
+/// Kills a child process on drop, so a failed assertion leaves no server behind.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An app whose sign type is `RSA` (SHA1withRSA), through the CLI alone:
+/// `simulate --sign-type RSA` signs the app's CONSUMEs with SHA1withRSA, `listen` with
+/// `sign_type = "RSA"` verifies and handles one, and `send` signs a PRODUCE the
+/// simulator accepts. The default build signs SHA1 (the Java client's own rule for such
+/// apps: it verifies the register answer in its own sign type, PROTOCOL §5).
+#[cfg(unix)]
+#[test]
+fn rsa_app_end_to_end_through_the_cli() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("alipay-msg-cli-{}-rsa", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let push = dir.join("push.jsonl");
+    std::fs::write(
+        &push,
+        "{\"msg_api\":\"alipay.open.mini.version.audit.passed\",\"biz_content\":{\"mini_app_id\":\"2014072300007148\"}}\n",
+    )
+    .unwrap();
+    let mut simulate = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["simulate", "--listen", "127.0.0.1:0", "--sign-type", "RSA"])
+            .arg("--push")
+            .arg(&push)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut sim_out = BufReader::new(simulate.0.stdout.take().unwrap());
+    let mut first = String::new();
+    sim_out.read_line(&mut first).unwrap();
+    let endpoint = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    // Keep reading the simulator's output so that it never blocks on a full pipe.
+    let sim_lines =
+        std::thread::spawn(move || sim_out.lines().map_while(Result::ok).collect::<Vec<_>>());
+
+    let config = dir.join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "app_id = \"2021000000000001\"\nendpoint = \"{endpoint}\"\nsign_type = \"RSA\"\n\
+             [keys]\napp_private_key_file = \"{}\"\nalipay_public_key_file = \"{}\"\n",
+            path("keys/app_private_pkcs1.pem"),
+            path("keys/alipay_public.pem"),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let mut listen = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["listen", "--config", config])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(listen.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let message: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("listen printed {line:?}: {e}"));
+    assert_eq!(message["msg_api"], "alipay.open.mini.version.audit.passed");
+    assert_eq!(message["biz_content"]["mini_app_id"], "2014072300007148");
+
+    let out = run(
+        &[
+            "send",
+            "--config",
+            config,
+            "--msg-api",
+            "alipay.open.app.openbizmock.message.send",
+            "--biz-content",
+            "{\"shop_id\":\"1001\"}",
+        ],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let ack = json_line(&out);
+    assert_eq!(ack["code"], "10000", "{ack}");
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &listen.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    assert_eq!(listen.0.wait().unwrap().code(), Some(0));
+    let stopped = Command::new("kill")
+        .args(["-INT", &simulate.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    simulate.0.wait().unwrap();
+    let printed = sim_lines.join().unwrap().join("\n");
+    assert!(printed.contains("ack SUCCESS"), "{printed}");
 }

@@ -549,6 +549,13 @@ async fn heartbeats_are_answered_and_shutdown_closes_clients() {
         .unwrap()
         .unwrap();
     let mut client_events = client.events();
+    // The first subscription starts with the first connection.
+    for expected in [
+        alipay_msg_tokio::ClientEvent::Connecting { attempt: 1 },
+        alipay_msg_tokio::ClientEvent::Connected,
+    ] {
+        assert_eq!(client_events.recv().await.unwrap(), expected);
+    }
     // Several dead_after periods of pings: every one is answered, nothing disconnects.
     let quiet = timeout(Duration::from_millis(600), client_events.recv()).await;
     assert!(quiet.is_err(), "no client event expected: {quiet:?}");

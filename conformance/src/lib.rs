@@ -97,6 +97,14 @@ macro_rules! conformance_suite {
             $crate::refused_configuration::<$client>();
         }
         #[test]
+        fn first_connect_gives_up_with_the_last_cause() {
+            $crate::first_connect_gives_up_with_the_last_cause::<$client>();
+        }
+        #[test]
+        fn key_warnings_at_start_up() {
+            $crate::key_warnings_at_start_up::<$client>();
+        }
+        #[test]
         fn chaos() {
             $crate::chaos::chaos::<$client>();
         }
@@ -473,6 +481,98 @@ pub fn refused_configuration<C: ClientUnderTest>() {
     assert!(matches!(err, ClientError::Refused(_)), "{err}");
     assert!(err.to_string().contains("isv.invalid-signature"), "{err}");
     assert!(started.elapsed() < LIMIT);
+    sim.shutdown();
+}
+
+/// Nothing listens on the endpoint: `connect` gives up after `first_connect_timeout`
+/// with [`ClientError::ConnectTimeout`] naming the last attempt's failure, typed
+/// (connection refused).
+pub fn first_connect_gives_up_with_the_last_cause<C: ClientUnderTest>() {
+    // A port where nothing listens: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let credentials =
+        Credentials::public_key(test_keys::APP_PRIVATE_KEY, test_keys::PLATFORM_PUBLIC_KEY)
+            .expect("test keys load");
+    let mut config = ClientConfig::new(test_keys::APP_ID, credentials);
+    config.endpoint = alipay_msg_core::endpoint::Endpoint::plain("127.0.0.1", port);
+    config.first_connect_timeout = Some(Duration::from_millis(1500));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(C::connect(config).map(|client| client.shutdown()));
+    });
+    let err = match rx.recv_timeout(LIMIT) {
+        Ok(Ok(())) => panic!("connected to a port where nothing listens"),
+        Ok(Err(e)) => e,
+        Err(_) => panic!("connect did not give up within {LIMIT:?}"),
+    };
+    match &err {
+        ClientError::ConnectTimeout { waited, last } => {
+            assert_eq!(*waited, Duration::from_millis(1500));
+            let last = last.as_ref().expect("an attempt failed");
+            assert_eq!(
+                last.io_kind,
+                Some(std::io::ErrorKind::ConnectionRefused),
+                "{last}"
+            );
+        }
+        other => panic!("expected ConnectTimeout, got {other}"),
+    }
+    let text = err.to_string().to_lowercase();
+    assert!(text.contains("refused"), "{text}");
+}
+
+/// A weak key (1024-bit, accepted with a warning) is reported by `events()` at start-up,
+/// before the client connects.
+pub fn key_warnings_at_start_up<C: ClientUnderTest>() {
+    let small = PrivateKey::from_pem_or_base64(
+        &std::fs::read_to_string(format!("{DIR}/../keys/small_1024_pkcs1.pem"))
+            .expect("test key readable"),
+    )
+    .expect("small key loads");
+    let platform =
+        PrivateKey::from_pem_or_base64(&read("keys/alipay_private_pkcs1.pem")).expect("key");
+    let options = SimulatorOptions::new(
+        test_keys::APP_ID,
+        &AppKey::PublicKey(small.public_key().clone()),
+        &platform,
+    )
+    .expect("options");
+    let sim = Simulator::start_on_thread(fast(options)).expect("simulator starts");
+    let credentials = Credentials::PublicKey {
+        app_private_key: small,
+        alipay_public_key: alipay_msg_core::key::PublicKey::from_pem_or_base64(
+            test_keys::PLATFORM_PUBLIC_KEY,
+        )
+        .expect("key loads"),
+    };
+    let mut config = ClientConfig::new(test_keys::APP_ID, credentials);
+    config.endpoint = sim.endpoint();
+    // ring signs with 2048-bit keys and more; the pure-Rust backend signs small ones.
+    config.backend = alipay_msg_core::crypto::Backend::RustCrypto;
+    let client: C = connect(config);
+    wait_for(|| count(&client, |e| matches!(e, ClientEvent::Connected)) > 0);
+    let events = client.events();
+    let warning = events
+        .iter()
+        .position(|e| {
+            matches!(
+                e,
+                ClientEvent::KeyWarning {
+                    which: "app private key",
+                    warning: alipay_msg_core::key::KeyWarning::SmallModulus { bits: 1024 },
+                }
+            )
+        })
+        .unwrap_or_else(|| panic!("no key warning in {events:?}"));
+    let connected = events
+        .iter()
+        .position(|e| matches!(e, ClientEvent::Connected))
+        .expect("connected");
+    assert!(warning < connected, "{events:?}");
+    client.shutdown();
     sim.shutdown();
 }
 

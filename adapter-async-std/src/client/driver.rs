@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, ClientEvent, ClientSession, DeliveryId, FrameChecker, Inbound, Message, Outcome,
-    Output, SendError, Transmit, WsRead,
+    Application, AttemptFailure, ClientEvent, ClientSession, DeliveryId, Event, FrameChecker,
+    Inbound, Message, Outcome, Output, SendError, Transmit, WsRead,
 };
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::produce_ack::ProduceAck;
@@ -23,7 +23,7 @@ use futures_util::SinkExt;
 
 use super::Error;
 use crate::runtime::{self, Task, Tasks};
-use crate::transport::{self, BoxIo, Ws};
+use crate::transport::{self, BoxIo, Failed, Ws};
 
 /// How long the driver waits, when it ends, for the last writer to send its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -46,9 +46,9 @@ pub(crate) enum Command {
 enum Io {
     HttpData(u64, Vec<u8>),
     HttpEof(u64),
-    HttpFailed(u64, String),
+    HttpFailed(u64, Failed),
     WsOpen(u64, Box<Ws>),
-    WsFailed(u64, String),
+    WsFailed(u64, Failed),
     WsWriteFailed(u64, String),
 }
 
@@ -68,6 +68,9 @@ pub(crate) struct AppSide {
     pub(crate) events: async_broadcast::Sender<ClientEvent>,
     pub(crate) connected: Option<oneshot::Sender<Result<(), Error>>>,
     pub(crate) fatal: Arc<Mutex<Option<RegisterError>>>,
+    /// Why the last attempt or connection ended (the last cause of a first `connect`
+    /// that gives up).
+    pub(crate) last_failure: Arc<Mutex<Option<AttemptFailure>>>,
     /// Sends waiting for their PRODUCE_ACK, by `stream-id`.
     pub(crate) sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>>,
 }
@@ -115,6 +118,9 @@ pub(crate) struct Driver {
     pub(crate) commands: Receiver<Command>,
     pub(crate) app: AppSide,
     pub(crate) tasks: Tasks,
+    /// The socket error kind of the attempt in progress, until the session reports how
+    /// the attempt ended.
+    pub(crate) io_kind: Option<std::io::ErrorKind>,
 }
 
 /// The open connection: a reader task reads frames, checking lanes check them, a writer
@@ -167,6 +173,10 @@ pub(crate) fn unix_ms() -> i64 {
 
 impl Driver {
     pub(crate) async fn run(mut self) {
+        for event in ClientEvent::start_up(self.session.config()) {
+            tracing::warn!(%event);
+            self.app.publish(event);
+        }
         let (io_tx, io_rx) = async_channel::bounded::<Io>(64);
         let mut attempt: u64 = 0;
         let mut attempt_task: Option<Task<()>> = None;
@@ -200,7 +210,7 @@ impl Driver {
                                 let _ = tx
                                     .send(match result {
                                         Ok(ws) => Io::WsOpen(id, Box::new(ws)),
-                                        Err(e) => Io::WsFailed(id, e),
+                                        Err(failed) => Io::WsFailed(id, failed),
                                     })
                                     .await;
                             }));
@@ -217,6 +227,16 @@ impl Driver {
                         }
                     },
                     Output::Event(event) => {
+                        if matches!(event, Event::Connecting { .. }) {
+                            self.io_kind = None;
+                        }
+                        if let Some(failure) =
+                            AttemptFailure::from_event(&event, self.io_kind.take())
+                        {
+                            if let Ok(mut last) = self.app.last_failure.lock() {
+                                *last = Some(failure);
+                            }
+                        }
                         self.session.dispatch(event, &mut self.app, Instant::now())
                     }
                     Output::Timeout(at) => break Some(at),
@@ -287,8 +307,9 @@ impl Driver {
                         self.session.handle_http_data(&data, now);
                     }
                     Io::HttpEof(id) if id == attempt => self.session.handle_http_eof(now),
-                    Io::HttpFailed(id, e) if id == attempt => {
-                        self.session.handle_http_failed(&e, now);
+                    Io::HttpFailed(id, failed) if id == attempt => {
+                        self.io_kind = failed.kind;
+                        self.session.handle_http_failed(&failed.text, now);
                     }
                     Io::WsOpen(id, ws) if id == attempt => {
                         let (sink, reader) = (*ws).split();
@@ -310,7 +331,10 @@ impl Driver {
                         self.session.update_wall_clock(now, unix_ms());
                         self.session.handle_ws_open(now);
                     }
-                    Io::WsFailed(id, e) if id == attempt => self.session.handle_ws_failed(&e, now),
+                    Io::WsFailed(id, failed) if id == attempt => {
+                        self.io_kind = failed.kind;
+                        self.session.handle_ws_failed(&failed.text, now);
+                    }
                     Io::WsWriteFailed(id, e) if id == attempt && conn.is_some() => {
                         if let Some(c) = conn.take() {
                             retire(c, &mut closing);
@@ -516,17 +540,20 @@ async fn http_exchange(id: u64, endpoint: Endpoint, request: Vec<u8>, tx: Sender
         Ok(io) => io,
         Err(e) => {
             let _ = tx
-                .send(Io::HttpFailed(id, format!("connect {endpoint}: {e}")))
+                .send(Io::HttpFailed(
+                    id,
+                    Failed::io(format!("connect {endpoint}"), &e),
+                ))
                 .await;
             return;
         }
     };
     if let Err(e) = io.write_all(&request).await {
-        let _ = tx.send(Io::HttpFailed(id, format!("write: {e}"))).await;
+        let _ = tx.send(Io::HttpFailed(id, Failed::io("write", &e))).await;
         return;
     }
     if let Err(e) = io.flush().await {
-        let _ = tx.send(Io::HttpFailed(id, format!("write: {e}"))).await;
+        let _ = tx.send(Io::HttpFailed(id, Failed::io("write", &e))).await;
         return;
     }
     let mut buf = vec![0u8; 16 * 1024];
@@ -542,7 +569,7 @@ async fn http_exchange(id: u64, endpoint: Endpoint, request: Vec<u8>, tx: Sender
                 }
             }
             Err(e) => {
-                let _ = tx.send(Io::HttpFailed(id, format!("read: {e}"))).await;
+                let _ = tx.send(Io::HttpFailed(id, Failed::io("read", &e))).await;
                 return;
             }
         }

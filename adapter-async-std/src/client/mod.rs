@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use alipay_msg_core::client::{ClientConfig, ClientSession, Outcome};
+use alipay_msg_core::client::{AttemptFailure, ClientConfig, ClientSession, Outcome};
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
 use async_channel::{Receiver, Sender};
@@ -36,11 +36,15 @@ pub struct Client {
     events: async_broadcast::Sender<ClientEvent>,
     /// Keeps the event channel open while nobody subscribes; makes subscribers.
     subscribers: async_broadcast::InactiveReceiver<ClientEvent>,
+    /// Subscribed before the driver started: what the first [`Client::events`] returns.
+    first_events: Mutex<Option<async_broadcast::Receiver<ClientEvent>>>,
     driver: Mutex<Option<Task<()>>>,
     /// Set by [`Client::run`]: closes when `run` returns, after its last handler.
     handlers_done: Mutex<Option<Receiver<()>>>,
     /// The platform's refusal, when it stopped the client after connecting.
     fatal: Arc<Mutex<Option<RegisterError>>>,
+    /// Why the last attempt or connection ended.
+    last_failure: Arc<Mutex<Option<AttemptFailure>>>,
     max_in_flight: usize,
     tasks: Tasks,
 }
@@ -60,10 +64,15 @@ impl Client {
     /// Misconfigurations the client can see (keys, certificates, app id) fail at once
     /// with [`Error::Config`]; those only the platform can see (it refuses the
     /// signature, app id or certificate) fail with [`Error::Refused`] after the first
-    /// register. Network failures are retried with backoff for as long as it takes:
-    /// wrap the call in a timeout (`async_std::future::timeout`) to bound the wait;
-    /// dropping the future stops the attempts.
+    /// register. Network failures are retried with backoff until
+    /// `config.first_connect_timeout` (default 30 s) passes; then the call fails with
+    /// [`Error::ConnectTimeout`], which names the last attempt's failure. Dropping the
+    /// future stops the attempts. The events of the attempts (and key warnings) go to
+    /// the first [`Client::events`] subscription.
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        let deadline = config
+            .first_connect_timeout
+            .map(|t| (Instant::now() + t, t));
         let max_in_flight = config.max_in_flight;
         let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
         let rng = Box::new(
@@ -74,9 +83,11 @@ impl Client {
         let (delivery_tx, delivery_rx) = async_channel::bounded(max_in_flight);
         let (mut events, subscribers) = async_broadcast::broadcast(EVENT_CAPACITY);
         events.set_overflow(true);
+        let first_events = subscribers.clone();
         let subscribers = subscribers.deactivate();
         let (connected_tx, connected_rx) = oneshot::channel();
         let fatal = Arc::new(Mutex::new(None));
+        let last_failure = Arc::new(Mutex::new(None));
         let tasks = Tasks::default();
         let driver = tasks.spawn(
             Driver {
@@ -87,31 +98,53 @@ impl Client {
                     events: events.clone(),
                     connected: Some(connected_tx),
                     fatal: fatal.clone(),
+                    last_failure: last_failure.clone(),
                     sends: Default::default(),
                 },
                 tasks: tasks.clone(),
+                io_kind: None,
             }
             .run(),
         );
-        match connected_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                driver.await;
-                return Err(e);
-            }
-            Err(_) => return Err(Error::Closed),
-        }
-        Ok(Client {
+        let client = Client {
             commands,
             deliveries: Mutex::new(Some(delivery_rx)),
             events,
             subscribers,
+            first_events: Mutex::new(Some(first_events)),
             driver: Mutex::new(Some(driver)),
             handlers_done: Mutex::new(None),
             fatal,
+            last_failure,
             max_in_flight,
             tasks,
-        })
+        };
+        let answer = match deadline {
+            None => Some(connected_rx.await),
+            Some((at, _)) => {
+                futures_lite::future::or(async { Some(connected_rx.await) }, async {
+                    async_io::Timer::at(at).await;
+                    None
+                })
+                .await
+            }
+        };
+        match answer {
+            Some(Ok(Ok(()))) => Ok(client),
+            Some(Ok(Err(e))) => {
+                client.shutdown().await;
+                Err(e)
+            }
+            Some(Err(_)) => Err(Error::Closed),
+            None => {
+                client.shutdown().await;
+                let last = lock(&client.last_failure).clone().map(Box::new);
+                Err(Error::ConnectTimeout {
+                    waited: deadline.map(|(_, t)| t).unwrap_or_default(),
+                    last,
+                })
+            }
+        }
     }
 
     /// Runs `handler` for every verified message until the client shuts down, at most
@@ -206,10 +239,13 @@ impl Client {
         Ok(answer.await.map_err(|_| Error::Closed)??)
     }
 
-    /// Connection state changes, rejections, duplicates, handler failures, from now on.
-    /// Each subscriber holds up to 1024 events; one that lags loses the oldest.
+    /// Connection state changes, rejections, duplicates, handler failures. The first
+    /// subscription holds every event since start-up ([`ClientEvent::KeyWarning`]s, the
+    /// attempts of the first connection); later ones start from the call. Each
+    /// subscriber holds up to 1024 events; one that lags loses the oldest.
     pub fn events(&self) -> Events {
-        Events::new(self.subscribers.activate_cloned())
+        let first = lock(&self.first_events).take();
+        Events::new(first.unwrap_or_else(|| self.subscribers.activate_cloned()))
     }
 
     /// Stops taking new messages, lets the handlers in flight finish and their acks go

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, ClientSession, FrameChecker, Inbound, Outcome, Output, SendError, Transmit, WsRead,
+    Application, AttemptFailure, ClientSession, FrameChecker, Inbound, Outcome, Output, SendError,
+    Transmit, WsRead,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::Error;
-use crate::transport::{self, Ws};
+use crate::transport::{self, Failed, Ws};
 use alipay_msg_core::client::{ClientEvent, Message};
 
 /// Requests from [`super::Client`] handles.
@@ -37,9 +38,9 @@ pub(crate) enum Command {
 enum Io {
     HttpData(u64, Vec<u8>),
     HttpEof(u64),
-    HttpFailed(u64, String),
+    HttpFailed(u64, Failed),
     WsOpen(u64, Box<Ws>),
-    WsFailed(u64, String),
+    WsFailed(u64, Failed),
     WsWriteFailed(u64, String),
 }
 
@@ -47,6 +48,9 @@ pub(crate) struct Driver {
     pub(crate) session: ClientSession,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) app: AppSide,
+    /// The socket error kind of the attempt in progress, until the session reports how
+    /// the attempt ended.
+    pub(crate) io_kind: Option<std::io::ErrorKind>,
 }
 
 /// Where the session's events go ([`ClientSession::dispatch`]): tokio channels.
@@ -55,6 +59,9 @@ pub(crate) struct AppSide {
     pub(crate) events: broadcast::Sender<ClientEvent>,
     pub(crate) connected: Option<oneshot::Sender<Result<(), Error>>>,
     pub(crate) fatal: std::sync::Arc<std::sync::Mutex<Option<RegisterError>>>,
+    /// Why the last attempt or connection ended (the last cause of a first `connect`
+    /// that gives up).
+    pub(crate) last_failure: std::sync::Arc<std::sync::Mutex<Option<AttemptFailure>>>,
     /// Sends waiting for their PRODUCE_ACK, by `stream-id`.
     pub(crate) sends: HashMap<String, oneshot::Sender<Result<ProduceAck, SendError>>>,
 }
@@ -148,6 +155,10 @@ pub(crate) fn unix_ms() -> i64 {
 
 impl Driver {
     pub(crate) async fn run(mut self) {
+        for event in ClientEvent::start_up(self.session.config()) {
+            tracing::warn!(%event);
+            self.app.publish(event);
+        }
         let (io_tx, mut io_rx) = mpsc::channel::<Io>(64);
         let mut attempt: u64 = 0;
         let mut attempt_task: Option<JoinHandle<()>> = None;
@@ -183,7 +194,7 @@ impl Driver {
                                 let _ = tx
                                     .send(match result {
                                         Ok(ws) => Io::WsOpen(id, Box::new(ws)),
-                                        Err(e) => Io::WsFailed(id, e),
+                                        Err(failed) => Io::WsFailed(id, failed),
                                     })
                                     .await;
                             }));
@@ -201,6 +212,16 @@ impl Driver {
                         }
                     },
                     Output::Event(event) => {
+                        if matches!(event, alipay_msg_core::client::Event::Connecting { .. }) {
+                            self.io_kind = None;
+                        }
+                        if let Some(failure) =
+                            AttemptFailure::from_event(&event, self.io_kind.take())
+                        {
+                            if let Ok(mut last) = self.app.last_failure.lock() {
+                                *last = Some(failure);
+                            }
+                        }
                         self.session.dispatch(event, &mut self.app, Instant::now())
                     }
                     Output::Timeout(at) => break Some(at),
@@ -238,7 +259,10 @@ impl Driver {
                     match io {
                         Io::HttpData(id, data) if id == attempt => self.session.handle_http_data(&data, now),
                         Io::HttpEof(id) if id == attempt => self.session.handle_http_eof(now),
-                        Io::HttpFailed(id, e) if id == attempt => self.session.handle_http_failed(&e, now),
+                        Io::HttpFailed(id, failed) if id == attempt => {
+                            self.io_kind = failed.kind;
+                            self.session.handle_http_failed(&failed.text, now);
+                        }
                         Io::WsOpen(id, ws) if id == attempt => {
                             let (sink, reader) = (*ws).split();
                             let (writer, writer_task) = spawn_writer(sink, io_tx.clone(), id);
@@ -255,7 +279,10 @@ impl Driver {
                             self.session.update_wall_clock(now, unix_ms());
                             self.session.handle_ws_open(now);
                         }
-                        Io::WsFailed(id, e) if id == attempt => self.session.handle_ws_failed(&e, now),
+                        Io::WsFailed(id, failed) if id == attempt => {
+                            self.io_kind = failed.kind;
+                            self.session.handle_ws_failed(&failed.text, now);
+                        }
                         Io::WsWriteFailed(id, e) if id == attempt && conn.is_some() => {
                             conn = None;
                             self.session.handle_ws_closed(&e, now);
@@ -441,13 +468,16 @@ async fn http_exchange(
         Ok(io) => io,
         Err(e) => {
             let _ = tx
-                .send(Io::HttpFailed(id, format!("connect {endpoint}: {e}")))
+                .send(Io::HttpFailed(
+                    id,
+                    Failed::io(format!("connect {endpoint}"), &e),
+                ))
                 .await;
             return;
         }
     };
     if let Err(e) = io.write_all(&request).await {
-        let _ = tx.send(Io::HttpFailed(id, format!("write: {e}"))).await;
+        let _ = tx.send(Io::HttpFailed(id, Failed::io("write", &e))).await;
         return;
     }
     let mut buf = vec![0u8; 16 * 1024];
@@ -463,7 +493,7 @@ async fn http_exchange(
                 }
             }
             Err(e) => {
-                let _ = tx.send(Io::HttpFailed(id, format!("read: {e}"))).await;
+                let _ = tx.send(Io::HttpFailed(id, Failed::io("read", &e))).await;
                 return;
             }
         }

@@ -1,5 +1,6 @@
-//! The tokio client: [`Client::connect`], [`Client::run`], [`Client::deliveries`],
-//! [`Client::send`], [`Client::events`], [`Client::shutdown`].
+//! The tokio client: [`Client::connect`] (or [`Client::start`] to watch the first
+//! connection), [`Client::run`], [`Client::deliveries`], [`Client::send`],
+//! [`Client::events`], [`Client::shutdown`].
 
 mod driver;
 
@@ -7,7 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use alipay_msg_core::client::{ClientConfig, ClientSession, Outcome};
+use alipay_msg_core::client::{AttemptFailure, ClientConfig, ClientSession, Outcome};
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
 use futures_util::FutureExt;
@@ -26,12 +27,69 @@ pub struct Client {
     commands: mpsc::Sender<Command>,
     deliveries: Mutex<Option<mpsc::Receiver<Message>>>,
     events: broadcast::Sender<ClientEvent>,
+    /// Subscribed before the driver started: what the first [`Client::events`] returns.
+    first_events: Mutex<Option<broadcast::Receiver<ClientEvent>>>,
     driver: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     /// Set by [`Client::run`]: becomes `true` when its last handler has finished.
     handlers_done: tokio::sync::Mutex<Option<watch::Receiver<bool>>>,
     /// The platform's refusal, when it stopped the client after connecting.
     fatal: Arc<Mutex<Option<RegisterError>>>,
+    /// Why the last attempt or connection ended.
+    last_failure: Arc<Mutex<Option<AttemptFailure>>>,
     max_in_flight: usize,
+}
+
+/// A client on its way to the first connection ([`Client::start`]): watch its
+/// [`Connecting::events`], then await [`Connecting::connected`]. Dropping it stops the
+/// attempts.
+pub struct Connecting {
+    client: Client,
+    connected: oneshot::Receiver<Result<(), Error>>,
+    /// The first connection's deadline (`first_connect_timeout` from the start).
+    deadline: Option<(tokio::time::Instant, std::time::Duration)>,
+}
+
+impl Connecting {
+    /// The client's events from the start ([`Client::events`]): key warnings, then each
+    /// attempt of the first connection and how it failed (cause, next delay).
+    pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
+        self.client.events()
+    }
+
+    /// Waits for the first connection. Fails with [`Error::Refused`] when the platform
+    /// refuses the configuration, and with [`Error::ConnectTimeout`] (naming the last
+    /// attempt's failure) when `first_connect_timeout` passes first; the attempts have
+    /// stopped when it returns an error.
+    pub async fn connected(mut self) -> Result<Client, Error> {
+        let answer = match self.deadline {
+            None => (&mut self.connected).await,
+            Some((deadline, waited)) => {
+                match tokio::time::timeout_at(deadline, &mut self.connected).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        self.client.shutdown().await;
+                        // A poisoned lock means a panic while storing, which cannot happen.
+                        let last = self
+                            .client
+                            .last_failure
+                            .lock()
+                            .expect("lock not poisoned")
+                            .clone()
+                            .map(Box::new);
+                        return Err(Error::ConnectTimeout { waited, last });
+                    }
+                }
+            }
+        };
+        match answer {
+            Ok(Ok(())) => Ok(self.client),
+            Ok(Err(e)) => {
+                self.client.shutdown().await;
+                Err(e)
+            }
+            Err(_) => Err(Error::Closed),
+        }
+    }
 }
 
 impl Client {
@@ -40,9 +98,23 @@ impl Client {
     /// Misconfigurations the client can see (keys, certificates, app id) fail at once
     /// with [`Error::Config`]; those only the platform can see (it refuses the
     /// signature, app id or certificate) fail with [`Error::Refused`] after the first
-    /// register. Network failures are retried with backoff for as long as it takes:
-    /// wrap the call in `tokio::time::timeout` to bound the wait.
+    /// register. Network failures are retried with backoff until
+    /// `config.first_connect_timeout` (default 30 s) passes, then the call fails with
+    /// [`Error::ConnectTimeout`], which names the last attempt's failure. The events of
+    /// the attempts (and key warnings) go to the first [`Client::events`] receiver; to
+    /// watch them while connecting, use [`Client::start`].
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        Client::start(config)?.connected().await
+    }
+
+    /// Validates `config` and starts connecting on a task of the current runtime:
+    /// [`Client::connect`] in two steps, so that the first connection's events can be
+    /// watched ([`Connecting::events`]) and the wait abandoned (drop the
+    /// [`Connecting`]). Must be called within a tokio runtime.
+    pub fn start(config: ClientConfig) -> Result<Connecting, Error> {
+        let deadline = config
+            .first_connect_timeout
+            .map(|t| (tokio::time::Instant::now() + t, t));
         let max_in_flight = config.max_in_flight;
         let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
         let rng = Box::new(
@@ -51,9 +123,10 @@ impl Client {
         let session = ClientSession::new(config, rng, Instant::now(), driver::unix_ms())?;
         let (commands, command_rx) = mpsc::channel(1024);
         let (delivery_tx, delivery_rx) = mpsc::channel(max_in_flight);
-        let (events, _) = broadcast::channel(1024);
+        let (events, first_events) = broadcast::channel(1024);
         let (connected_tx, connected_rx) = oneshot::channel();
         let fatal = Arc::new(Mutex::new(None));
+        let last_failure = Arc::new(Mutex::new(None));
         let driver = tokio::spawn(
             Driver {
                 session,
@@ -63,27 +136,27 @@ impl Client {
                     events: events.clone(),
                     connected: Some(connected_tx),
                     fatal: fatal.clone(),
+                    last_failure: last_failure.clone(),
                     sends: Default::default(),
                 },
+                io_kind: None,
             }
             .run(),
         );
-        match connected_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                let _ = driver.await;
-                return Err(e);
-            }
-            Err(_) => return Err(Error::Closed),
-        }
-        Ok(Client {
-            commands,
-            deliveries: Mutex::new(Some(delivery_rx)),
-            events,
-            driver: tokio::sync::Mutex::new(Some(driver)),
-            handlers_done: tokio::sync::Mutex::new(None),
-            fatal,
-            max_in_flight,
+        Ok(Connecting {
+            client: Client {
+                commands,
+                deliveries: Mutex::new(Some(delivery_rx)),
+                events,
+                first_events: Mutex::new(Some(first_events)),
+                driver: tokio::sync::Mutex::new(Some(driver)),
+                handlers_done: tokio::sync::Mutex::new(None),
+                fatal,
+                last_failure,
+                max_in_flight,
+            },
+            connected: connected_rx,
+            deadline,
         })
     }
 
@@ -181,9 +254,16 @@ impl Client {
         Ok(answer.await.map_err(|_| Error::Closed)??)
     }
 
-    /// Connection state changes, rejections, duplicates, handler failures.
+    /// Connection state changes, rejections, duplicates, handler failures. The first
+    /// receiver holds every event since start-up ([`ClientEvent::KeyWarning`]s, the
+    /// attempts of the first connection), up to 1024; later ones start from the call.
     pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
-        self.events.subscribe()
+        // A poisoned lock means a panic while taking the receiver, which cannot happen.
+        self.first_events
+            .lock()
+            .expect("lock not poisoned")
+            .take()
+            .unwrap_or_else(|| self.events.subscribe())
     }
 
     /// Stops taking new messages, lets the handlers in flight finish and their acks go

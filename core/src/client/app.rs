@@ -6,9 +6,10 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::key::KeyWarning;
 use crate::register::RegisterError;
 
-use super::{ConfigError, Delivery, DeliveryId, DisconnectReason, Event, SendError};
+use super::{ClientConfig, ConfigError, Delivery, DeliveryId, DisconnectReason, Event, SendError};
 use crate::produce_ack::ProduceAck;
 use serde::de::DeserializeOwned;
 
@@ -69,6 +70,14 @@ pub enum ClientEvent {
         /// Attempt number since the last successful connection.
         attempt: u32,
     },
+    /// A key of the configuration loaded but is weak ([`super::Credentials::warnings`]);
+    /// published at start-up, before the first connection attempt.
+    KeyWarning {
+        /// Which key: `"app private key"` or `"platform public key"`.
+        which: &'static str,
+        /// What is wrong with it.
+        warning: KeyWarning,
+    },
     /// Connected.
     Connected,
     /// The connection or attempt ended.
@@ -108,6 +117,7 @@ impl fmt::Display for ClientEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientEvent::Connecting { attempt } => write!(f, "connecting (attempt {attempt})"),
+            ClientEvent::KeyWarning { which, warning } => write!(f, "warning: {which}: {warning}"),
             ClientEvent::Connected => f.write_str("connected"),
             ClientEvent::Disconnected { reason, retry_in } => match retry_in {
                 Some(d) => write!(f, "disconnected: {reason}; retrying in {d:?}"),
@@ -131,6 +141,17 @@ impl fmt::Display for ClientEvent {
 }
 
 impl ClientEvent {
+    /// The events every adapter publishes at start-up, before the first attempt: one
+    /// [`ClientEvent::KeyWarning`] per warning of the configured keys.
+    pub fn start_up(config: &ClientConfig) -> Vec<ClientEvent> {
+        config
+            .credentials
+            .warnings()
+            .into_iter()
+            .map(|(which, warning)| ClientEvent::KeyWarning { which, warning })
+            .collect()
+    }
+
     /// The application-facing form of a session event; `None` for the events an
     /// adapter handles itself (`Message`, `ProduceAck`).
     pub fn from_event(event: &Event) -> Option<ClientEvent> {
@@ -201,15 +222,74 @@ pub enum ClientError {
     /// `run` or `deliveries` was already called.
     #[error("deliveries are already being consumed (run or deliveries was called before)")]
     AlreadyConsuming,
-    /// No connection within the time the caller allowed.
-    #[error("not connected within {waited:?}{}", last.as_deref().map(|l| format!("; last: {l}")).unwrap_or_default())]
+    /// No connection within the time allowed (`ClientConfig::first_connect_timeout`,
+    /// or the blocking client's `connect_timeout`).
+    #[error("not connected within {waited:?}{}", last.as_ref().map(|l| format!("; last attempt: {l}")).unwrap_or_default())]
     ConnectTimeout {
         /// The time allowed.
         waited: std::time::Duration,
-        /// Why the last attempt failed, if one did.
-        last: Option<String>,
+        /// Why the last attempt failed, if one did (boxed: it holds a whole
+        /// [`DisconnectReason`], and every `Result` of the clients carries this type).
+        last: Option<Box<AttemptFailure>>,
     },
     /// A socket or thread could not be set up.
     #[error("{0}")]
     Io(String),
+}
+
+/// Why a connection attempt failed, as typed as the adapter could keep it: what
+/// [`ClientError::ConnectTimeout`] reports as the last cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttemptFailure {
+    /// The session's reason: a refused register is [`DisconnectReason::Register`], an
+    /// attempt past `connect_timeout` is [`DisconnectReason::ConnectTimeout`], a socket
+    /// error is [`DisconnectReason::Closed`] or [`DisconnectReason::Upgrade`] with the
+    /// error's text.
+    pub reason: DisconnectReason,
+    /// The kind of the socket error behind `reason`, when one was (e.g.
+    /// [`std::io::ErrorKind::ConnectionRefused`] for a port where nothing listens).
+    pub io_kind: Option<std::io::ErrorKind>,
+}
+
+impl AttemptFailure {
+    /// The failure an [`Event::Disconnected`] reports, with the kind of the socket error
+    /// the adapter saw for the same attempt (if any); `None` for other events.
+    pub fn from_event(event: &Event, io_kind: Option<std::io::ErrorKind>) -> Option<Self> {
+        match event {
+            Event::Disconnected { reason, .. } => Some(AttemptFailure {
+                reason: reason.clone(),
+                io_kind,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AttemptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_timeout_names_the_last_cause() {
+        let error = ClientError::ConnectTimeout {
+            waited: Duration::from_secs(2),
+            last: Some(Box::new(AttemptFailure {
+                reason: DisconnectReason::Closed(
+                    "connect http://127.0.0.1:9: Connection refused".to_owned(),
+                ),
+                io_kind: Some(std::io::ErrorKind::ConnectionRefused),
+            })),
+        };
+        assert_eq!(
+            error.to_string(),
+            "not connected within 2s; last attempt: connection closed: connect http://127.0.0.1:9: Connection refused"
+        );
+    }
 }

@@ -204,6 +204,12 @@ pub struct ClientConfig {
     pub dead_after: Duration,
     /// One attempt (register + upgrade) gives up after this long (default 10 s).
     pub connect_timeout: Duration,
+    /// How long the clients' `connect` waits for the first connection, attempts and
+    /// backoff included, before it gives up with `ClientError::ConnectTimeout` naming
+    /// the last attempt's failure (default 30 s: the first attempt's `connect_timeout`
+    /// and two more at the Java client's pace, PROTOCOL §8). `None` retries for as long
+    /// as it takes. Once connected, reconnects go on for ever whatever this is.
+    pub first_connect_timeout: Option<Duration>,
     /// Reconnect waits.
     pub backoff: BackoffConfig,
     /// Keep retrying after the platform refused the configuration (bad signature, app
@@ -289,6 +295,7 @@ impl ClientConfig {
             heartbeat_interval: Duration::from_secs(5),
             dead_after: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(10),
+            first_connect_timeout: Some(Duration::from_secs(30)),
             backoff: BackoffConfig::default(),
             retry_on_auth_error: false,
             max_clock_skew: Some(Duration::from_secs(10 * 60)),
@@ -330,6 +337,11 @@ impl ClientConfig {
             "connect_timeout",
             !self.connect_timeout.is_zero(),
             "must be more than zero",
+        )?;
+        setting(
+            "first_connect_timeout",
+            self.first_connect_timeout != Some(Duration::ZERO),
+            "must be more than zero (or none)",
         )?;
         setting(
             "send_timeout",

@@ -130,7 +130,7 @@ use std::time::{Duration, Instant};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-pub use app::{Application, ClientError, ClientEvent, Message};
+pub use app::{Application, AttemptFailure, ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
 pub use check::{CheckJob, CheckedFrame, FrameChecker};
 #[cfg(feature = "tungstenite")]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use alipay_msg_tokio::{config_file, Client, ClientEvent, Message};
+use alipay_msg_tokio::{config_file, Client, ClientError, ClientEvent, Message};
 use clap::Args;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -34,21 +34,66 @@ pub(crate) fn message_json(message: &Message) -> Value {
     })
 }
 
-pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
-    let config = config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
-    crate::runtime()?.block_on(async move {
-        let client = Client::connect(config).await.map_err(|e| Failure {
-            code: 2,
-            message: e.to_string(),
-        })?;
-        let mut events = client.events();
-        tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
-                if !matches!(event, ClientEvent::Connecting { .. }) {
+/// Prints the client's events on stderr from start-up on (key warnings, every failed
+/// attempt with its cause and next delay, reconnections), but the attempts' starts.
+pub(crate) fn print_events(mut events: tokio::sync::broadcast::Receiver<ClientEvent>) {
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ClientEvent::Connecting { .. }) => {}
+                Ok(event) => {
+                    if matches!(event, ClientEvent::KeyWarning { .. }) {
+                        tracing::warn!(%event);
+                    }
                     eprintln!("alipay-msg: {event}");
                 }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("alipay-msg: ({n} events not shown)");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
-        });
+        }
+    });
+}
+
+/// The failure of a first connection: exit status 3 when the platform could not be
+/// reached in time (the message names the last attempt's failure), 2 when it refused
+/// the configuration.
+pub(crate) fn connect_failure(error: ClientError) -> Failure {
+    Failure {
+        code: if matches!(error, ClientError::ConnectTimeout { .. }) {
+            3
+        } else {
+            2
+        },
+        message: error.to_string(),
+    }
+}
+
+pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
+    let mut config =
+        config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
+    // A listener waits for the platform for as long as it takes, reporting each failed
+    // attempt; Ctrl-C stops it.
+    config.first_connect_timeout = None;
+    crate::runtime()?.block_on(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        // Poll once: the handler is installed from here on, before the first attempt.
+        tokio::select! {
+            biased;
+            _ = &mut ctrl_c => return Ok(0),
+            () = std::future::ready(()) => {}
+        }
+        let connecting = Client::start(config).map_err(|e| Failure::malformed(e.to_string()))?;
+        print_events(connecting.events());
+        let client = tokio::select! {
+            _ = &mut ctrl_c => {
+                eprintln!("alipay-msg: interrupted before the first connection; stopped");
+                return Ok(0);
+            }
+            connected = connecting.connected() => connected.map_err(connect_failure)?,
+        };
         let exec = args.exec;
         let client = std::sync::Arc::new(client);
         let runner = client.clone();
@@ -61,7 +106,7 @@ pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
                 .await
         });
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut ctrl_c => {
                 eprintln!("alipay-msg: shutting down (waiting for handlers in flight)");
                 client.shutdown().await;
                 let _ = run.await;

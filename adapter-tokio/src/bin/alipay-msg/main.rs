@@ -1,7 +1,10 @@
 //! `alipay-msg`: command-line tools for the payment open platform's message channel.
 //!
-//! Exit status: 0 success; 1 a signature did not verify (`verify-notify`); 2 the input,
-//! a key or a certificate is malformed or unreadable (message on stderr).
+//! Exit status: 0 success (and `listen` stopped by Ctrl-C); 1 a signature did not verify
+//! (`verify-notify`) or a message was not accepted (`send`); 2 the input, a key or a
+//! certificate is malformed or unreadable, or the platform refused the configuration
+//! (message on stderr); 3 the platform could not be reached within the connect timeout
+//! (`send`; the message names the last attempt's failure).
 
 mod keys;
 
@@ -48,9 +51,11 @@ enum Command {
     /// a summary line (no account, no network beyond 127.0.0.1).
     Demo(demo::DemoArgs),
     /// Connect with a configuration file and print every verified message as a JSON
-    /// line (or run a command per message with --exec).
+    /// line (or run a command per message with --exec). Retries until connected,
+    /// reporting each failure on stderr; Ctrl-C stops it at any moment.
     Listen(listen::ListenArgs),
-    /// Send one message (PRODUCE) and print its PRODUCE_ACK; exit 0 when accepted.
+    /// Send one message (PRODUCE) and print its PRODUCE_ACK; exit 0 when accepted, 3
+    /// when the platform cannot be reached within the configuration's connect timeout.
     Send(send::SendArgs),
     /// Run the local platform simulator (register.do, websocket, pushes, redelivery)
     /// until Ctrl-C, printing one line per event.

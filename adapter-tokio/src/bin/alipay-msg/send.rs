@@ -22,17 +22,23 @@ pub(crate) struct SendArgs {
 }
 
 pub(crate) fn run(args: SendArgs) -> Result<u8, Failure> {
-    let config = config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
+    let mut config =
+        config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
+    // One message does not wait for ever: give up after the connect timeout, naming
+    // the last attempt's failure (exit status 3).
+    config.first_connect_timeout = Some(config.connect_timeout);
     let biz: Value = serde_json::from_str(&args.biz_content)
         .map_err(|e| Failure::malformed(format!("--biz-content is not JSON: {e}")))?;
     if !biz.is_object() {
         return Err(Failure::malformed("--biz-content must be a JSON object"));
     }
     crate::runtime()?.block_on(async move {
-        let client = Client::connect(config).await.map_err(|e| Failure {
-            code: 2,
-            message: e.to_string(),
-        })?;
+        let connecting = Client::start(config).map_err(|e| Failure::malformed(e.to_string()))?;
+        crate::listen::print_events(connecting.events());
+        let client = connecting
+            .connected()
+            .await
+            .map_err(crate::listen::connect_failure)?;
         let result = client.send(&args.msg_api, &biz).await;
         client.shutdown().await;
         let ack = result.map_err(|e| Failure {

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use alipay_msg_core::cert::{platform_cert_sn, Certificate};
 use alipay_msg_core::key::{PrivateKey, PublicKey};
+use alipay_msg_core::signature::SignType;
 use alipay_msg_tokio::simulator::{test_keys, AppKey, Simulator, SimulatorOptions};
 use clap::Args;
 use tokio::sync::broadcast::error::RecvError;
@@ -39,6 +40,11 @@ pub(crate) struct SimulateArgs {
     /// `alipay_cert_sn` in register answers.
     #[arg(long, value_name = "FILE")]
     platform_cert: Option<PathBuf>,
+    /// The app's sign type: `RSA2` (SHA256withRSA) or `RSA` (SHA1withRSA, apps created
+    /// before RSA2). The simulator signs the app's CONSUMEs with it (PROTOCOL §5);
+    /// register answers follow the sign type of each request.
+    #[arg(long, value_name = "TYPE", default_value = "RSA2")]
+    sign_type: SignType,
     /// Push the messages of this JSON-lines file at start (one
     /// `{"msg_api": …, "biz_content": {…}}` a line).
     #[arg(long = "push", value_name = "FILE")]
@@ -80,7 +86,8 @@ fn options(args: &SimulateArgs) -> Result<(SimulatorOptions, bool), Failure> {
     };
     let mut options = SimulatorOptions::new(&args.app_id, &app_key, &platform_key)
         .map_err(|e| Failure::malformed(format!("keys: {e}")))?
-        .listen(args.listen);
+        .listen(args.listen)
+        .app_sign_type(args.sign_type);
     if let Some(path) = &args.platform_cert {
         let chain = Certificate::all_from_pem(&read_file(path)?).map_err(|e| malformed(path, e))?;
         options =

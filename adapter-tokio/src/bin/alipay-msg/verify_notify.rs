@@ -1,4 +1,5 @@
-//! `alipay-msg verify-notify`: a raw notification body on stdin, one JSON line out.
+//! `alipay-msg verify-notify`: a raw notification body on stdin, one JSON line out
+//! (exit 0 valid, 1 signature does not verify, 2 malformed input or key).
 
 use alipay_msg_core::notify::{self, FormParams, Notification};
 use alipay_msg_core::sign_content::Rule;
@@ -17,7 +18,15 @@ pub(crate) struct VerifyNotifyArgs {
     v2: bool,
 }
 
+/// Prints the JSON line whatever happens: on exit 2 (malformed input or key) it is
+/// `{"valid":false,"error":…}`, the message also going to stderr.
 pub(crate) fn run(args: VerifyNotifyArgs) -> Result<u8, Failure> {
+    verify(args).inspect_err(|failure| {
+        println!("{}", json!({ "valid": false, "error": failure.message }));
+    })
+}
+
+fn verify(args: VerifyNotifyArgs) -> Result<u8, Failure> {
     let verifier = args.key.verifier()?;
     let body = read_stdin()?;
     // Tolerate the newline a shell adds after a pasted body.
