@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::key::KeyWarning;
 use crate::register::RegisterError;
 
-use super::{ClientConfig, ConfigError, Delivery, DeliveryId, DisconnectReason, Event, SendError};
+use super::{ConfigError, Delivery, DeliveryId, DisconnectReason, Event, SendError};
 use crate::produce_ack::ProduceAck;
 use serde::de::DeserializeOwned;
 
@@ -141,17 +141,6 @@ impl fmt::Display for ClientEvent {
 }
 
 impl ClientEvent {
-    /// The events every adapter publishes at start-up, before the first attempt: one
-    /// [`ClientEvent::KeyWarning`] per warning of the configured keys.
-    pub fn start_up(config: &ClientConfig) -> Vec<ClientEvent> {
-        config
-            .credentials
-            .warnings()
-            .into_iter()
-            .map(|(which, warning)| ClientEvent::KeyWarning { which, warning })
-            .collect()
-    }
-
     /// The application-facing form of a session event; `None` for the events an
     /// adapter handles itself (`Message`, `ProduceAck`).
     pub fn from_event(event: &Event) -> Option<ClientEvent> {
@@ -170,6 +159,17 @@ impl ClientEvent {
                 reason: reason.to_string(),
             },
             Event::Fatal(error) => ClientEvent::Fatal(error.to_string()),
+            Event::GaveUp { waited, last } => ClientEvent::Fatal(
+                ClientError::ConnectTimeout {
+                    waited: *waited,
+                    last: last.clone().map(Box::new),
+                }
+                .to_string(),
+            ),
+            Event::KeyWarning { which, warning } => ClientEvent::KeyWarning {
+                which,
+                warning: warning.clone(),
+            },
             Event::ShutdownComplete => ClientEvent::ShutdownComplete,
             Event::Message(_) | Event::ProduceAck { .. } => return None,
         })
@@ -187,10 +187,11 @@ pub trait Application {
     /// The PRODUCE_ACK (or failure) of the send whose `stream-id` is `stream_id`.
     fn produce_ack(&mut self, stream_id: String, result: Result<ProduceAck, SendError>);
 
-    /// A connection opened (`Ok`, after every (re)connection), or the platform refused
-    /// the configuration for good (`Err`): what a pending `connect` returns. Called
-    /// after the matching event is published.
-    fn connect_result(&mut self, result: Result<(), RegisterError>);
+    /// A connection opened (`Ok`, after every (re)connection), or the session stopped
+    /// before one did (`Err`: [`ClientError::Refused`] when the platform refused the
+    /// configuration, [`ClientError::ConnectTimeout`] past `first_connect_timeout`):
+    /// what a pending `connect` returns. Called after the matching event is published.
+    fn connect_result(&mut self, result: Result<(), ClientError>);
 
     /// An event for subscribers ([`ClientEvent`]).
     fn publish(&mut self, event: ClientEvent);
@@ -230,46 +231,11 @@ pub enum ClientError {
         waited: std::time::Duration,
         /// Why the last attempt failed, if one did (boxed: it holds a whole
         /// [`DisconnectReason`], and every `Result` of the clients carries this type).
-        last: Option<Box<AttemptFailure>>,
+        last: Option<Box<DisconnectReason>>,
     },
     /// A socket or thread could not be set up.
     #[error("{0}")]
     Io(String),
-}
-
-/// Why a connection attempt failed, as typed as the adapter could keep it: what
-/// [`ClientError::ConnectTimeout`] reports as the last cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct AttemptFailure {
-    /// The session's reason: a refused register is [`DisconnectReason::Register`], an
-    /// attempt past `connect_timeout` is [`DisconnectReason::ConnectTimeout`], a socket
-    /// error is [`DisconnectReason::Closed`] or [`DisconnectReason::Upgrade`] with the
-    /// error's text.
-    pub reason: DisconnectReason,
-    /// The kind of the socket error behind `reason`, when one was (e.g.
-    /// [`std::io::ErrorKind::ConnectionRefused`] for a port where nothing listens).
-    pub io_kind: Option<std::io::ErrorKind>,
-}
-
-impl AttemptFailure {
-    /// The failure an [`Event::Disconnected`] reports, with the kind of the socket error
-    /// the adapter saw for the same attempt (if any); `None` for other events.
-    pub fn from_event(event: &Event, io_kind: Option<std::io::ErrorKind>) -> Option<Self> {
-        match event {
-            Event::Disconnected { reason, .. } => Some(AttemptFailure {
-                reason: reason.clone(),
-                io_kind,
-            }),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for AttemptFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.reason)
-    }
 }
 
 #[cfg(test)]
@@ -280,12 +246,9 @@ mod tests {
     fn connect_timeout_names_the_last_cause() {
         let error = ClientError::ConnectTimeout {
             waited: Duration::from_secs(2),
-            last: Some(Box::new(AttemptFailure {
-                reason: DisconnectReason::Closed(
-                    "connect http://127.0.0.1:9: Connection refused".to_owned(),
-                ),
-                io_kind: Some(std::io::ErrorKind::ConnectionRefused),
-            })),
+            last: Some(Box::new(DisconnectReason::Network(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
         };
         assert_eq!(
             error.to_string(),

@@ -130,7 +130,7 @@ use std::time::{Duration, Instant};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-pub use app::{Application, AttemptFailure, ClientError, ClientEvent, Message};
+pub use app::{Application, ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
 pub use check::{CheckJob, CheckedFrame, FrameChecker};
 #[cfg(feature = "tungstenite")]
@@ -200,7 +200,11 @@ pub struct ClientSession {
     /// Check jobs handed out on the open connection, in read order.
     order: ReadOrder,
     /// The platform refused the configuration (sticky).
-    fatal: Option<RegisterError>,
+    fatal: Option<ClientError>,
+    /// Until the first connection opens: when to give up (`first_connect_timeout`).
+    first_deadline: Option<Instant>,
+    /// Why the last attempt failed, for [`Event::GaveUp`].
+    last_failure: Option<DisconnectReason>,
 }
 
 #[derive(Debug)]
@@ -299,8 +303,13 @@ impl ClientSession {
             max_outstanding: 0,
             order: ReadOrder::default(),
             fatal: None,
+            first_deadline: config.first_connect_timeout.map(|t| now + t),
+            last_failure: None,
             config,
         };
+        for (which, warning) in session.config.credentials.warnings() {
+            session.emit(Event::KeyWarning { which, warning });
+        }
         session.start_attempt(now);
         Ok(session)
     }
@@ -379,9 +388,11 @@ impl ClientSession {
         &self.config
     }
 
-    /// Why the session stopped, when the platform refused the configuration
-    /// ([`Event::Fatal`]); sticky.
-    pub fn error(&self) -> Option<&RegisterError> {
+    /// Why the session stopped on its own: the platform refused the configuration
+    /// ([`Event::Fatal`], as [`ClientError::Refused`]) or no connection opened within
+    /// `first_connect_timeout` ([`Event::GaveUp`], as [`ClientError::ConnectTimeout`]);
+    /// sticky.
+    pub fn error(&self) -> Option<&ClientError> {
         self.fatal.as_ref()
     }
 
@@ -400,6 +411,9 @@ impl ClientSession {
         if self.shutdown_deadline.is_some_and(|d| now >= d) {
             self.finish_shutdown(now);
             return;
+        }
+        if self.first_deadline.is_some_and(|d| now >= d) && !matches!(self.state, State::Ended) {
+            return self.give_up(now);
         }
         let reading = self.wants_read();
         let mask = self.mask();
@@ -455,6 +469,7 @@ impl ClientSession {
             Some(state),
             self.pending.next_deadline(),
             self.shutdown_deadline,
+            self.first_deadline,
         ]
         .into_iter()
         .flatten()
@@ -609,9 +624,25 @@ impl ClientSession {
             self.drop_link(false, now);
             self.fail_pending();
             self.state = State::Ended;
-            self.fatal = Some(error.clone());
+            self.fatal = Some(ClientError::Refused(error.clone()));
             self.emit(Event::Fatal(error));
         }
+    }
+
+    /// `first_connect_timeout` passed before any connection opened: stop, naming the
+    /// last attempt's failure.
+    fn give_up(&mut self, now: Instant) {
+        let waited = self.config.first_connect_timeout.unwrap_or_default();
+        let last = self.last_failure.take();
+        self.drop_link(false, now);
+        self.fail_pending();
+        self.state = State::Ended;
+        self.first_deadline = None;
+        self.fatal = Some(ClientError::ConnectTimeout {
+            waited,
+            last: last.clone().map(Box::new),
+        });
+        self.emit(Event::GaveUp { waited, last });
     }
 
     /// The upgrade succeeded: the websocket is open; `rest` are the first bytes after
@@ -622,6 +653,8 @@ impl ClientSession {
         };
         self.generation += 1;
         self.attempts = 0;
+        self.first_deadline = None;
+        self.last_failure = None;
         self.order.abandon();
         let limits = WsLimits {
             max_message_bytes: self.config.frame_limits.max_frame_bytes,
@@ -799,6 +832,14 @@ impl ClientSession {
                 app.connect_result(Ok(()));
             }
             Event::Fatal(error) => {
+                app.publish(ClientEvent::Fatal(error.to_string()));
+                app.connect_result(Err(ClientError::Refused(error)));
+            }
+            Event::GaveUp { waited, last } => {
+                let error = ClientError::ConnectTimeout {
+                    waited,
+                    last: last.map(Box::new),
+                };
                 app.publish(ClientEvent::Fatal(error.to_string()));
                 app.connect_result(Err(error));
             }
@@ -1154,6 +1195,9 @@ impl ClientSession {
         }
         let delay = self.backoff.next_delay(&mut self.rng);
         self.state = State::Backoff { until: now + delay };
+        if self.first_deadline.is_some() {
+            self.last_failure = Some(reason.clone());
+        }
         self.emit(Event::Disconnected {
             reason,
             retry_in: Some(delay),

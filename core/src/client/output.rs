@@ -191,6 +191,22 @@ pub enum Event {
     /// The platform refused the configuration; the session stops (see
     /// `retry_on_auth_error`).
     Fatal(RegisterError),
+    /// No connection opened within `first_connect_timeout` of the session's start; the
+    /// session stops. Once a connection has opened, reconnects go on for ever.
+    GaveUp {
+        /// `first_connect_timeout`.
+        waited: Duration,
+        /// Why the last attempt failed, if one did.
+        last: Option<DisconnectReason>,
+    },
+    /// A configured key works but is weak (e.g. under 2048 bits): reported once, first,
+    /// when the session starts.
+    KeyWarning {
+        /// Which key: `app private key`, `platform public key`, ….
+        which: &'static str,
+        /// What is wrong with it.
+        warning: crate::key::KeyWarning,
+    },
     /// Shutdown finished: in-flight deliveries completed (or the shutdown timeout
     /// passed) and the connection is closed.
     ShutdownComplete,
