@@ -33,6 +33,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Queued texts written in one go stop at about this many bytes.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
 /// Frames the reader hands the writer (pongs, the close echo, closes the simulator
 /// starts). The websocket keeps at most one pong and one close pending, so a few
 /// suffice; the reader waits when the writer is behind.
@@ -162,7 +165,7 @@ async fn write_frames(
                 Some(text) => {
                     // Batch what is queued, then write once.
                     push_text(&ws, charset, &text, &mut out);
-                    while out.len() < READ_CHUNK * 4 {
+                    while out.len() < WRITE_BATCH_BYTES {
                         let Ok(text) = frames.try_recv() else { break };
                         push_text(&ws, charset, &text, &mut out);
                     }
