@@ -4,9 +4,10 @@
 use std::fmt;
 use std::time::Instant;
 
+use alipay_msg_core::charset::MalformedText;
 use alipay_msg_core::consume::AckStatus;
 use alipay_msg_core::server::{
-    DeliveryKind, MsgId, ProduceAnswer, RedeliveryReason, ServerEvent, UnexpectedAck,
+    ConnectionId, DeliveryKind, MsgId, ProduceAnswer, RedeliveryReason, ServerEvent, UnexpectedAck,
 };
 
 /// One thing that happened in the simulator ([`super::Simulator::events`]). `Display`
@@ -28,6 +29,15 @@ pub enum SimulatorEvent {
     },
     /// An event of the platform state machine.
     Server(ServerEvent),
+    /// A client sent a text frame whose bytes are not valid in its connection's charset:
+    /// the simulator closed the connection with 1007, as the platform's Java client does
+    /// (PROTOCOL §4).
+    UndecodableText {
+        /// The connection.
+        conn: ConnectionId,
+        /// The charset and where the first malformed sequence starts.
+        error: MalformedText,
+    },
 }
 
 impl fmt::Display for SimulatorEvent {
@@ -43,6 +53,9 @@ impl fmt::Display for SimulatorEvent {
                 write!(f, "push {msg_id}: {what} {msg_api} for app {app_id} queued")
             }
             SimulatorEvent::Server(event) => server_event(event, f),
+            SimulatorEvent::UndecodableText { conn, error } => {
+                write!(f, "{conn}: text frame refused ({error}); closed with 1007")
+            }
         }
     }
 }

@@ -19,6 +19,9 @@ pub(super) struct RequestHead {
     /// Path and query as received.
     pub(super) target: String,
     pub(super) headers: Vec<(String, String)>,
+    /// The head's bytes as received (for the websocket handshake, which reads them
+    /// itself); at most [`MAX_HEAD_BYTES`].
+    pub(super) raw: Vec<u8>,
     /// Bytes received after the head (the start of a body, or of websocket frames).
     pub(super) rest: Vec<u8>,
 }
@@ -96,6 +99,7 @@ pub(super) async fn read_head<S: AsyncRead + Unpin>(
                             )
                         })
                         .collect(),
+                    raw: buf[..len].to_vec(),
                     rest: buf[len..].to_vec(),
                 })
             }
@@ -222,6 +226,8 @@ mod tests {
         assert_eq!(head.target, "/websocket?a=1");
         assert_eq!(head.path(), "/websocket");
         assert_eq!(head.header("cookie"), Some("zone=Z;"));
+        assert!(head.raw.starts_with(b"GET /websocket?a=1 HTTP/1.1\r\n"));
+        assert!(head.raw.ends_with(b"zone=Z; \r\n\r\n"));
         let _client = writer.await.unwrap();
         // The rest may or may not have arrived with the head; what arrived is kept.
         assert!(b"EXTRA".starts_with(&head.rest));

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use alipay_msg_core::charset::{Charset, MalformedText};
 use alipay_msg_core::server::{ConnectionId, ServerOutput, ServerSession, UpgradeRefusal};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -24,15 +25,23 @@ pub(super) enum Request {
         reply: oneshot::Sender<Vec<u8>>,
     },
     /// `GET /websocket?…` with valid websocket headers: accept or refuse. On success
-    /// the frames for the connection go to `writer`.
+    /// the frames for the connection go to `writer`, and the answer carries the
+    /// connection's charset (its frames' bytes, both ways, PROTOCOL §4).
     Upgrade {
         target: String,
         cookie: Option<String>,
         writer: mpsc::Sender<String>,
-        reply: oneshot::Sender<Result<ConnectionId, UpgradeRefusal>>,
+        reply: oneshot::Sender<Result<(ConnectionId, Charset), UpgradeRefusal>>,
     },
-    /// A text frame from a client.
+    /// A text frame from a client, decoded in the connection's charset.
     Text { conn: ConnectionId, text: String },
+    /// A client sent a text frame that is not valid in the connection's charset; the
+    /// connection task closed the websocket with 1007, as the platform's Java client
+    /// does (PROTOCOL §4).
+    Undecodable {
+        conn: ConnectionId,
+        error: MalformedText,
+    },
     /// A client connection ended.
     Closed { conn: ConnectionId },
     /// Work from the handle.
@@ -122,7 +131,12 @@ impl Platform {
                     // Registered before draining: queued messages may go out at once.
                     self.writers.insert(*conn, writer);
                 }
-                if reply.send(result.clone()).is_err() {
+                let answer = result.clone().map(|conn| {
+                    let charset = self.session.connection_charset(conn);
+                    // An accepted connection is open until the next input.
+                    (conn, charset.unwrap_or_default())
+                });
+                if reply.send(answer).is_err() {
                     // The connection task is gone before the handshake finished.
                     if let Ok(conn) = result {
                         self.writers.remove(&conn);
@@ -131,6 +145,14 @@ impl Platform {
                 }
             }
             Request::Text { conn, text } => self.session.handle_text(conn, &text, now),
+            Request::Undecodable { conn, error } => {
+                let _ = self
+                    .events
+                    .send(SimulatorEvent::UndecodableText { conn, error });
+                // Closed by the platform side: its messages in flight are redelivered.
+                self.writers.remove(&conn);
+                self.session.disconnect(conn, now);
+            }
             Request::Closed { conn } => {
                 self.writers.remove(&conn);
                 self.session.handle_closed(conn, now);

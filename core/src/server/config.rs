@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::charset::Charset;
 use crate::frame::FrameLimits;
 use crate::key::PrivateKey;
 use crate::signature::{SignType, SignatureError, Signer, Verifier};
@@ -128,8 +127,6 @@ pub struct ServerConfig {
     /// After this many failed attempts a message is abandoned
     /// ([`super::ServerEvent::Abandoned`]); `None` retries forever (default `None`).
     pub max_attempts: Option<u32>,
-    /// `x-charset` of CONSUME frames (default UTF-8).
-    pub charset: Charset,
     /// Bounds on frames received from clients.
     pub limits: FrameLimits,
     /// Most messages not yet settled (queued, waiting for redelivery or in flight);
@@ -175,7 +172,6 @@ impl ServerConfig {
             ack_timeout: Duration::from_secs(10),
             redelivery: [1, 2, 4, 8, 16].map(Duration::from_secs).to_vec(),
             max_attempts: None,
-            charset: Charset::Utf8,
             limits: FrameLimits::default(),
             max_queued: 100_000,
             max_connections_per_app: 4,

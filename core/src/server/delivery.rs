@@ -36,8 +36,24 @@ pub(crate) struct Payload {
     app_id: String,
     msg_api: String,
     data: String,
-    charset: Charset,
-    sign: Option<(SignType, String)>,
+    /// `x-signType` of the signatures.
+    sign_type: SignType,
+    /// The signature over `data` encoded in UTF-8.
+    sign_utf8: String,
+    /// The signature over `data` encoded in GBK; `None` when `data` is ASCII, whose
+    /// bytes (and so signature) are the same in both charsets.
+    sign_gbk: Option<String>,
+}
+
+impl Payload {
+    /// The signature for a connection whose charset is `charset`: a CONSUME is written
+    /// in the connection's charset and signed over those bytes (PROTOCOL §4–5).
+    fn sign_in(&self, charset: Charset) -> &str {
+        match (charset, &self.sign_gbk) {
+            (Charset::Gbk, Some(sign)) => sign,
+            _ => &self.sign_utf8,
+        }
+    }
 }
 
 /// A CONSUME body signed once, to push many times with
@@ -244,13 +260,20 @@ impl ServerSession {
             ..DataHeader::default()
         };
         let data = write_data(&header, Some(content));
-        let charset = self.config.charset;
         // Signed in the app's sign type (PROTOCOL §5): SHA1withRSA for an `RSA` app.
         let platform = self.config.signer_for(app.sign_type);
-        let sign = match forge {
-            None => platform.sign_text(&data, charset)?,
-            Some(Some(forger)) => forger.sign_text(&data, charset)?,
-            Some(None) => platform.sign_text(&format!("{data} "), charset)?,
+        // Signed in both charsets: which one goes out depends on the connection it is
+        // sent on (PROTOCOL §4), and a message may be redelivered on another one.
+        let sign = |charset| match forge {
+            None => platform.sign_text(&data, charset),
+            Some(Some(forger)) => forger.sign_text(&data, charset),
+            Some(None) => platform.sign_text(&format!("{data} "), charset),
+        };
+        let sign_utf8 = sign(Charset::Utf8)?;
+        let sign_gbk = if data.is_ascii() {
+            None
+        } else {
+            Some(sign(Charset::Gbk)?)
         };
         let sign_type = match forge {
             Some(Some(forger)) => forger.sign_type(),
@@ -260,8 +283,9 @@ impl ServerSession {
             app_id: app_id.to_owned(),
             msg_api: msg_api.to_owned(),
             data,
-            charset,
-            sign: Some((sign_type, sign)),
+            sign_type,
+            sign_utf8,
+            sign_gbk,
         })
     }
 
@@ -374,7 +398,8 @@ impl ServerSession {
             m.timer = Some(key);
         }
 
-        let text = self.consume_text(&id, &payload, corrupt, now);
+        let charset = self.connection_charset(conn).unwrap_or_default();
+        let text = self.consume_text(&id, &payload, corrupt, charset, now);
         if garbage {
             self.send_frame(conn, GARBAGE_FRAME.to_owned());
             self.event(ServerEvent::GarbageSent { conn });
@@ -384,7 +409,16 @@ impl ServerSession {
             (false, true) => DeliveryKind::CorruptedSignature,
             (false, false) => DeliveryKind::Genuine,
         };
-        let dup_copy = dup_conn.map(|dup| (dup, text.clone()));
+        let dup_copy = dup_conn.map(|dup| {
+            // The copy is written in its own connection's charset.
+            let dup_charset = self.connection_charset(dup).unwrap_or_default();
+            let text = if dup_charset == charset {
+                text.clone()
+            } else {
+                self.consume_text(&id, &payload, corrupt, dup_charset, now)
+            };
+            (dup, text)
+        });
         self.send_frame(conn, text);
         self.event(ServerEvent::Delivered {
             msg_id: id.clone(),
@@ -417,12 +451,14 @@ impl ServerSession {
     }
 
     /// The CONSUME text: header lines, `x-msgId`, `x-timestamp` = wall clock now, the
-    /// signed `data` (PROTOCOL §4–5).
+    /// signed `data` (PROTOCOL §4–5), with `x-charset` and the signature of `charset`, the
+    /// charset of the connection it goes out on.
     fn consume_text(
         &mut self,
         id: &MsgId,
         payload: &Payload,
         corrupt: bool,
+        charset: Charset,
         now: Instant,
     ) -> String {
         self.stream_seq += 1;
@@ -432,13 +468,12 @@ impl ServerSession {
             stream_id: Some(format!("s{:011}", self.stream_seq)),
         };
         let corrupted;
-        let sign = match &payload.sign {
-            Some((sign_type, sign)) if corrupt => {
+        let sign = match payload.sign_in(charset) {
+            sign if corrupt => {
                 corrupted = corrupt_sign(sign);
-                Some((*sign_type, corrupted.as_str()))
+                corrupted.as_str()
             }
-            Some((sign_type, sign)) => Some((*sign_type, sign.as_str())),
-            None => None,
+            sign => sign,
         };
         let header = DataHeader::default();
         ConsumeOut {
@@ -447,9 +482,9 @@ impl ServerSession {
             timestamp_ms: self.clock.unix_ms(now),
             data_header: &header,
             biz_content: "{}",
-            charset: payload.charset,
+            charset,
         }
-        .encode_with_sign(&payload.data, sign)
+        .encode_with_sign(&payload.data, Some((payload.sign_type, sign)))
     }
 
     // ----- acks, timeouts, disconnects -----

@@ -31,7 +31,7 @@
 //! // No connection yet: the message waits.
 //! while let Some(out) = server.poll_output() {
 //!     match out {
-//!         ServerOutput::Send { conn, text } => { /* write `text` to websocket `conn` */ }
+//!         ServerOutput::Send { conn, text } => { /* write `text`, encoded in the connection's charset, to websocket `conn` */ }
 //!         ServerOutput::Close { conn } => { /* close websocket `conn` */ }
 //!         ServerOutput::Event(event) => println!("{event:?}"),
 //!         _ => {}
@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
+use crate::charset::Charset;
 use crate::clock::WallClock;
 use crate::consume::{AckStatus, ConsumeAck};
 use crate::frame::{Command, Frame, FrameError};
@@ -122,7 +123,8 @@ impl fmt::Display for MsgId {
 #[must_use]
 #[non_exhaustive]
 pub enum ServerOutput {
-    /// Send this text frame on the connection.
+    /// Send this text frame on the connection, its bytes in the connection's charset
+    /// ([`ServerSession::connection_charset`], PROTOCOL §4).
     Send {
         /// The connection.
         conn: ConnectionId,
@@ -357,6 +359,8 @@ pub enum PushError {
 #[derive(Debug)]
 struct Connection {
     app_id: String,
+    /// The `charset` of its upgrade: frames on it are written in it (PROTOCOL §4).
+    charset: Charset,
     /// Messages in flight here (primary copies only).
     in_flight: HashSet<MsgId>,
     /// Marked by a close fault: no more frames; closed at the end of the input.
@@ -733,10 +737,11 @@ impl ServerSession {
             "sign_type",
             "sign",
         ];
-        let app_id = match check_params(&params, &required, &self.config, self.clock.unix_ms(now)) {
-            Ok(checked) => checked.app_id,
-            Err(problem) => return refuse(UpgradeRefusal::from_problem(problem)),
-        };
+        let (app_id, charset) =
+            match check_params(&params, &required, &self.config, self.clock.unix_ms(now)) {
+                Ok(checked) => (checked.app_id, checked.charset),
+                Err(problem) => return refuse(UpgradeRefusal::from_problem(problem)),
+            };
         if self.config.require_zone_cookie {
             let zone = cookie.and_then(register::zone_in_cookie);
             if zone.is_none() || zone != self.config.zone.as_deref() {
@@ -759,6 +764,7 @@ impl ServerSession {
             conn,
             Connection {
                 app_id: app_id.clone(),
+                charset,
                 in_flight: HashSet::new(),
                 closing: false,
             },
@@ -772,6 +778,15 @@ impl ServerSession {
             .get(app_id)
             .map(|a| a.conns.clone())
             .unwrap_or_default()
+    }
+
+    /// The charset of open connection `conn`: the `charset` parameter of its upgrade.
+    /// Every text frame on it is written and read in it (PROTOCOL §4): the
+    /// [`ServerOutput::Send`] text is to be encoded in it, and text frames received on it
+    /// decoded with it (strictly; the platform's client closes with 1007 on bytes that do
+    /// not decode). CONSUMEs to it carry it as `x-charset` and are signed over its bytes.
+    pub fn connection_charset(&self, conn: ConnectionId) -> Option<Charset> {
+        self.connections.get(&conn).map(|c| c.charset)
     }
 
     /// Link tokens remembered (issued and not yet forgotten).
@@ -806,7 +821,8 @@ impl ServerSession {
 
     // ----- text from clients -----
 
-    /// A text frame from the client on `conn`: a CONSUME_ACK settles or fails a
+    /// A text frame from the client on `conn`, decoded (strictly) in the connection's
+    /// charset ([`ServerSession::connection_charset`]): a CONSUME_ACK settles or fails a
     /// delivery (PROTOCOL §6), a PRODUCE is checked and answered (§7). Anything else is
     /// reported as [`ServerEvent::MalformedFromClient`] and the connection is kept.
     pub fn handle_text(&mut self, conn: ConnectionId, text: &str, now: Instant) {

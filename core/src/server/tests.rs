@@ -95,16 +95,26 @@ fn register_target(app_id: &str, timestamp_ms: i64, signer: &Signer, charset: Ch
 }
 
 fn upgrade_target(app_id: &str, token: &str, timestamp_ms: i64, signer: &Signer) -> String {
+    upgrade_target_in(app_id, token, timestamp_ms, signer, Charset::Utf8)
+}
+
+fn upgrade_target_in(
+    app_id: &str,
+    token: &str,
+    timestamp_ms: i64,
+    signer: &Signer,
+    charset: Charset,
+) -> String {
     let params = UpgradeParams {
         app_id,
-        charset: Charset::Utf8,
+        charset,
         link_token: token,
         timestamp_ms,
         cert_sns: None,
     }
     .sign(signer)
     .unwrap();
-    format!("{WEBSOCKET_PATH}?{}", params.query(Charset::Utf8))
+    format!("{WEBSOCKET_PATH}?{}", params.query(charset))
 }
 
 /// register.do then the upgrade, for `app_id`; outputs are drained.
@@ -540,6 +550,61 @@ fn push_delivers_a_verifiable_consume_and_success_settles() {
     assert_eq!(s.poll_timeout(), None);
     let counts = s.counts();
     assert_eq!((counts.acked, counts.queued, counts.in_flight), (1, 0, 0));
+}
+
+/// PROTOCOL §4: each connection's frames are in the charset of its upgrade; a CONSUME
+/// carries it as `x-charset` and its signature holds over the text's bytes in it,
+/// also when a message written for one charset is redelivered on the other.
+#[test]
+fn consumes_are_signed_in_each_connections_charset() {
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    let app = app_signer();
+    let connect_in = |s: &mut ServerSession, charset| {
+        let token = s
+            .handle_register(&register_target(APP, ms(t0, t0), &app, charset), t0)
+            .result
+            .unwrap();
+        let target = upgrade_target_in(APP, &token, ms(t0, t0), &app, charset);
+        let conn = s.accept_upgrade(&target, None, t0).unwrap();
+        drain(s);
+        conn
+    };
+    let gbk = connect_in(&mut s, Charset::Gbk);
+    let utf8 = connect_in(&mut s, Charset::Utf8);
+    assert_eq!(s.connection_charset(gbk), Some(Charset::Gbk));
+    assert_eq!(s.connection_charset(utf8), Some(Charset::Utf8));
+    assert_eq!(s.connection_charset(ConnectionId(99)), None);
+
+    let biz = r#"{"title":"订单已支付"}"#;
+    let m1 = s.push(APP, API, biz, t0).unwrap();
+    let m2 = s.push(APP, API, biz, t0).unwrap();
+    let sent = sends(&drain(&mut s));
+    assert_eq!(
+        sent.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        [gbk, utf8]
+    );
+    for ((conn, text), charset) in sent.iter().zip(["GBK", "UTF-8"]) {
+        let frame = consume(text);
+        assert_eq!(frame.charset.as_deref(), Some(charset), "{conn}");
+        assert_eq!(frame.biz_content(), biz);
+        assert_eq!(frame.verify(&platform_verifier()), SignatureStatus::Valid);
+    }
+    // The two signatures differ: they cover different bytes.
+    assert_ne!(consume(&sent[0].1).sign, consume(&sent[1].1).sign);
+
+    // m1, written for the GBK connection, is redelivered on the UTF-8 one in UTF-8.
+    s.handle_text(utf8, &ack(&sent[1].1, AckStatus::Success), t0);
+    s.handle_closed(gbk, t0);
+    drain(&mut s);
+    s.handle_timeout(t0 + Duration::from_secs(1));
+    let again = sends(&drain(&mut s));
+    assert_eq!(again.len(), 1);
+    let frame = consume(&again[0].1);
+    assert_eq!((frame.msg_id.as_str(), again[0].0), (m1.as_str(), utf8));
+    assert_eq!(frame.charset.as_deref(), Some("UTF-8"));
+    assert_eq!(frame.verify(&platform_verifier()), SignatureStatus::Valid);
+    assert_ne!(m1, m2);
 }
 
 /// Pushes one message on a fresh connection; returns the session, connection, id and
