@@ -156,3 +156,79 @@ fn shutdown_sends_a_close_frame_then_closes() {
     assert_eq!(closes, 1);
     assert!(pair.server.connections_of(support::APP).is_empty());
 }
+
+/// Drives a session whose every connection is refused until it stops: the events it
+/// emitted, and the instant it reported done.
+fn run_refused(
+    mut config: alipay_msg_core::client::ClientConfig,
+) -> (Vec<Event>, std::time::Duration) {
+    use alipay_msg_core::client::{ClientSession, Output, Transmit};
+    use std::time::Instant;
+    config.first_connect_timeout = Some(Duration::from_secs(20));
+    let start = Instant::now();
+    let mut now = start;
+    let mut session =
+        ClientSession::new(config, support::seed_bytes(3), now, support::UNIX0).unwrap();
+    let mut events = Vec::new();
+    for _ in 0..10_000 {
+        match session.poll_output() {
+            Output::Transmit(Transmit::Connect { conn, .. }) => session.handle_input(
+                Input::ConnectFailed {
+                    conn,
+                    error: std::io::ErrorKind::ConnectionRefused,
+                },
+                now,
+            ),
+            Output::Event(event) => events.push(event),
+            Output::Timeout(at) => {
+                now = at;
+                session.handle_timeout(now);
+            }
+            Output::Done => return (events, now - start),
+            _ => {}
+        }
+    }
+    panic!("the session never stopped: {events:?}");
+}
+
+#[test]
+fn the_first_connection_gives_up_after_first_connect_timeout_naming_the_last_cause() {
+    let config = support::client_config(support::app_credentials());
+    let (events, stopped_after) = run_refused(config);
+    assert_eq!(stopped_after, Duration::from_secs(20));
+    let attempts = events
+        .iter()
+        .filter(|e| matches!(e, Event::Disconnected { .. }))
+        .count();
+    assert!(attempts >= 3, "{events:?}");
+    match events.last() {
+        Some(Event::GaveUp { waited, last }) => {
+            assert_eq!(*waited, Duration::from_secs(20));
+            assert_eq!(
+                *last,
+                Some(DisconnectReason::Network(
+                    std::io::ErrorKind::ConnectionRefused
+                ))
+            );
+        }
+        other => panic!("last event {other:?}"),
+    }
+}
+
+#[test]
+fn key_warnings_come_first() {
+    let small = support::vector("../keys/small_1024_public.pem");
+    let credentials = alipay_msg_core::client::Credentials::public_key(
+        &support::vector("keys/app_private_pkcs1.pem"),
+        &small,
+    )
+    .unwrap();
+    let (events, _) = run_refused(support::client_config(credentials));
+    match events.first() {
+        Some(Event::KeyWarning { which, warning }) => {
+            assert_eq!(*which, "platform public key");
+            assert!(warning.to_string().contains("1024"), "{warning}");
+        }
+        other => panic!("first event {other:?}"),
+    }
+}
