@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alipay_msg_async_std::{Client, ClientConfig, ClientError, ClientEvent, Credentials};
-use alipay_msg_tokio::simulator::{test_keys, Simulator, SimulatorHandle, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, Simulator, SimulatorHandle, SimulatorOptions};
 use async_std::task::{self};
 use futures_lite::StreamExt;
 use serde_json::json;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alipay_msg_async_std::{Client, ClientConfig, Credentials};
-use alipay_msg_tokio::simulator::{test_keys, Simulator, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, Simulator, SimulatorOptions};
 
 const LIMIT: Duration = Duration::from_secs(30);
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alipay_msg_blocking::{Client, ClientConfig, ClientEvent, Credentials, PoolConfig};
-use alipay_msg_tokio::simulator::{test_keys, Simulator, SimulatorHandle, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, Simulator, SimulatorHandle, SimulatorOptions};
 
 const LIMIT: Duration = Duration::from_secs(10);
 const MSG_API: &str = "alipay.open.mini.version.audit.passed";

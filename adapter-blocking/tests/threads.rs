@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alipay_msg_blocking::{Client, ClientConfig, Credentials, PoolConfig};
-use alipay_msg_tokio::simulator::{test_keys, Simulator, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, Simulator, SimulatorOptions};
 
 /// Names of this process's threads that belong to a client: `alipay-msg-io`,
 /// `alipay-msg-connect`, `alipay-msg-handler-N` (the kernel keeps 15 bytes of a name,

@@ -34,7 +34,6 @@
 
 mod client;
 pub mod config_file;
-pub mod simulator;
 mod transport;
 
 pub use alipay_msg_core as core;
@@ -43,4 +42,3 @@ pub use alipay_msg_core::client::{ClientConfig, Credentials};
 pub use client::{
     Client, ClientError, ClientEvent, Connecting, Deliveries, Error, Incoming, Message,
 };
-pub use simulator::{Simulator, SimulatorError, SimulatorEvent, SimulatorHandle, SimulatorOptions};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alipay_msg_core::server::ServerEvent;
 use alipay_msg_core::signature::SignType;
-use alipay_msg_tokio::simulator::{test_keys, SimulatorEvent};
+use alipay_msg_simulator::{test_keys, SimulatorEvent};
 use alipay_msg_tokio::{Client, ClientConfig, Credentials, Simulator, SimulatorOptions};
 use tokio::sync::mpsc;
 use tokio::time::timeout;

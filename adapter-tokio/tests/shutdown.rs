@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alipay_msg_tokio::simulator::{test_keys, Simulator, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, Simulator, SimulatorOptions};
 use alipay_msg_tokio::{Client, ClientConfig, Credentials};
 
 /// Counts handler futures that have ended (completed or dropped).

@@ -12,7 +12,7 @@ use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::register::{parse_register_answer, register_request, RegisterParams};
 use alipay_msg_core::server::{MessageState, ServerEvent};
 use alipay_msg_core::signature::{SignType, Signer, Verifier};
-use alipay_msg_tokio::simulator::{test_keys, SimulatorEvent};
+use alipay_msg_simulator::{test_keys, SimulatorEvent};
 use alipay_msg_tokio::{Client, ClientConfig, Credentials, Simulator, SimulatorOptions};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -19,7 +19,7 @@ use alipay_msg_core::server::{ProduceAnswer, ServerEvent};
 use alipay_msg_core::signature::{SignType, Signer, Verifier};
 use alipay_msg_core::ws::handshake::ClientHandshake;
 use alipay_msg_core::ws::{CloseCode, Role, WsConnection, WsEvent, WsLimits};
-use alipay_msg_tokio::simulator::{test_keys, SimulatorEvent};
+use alipay_msg_simulator::{test_keys, SimulatorEvent};
 use alipay_msg_tokio::{Simulator, SimulatorOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use alipay_msg_core::client::{BackoffConfig, ClientEvent, Message};
 use alipay_msg_core::endpoint::Endpoint;
-use alipay_msg_tokio::simulator::{Simulator, SimulatorOptions};
+use alipay_msg_simulator::{Simulator, SimulatorOptions};
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::json;

@@ -23,9 +23,7 @@ use alipay_msg_core::key::PrivateKey;
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::server::{FaultPlan, ProduceFailure};
 use alipay_msg_core::signature::{SignType, Signer};
-use alipay_msg_tokio::simulator::{
-    test_keys, AppKey, Simulator, SimulatorHandle, SimulatorOptions,
-};
+use alipay_msg_simulator::{test_keys, AppKey, Simulator, SimulatorHandle, SimulatorOptions};
 use serde_json::{json, Value};
 
 /// A handler as the suite writes it: synchronous, may block (the client under test runs
@@ -513,8 +511,10 @@ pub fn first_connect_gives_up_with_the_last_cause<C: ClientUnderTest>() {
             assert_eq!(*waited, Duration::from_millis(1500));
             let last = last.as_ref().expect("an attempt failed");
             assert_eq!(
-                last.io_kind,
-                Some(std::io::ErrorKind::ConnectionRefused),
+                **last,
+                alipay_msg_core::client::DisconnectReason::Network(
+                    std::io::ErrorKind::ConnectionRefused
+                ),
                 "{last}"
             );
         }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alipay_msg_core::server::FaultPlan;
-use alipay_msg_tokio::simulator::{test_keys, PlatformMessage, Simulator, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, PlatformMessage, Simulator, SimulatorOptions};
 use alipay_msg_tokio::{Client, ClientConfig, ClientEvent, Credentials};
 use clap::Args;
 use serde_json::{json, Value};

@@ -8,7 +8,7 @@ use std::time::Instant;
 use alipay_msg_core::cert::{platform_cert_sn, Certificate};
 use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::signature::SignType;
-use alipay_msg_tokio::simulator::{test_keys, AppKey, Simulator, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, AppKey, Simulator, SimulatorOptions};
 use clap::Args;
 use tokio::sync::broadcast::error::RecvError;
 

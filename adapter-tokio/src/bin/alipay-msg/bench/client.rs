@@ -10,7 +10,7 @@ use std::time::Duration;
 use alipay_msg_core::client::{ClientConfig, Credentials};
 use alipay_msg_core::crypto::Backend;
 use alipay_msg_core::endpoint::Endpoint;
-use alipay_msg_tokio::simulator::test_keys;
+use alipay_msg_simulator::test_keys;
 use clap::Args;
 use serde_json::json;
 

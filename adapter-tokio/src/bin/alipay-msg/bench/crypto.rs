@@ -11,7 +11,7 @@ use alipay_msg_core::crypto::Backend;
 use alipay_msg_core::frame::{DataHeader, FrameHeaders, FrameLimits};
 use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::signature::{SignType, Signer, Verifier};
-use alipay_msg_tokio::simulator::test_keys;
+use alipay_msg_simulator::test_keys;
 
 use crate::Failure;
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use alipay_msg_core::crypto::Backend;
 use alipay_msg_core::server::{ServerEvent, ServerSession};
-use alipay_msg_tokio::simulator::{PlatformMessage, Simulator, SimulatorOptions};
+use alipay_msg_simulator::{PlatformMessage, Simulator, SimulatorOptions};
 use alipay_msg_tokio::SimulatorEvent;
 use clap::{Args, ValueEnum};
 use serde_json::Value;

@@ -14,15 +14,12 @@
 //! bytes).
 //!
 //! ```no_run
-//! use alipay_msg_tokio::simulator::{test_keys, Simulator, SimulatorOptions};
-//! use alipay_msg_tokio::{Client, ClientConfig, Credentials};
+//! use alipay_msg_simulator::{Simulator, SimulatorOptions};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let sim = Simulator::start(SimulatorOptions::with_test_keys()).await?;
-//! let credentials = Credentials::public_key(test_keys::APP_PRIVATE_KEY, test_keys::PLATFORM_PUBLIC_KEY)?;
-//! let mut config = ClientConfig::new(test_keys::APP_ID, credentials);
-//! config.endpoint = sim.endpoint();
-//! let client = Client::connect(config).await?;
+//! // A client with the test keys (`test_keys::APP_PRIVATE_KEY`, `PLATFORM_PUBLIC_KEY`)
+//! // and `sim.endpoint()` as its endpoint receives this message:
 //! sim.push("alipay.open.mini.version.audit.passed", r#"{"mini_app_id":"2014072300007148"}"#).await?;
 //! # Ok(())
 //! # }
@@ -36,6 +33,8 @@
 //! - `GET /admin/status` → `200 {"connections": n, "settled": bool, "queued": n,
 //!   "waiting_retry": n, "in_flight": n, "acked": n, "abandoned": n,
 //!   "forged_discarded": n, "forged_accepted": n}`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod admin;
 mod blocking;

@@ -23,7 +23,7 @@ use super::{Simulator, SimulatorError, SimulatorEvent, SimulatorOptions};
 /// thread.
 ///
 /// ```
-/// use alipay_msg_tokio::simulator::{Simulator, SimulatorOptions};
+/// use alipay_msg_simulator::{Simulator, SimulatorOptions};
 ///
 /// let sim = Simulator::start_on_thread(SimulatorOptions::with_test_keys()).unwrap();
 /// let id = sim.push("alipay.open.mini.version.audit.passed", r#"{"mini_app_id":"1"}"#).unwrap();

@@ -92,7 +92,7 @@ impl AppKey {
 ///
 /// ```
 /// use std::time::Duration;
-/// use alipay_msg_tokio::simulator::SimulatorOptions;
+/// use alipay_msg_simulator::SimulatorOptions;
 ///
 /// let mut options = SimulatorOptions::with_test_keys();
 /// options.server.ack_timeout = Duration::from_secs(2);
