@@ -208,8 +208,11 @@ pub enum ClientError {
     /// The configuration is invalid (reported before any connection).
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
-    /// The platform refused the configuration at registration.
-    #[error("the platform refused the configuration: {0}")]
+    /// Registration failed for good: the platform refused the configuration
+    /// ([`RegisterError::is_platform_refusal`]), or this client refused the platform's
+    /// answer (e.g. its signature does not verify with the configured platform key).
+    /// The message says which.
+    #[error("registration failed: {0}")]
     Refused(RegisterError),
     /// A send failed or got no answer.
     #[error(transparent)]
