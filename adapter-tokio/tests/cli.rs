@@ -614,3 +614,106 @@ fn rsa_app_end_to_end_through_the_cli() {
     let printed = sim_lines.join().unwrap().join("\n");
     assert!(printed.contains("ack SUCCESS"), "{printed}");
 }
+
+/// `simulate` on a free port: the process and its `host:port`.
+fn start_simulator() -> (Reaped, String) {
+    use std::io::{BufRead, BufReader};
+    let mut simulate = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["simulate", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut sim_out = BufReader::new(simulate.0.stdout.take().unwrap());
+    let mut first = String::new();
+    sim_out.read_line(&mut first).unwrap();
+    let endpoint = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    // Keep reading the simulator's output so that it never blocks on a full pipe.
+    std::thread::spawn(move || sim_out.lines().map_while(Result::ok).count());
+    (simulate, endpoint)
+}
+
+/// `send` with a configuration naming these two key files: exit status and stderr.
+fn send_with_keys(
+    name: &str,
+    endpoint: &str,
+    app_private: &str,
+    platform: &str,
+) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("alipay-msg-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "app_id = \"2021000000000001\"\nendpoint = \"{endpoint}\"\n\
+             [keys]\napp_private_key_file = \"{}\"\nalipay_public_key_file = \"{}\"\n\
+             [tuning]\nconnect_timeout_ms = 5000\n",
+            path(app_private),
+            path(platform),
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "send",
+            "--config",
+            config.to_str().unwrap(),
+            "--msg-api",
+            "alipay.open.app.openbizmock.message.send",
+            "--biz-content",
+            "{}",
+        ],
+        b"",
+    );
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// The key mix-ups at registration, named: the app public key configured as the
+/// platform key (this client refuses the platform's answer), and an app private key
+/// that is not the pair of the app public key the platform has (`isv.invalid-signature`).
+#[test]
+fn send_names_the_likely_key_mix_up() {
+    let (_simulator, endpoint) = start_simulator();
+    let (code, err) = send_with_keys(
+        "platform-key-is-app-key",
+        &endpoint,
+        "keys/app_private_pkcs1.pem",
+        "keys/app_public.pem",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        !last.contains("platform refused"),
+        "the client refused: {last}"
+    );
+    assert!(
+        last.contains("refused the platform's register.do answer"),
+        "{last}"
+    );
+    assert!(last.contains("alipay_public_key_file"), "{last}");
+    assert!(last.contains("not the app public key"), "{last}");
+
+    let (code, err) = send_with_keys(
+        "app-key-not-the-pair",
+        &endpoint,
+        "../keys/small_1024_pkcs1.pem",
+        "keys/alipay_public.pem",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(last.contains("isv.invalid-signature"), "{last}");
+    assert!(
+        last.contains("app public key uploaded in the console"),
+        "{last}"
+    );
+    assert!(last.contains("app_private_key_file"), "{last}");
+}
