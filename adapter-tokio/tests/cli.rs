@@ -615,6 +615,129 @@ fn rsa_app_end_to_end_through_the_cli() {
     assert!(printed.contains("ack SUCCESS"), "{printed}");
 }
 
+const NOTIFY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/notify");
+
+/// SHA-256 of the SubjectPublicKeyInfo DER of `vectors/keys/alipay_public.pem`, first
+/// 16 hex digits (`openssl pkey -pubin -in … -outform DER | sha256sum`).
+const PLATFORM_KEY_FINGERPRINT: &str = "d0de861be430270f";
+
+/// `verify-notify` on a file of `testdata/notify/` (or raw bytes), with extra flags:
+/// the exit status and the one JSON line.
+fn verify_notify(flags: &[&str], body: &[u8]) -> (Option<i32>, Value) {
+    let key = path("keys/alipay_public.pem");
+    let mut args = vec!["verify-notify", "--alipay-public-key", &key];
+    args.extend(flags);
+    let out = run(&args, body);
+    (out.status.code(), json_line(&out))
+}
+
+fn notify_file(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{NOTIFY}/{name}")).unwrap()
+}
+
+/// The `explain` object of a line, with the fields every diagnosis has.
+fn explain(line: &Value) -> &Value {
+    let explain = &line["explain"];
+    assert!(explain.is_object(), "no explain in {line}");
+    assert_eq!(
+        explain["key_fingerprint"], PLATFORM_KEY_FINGERPRINT,
+        "{line}"
+    );
+    explain
+}
+
+fn hints(line: &Value) -> Vec<&str> {
+    explain(line)["hints"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hints in {line}"))
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn verify_notify_explains_a_v2_body_checked_without_v2() {
+    let (code, line) = verify_notify(&[], &notify_file("gateway_message_rsa2_v2.txt"));
+    assert_eq!(code, Some(1), "{line}");
+    let explain = explain(&line);
+    assert_eq!(explain["rule"], "V1");
+    assert_eq!(explain["charset"], "UTF-8");
+    assert_eq!(explain["sign_type"], "RSA2");
+    let content = explain["sign_content"].as_str().unwrap();
+    assert!(
+        content.starts_with("app_id=2013121700999429&biz_content={"),
+        "{content}"
+    );
+    assert!(
+        !content.contains("sign_type="),
+        "V1 leaves sign_type out: {content}"
+    );
+    assert_eq!(hints(&line), ["verifies under the V2 rule: use --v2"]);
+}
+
+#[test]
+fn verify_notify_explains_a_v1_body_checked_with_v2() {
+    let (code, line) = verify_notify(&["--v2"], &notify_file("trade_notify_rsa2_v1.txt"));
+    assert_eq!(code, Some(1), "{line}");
+    assert_eq!(explain(&line)["rule"], "V2");
+    assert!(explain(&line)["sign_content"]
+        .as_str()
+        .unwrap()
+        .contains("&sign_type=RSA2&"));
+    assert_eq!(hints(&line), ["verifies under the V1 rule: leave out --v2"]);
+}
+
+#[test]
+fn verify_notify_explains_an_already_url_decoded_body() {
+    let (code, line) = verify_notify(&[], &notify_file("trade_notify_rsa2_v1_url_decoded.txt"));
+    assert_eq!(code, Some(1), "{line}");
+    assert_eq!(explain(&line)["charset"], "utf-8");
+    assert_eq!(hints(&line), ["the body looks already URL-decoded"]);
+}
+
+#[test]
+fn verify_notify_explains_a_json_body() {
+    let (code, line) = verify_notify(&[], &notify_file("gateway_message_rsa2_v1_as_json.json"));
+    assert_eq!(code, Some(2), "{line}");
+    assert_eq!(line["valid"], false);
+    assert!(line["error"]
+        .as_str()
+        .unwrap()
+        .contains("malformed notification"));
+    assert_eq!(hints(&line), ["this is JSON, not a form body"]);
+}
+
+#[test]
+fn verify_notify_explains_empty_input() {
+    for body in [&b""[..], b"\n", b" \r\n"] {
+        let (code, line) = verify_notify(&[], body);
+        assert_eq!(code, Some(2), "{line}");
+        assert_eq!(hints(&line), ["empty input"], "{body:?}");
+    }
+}
+
+#[test]
+fn verify_notify_explain_always_with_the_flag() {
+    let body = notify_file("trade_notify_rsa2_v1.txt");
+    let (code, line) = verify_notify(&[], &body);
+    assert_eq!(code, Some(0));
+    assert!(line.get("explain").is_none(), "only on failure: {line}");
+    let (code, line) = verify_notify(&["--explain"], &body);
+    assert_eq!(code, Some(0), "{line}");
+    assert_eq!(line["valid"], true);
+    assert_eq!(hints(&line), Vec::<&str>::new());
+    // A tampered body: the exact sign content shows the changed amount.
+    let (code, line) = verify_notify(&[], &notify_file("trade_notify_tampered_amount.txt"));
+    assert_eq!(code, Some(1));
+    assert!(hints(&line).is_empty(), "{line}");
+    let content = explain(&line)["sign_content"].as_str().unwrap().to_owned();
+    let verified = verify_notify(&["--explain"], &body).1;
+    assert_ne!(
+        content,
+        explain(&verified)["sign_content"].as_str().unwrap()
+    );
+}
+
 /// `simulate` on a free port: the process and its `host:port`.
 fn start_simulator() -> (Reaped, String) {
     use std::io::{BufRead, BufReader};
