@@ -2,7 +2,7 @@
 //! (exit 0 valid, 1 signature does not verify, 2 malformed input or key). When the
 //! notification is refused (exit 1, or 2 for a malformed body), and always with
 //! `--explain`, the line carries `explain`: the diagnosis of
-//! [`notify::diagnose`](alipay_msg_core::notify::diagnose).
+//! [`notify::diagnose`].
 
 use alipay_msg_core::notify::{self, Diagnosis, FormParams, Hint, Notification};
 use alipay_msg_core::sign_content::Rule;
