@@ -66,7 +66,12 @@ pub(crate) fn connect_failure(error: ClientError) -> Failure {
         } else {
             2
         },
-        message: error.to_string(),
+        // `ClientError::Refused` reads "the platform refused"; when this client refused
+        // the platform's answer (a key mix-up), say only that.
+        message: match &error {
+            ClientError::Refused(e) if !e.is_platform_refusal() => e.to_string(),
+            _ => error.to_string(),
+        },
     }
 }
 
