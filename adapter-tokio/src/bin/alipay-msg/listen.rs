@@ -2,13 +2,12 @@
 //! command) every verified message.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use alipay_msg_tokio::{config_file, Client, ClientError, ClientEvent, Message};
 use clap::Args;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 
+use crate::exec_command::ExecCommand;
 use crate::Failure;
 
 #[derive(Args)]
@@ -17,7 +16,9 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// Run this shell command per message, with the message JSON on stdin: exit status
-    /// 0 acks SUCCESS, anything else FAIL (the platform redelivers).
+    /// 0 acks SUCCESS, anything else FAIL (the platform redelivers). It runs in a
+    /// process group of its own (a terminal's Ctrl-C does not reach it). A simple
+    /// command's program must exist at start-up; one with shell syntax is not checked.
     #[arg(long, value_name = "CMD")]
     exec: Option<String>,
 }
@@ -73,6 +74,9 @@ pub(crate) fn connect_failure(error: ClientError) -> Failure {
 pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     let mut config =
         config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
+    // Before connecting: a program that does not exist is a start-up error, not a FAIL
+    // per message.
+    let exec = args.exec.map(ExecCommand::new).transpose()?;
     // A listener waits for the platform for as long as it takes, reporting each failed
     // attempt; Ctrl-C stops it.
     config.first_connect_timeout = None;
@@ -94,7 +98,7 @@ pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
             }
             connected = connecting.connected() => connected.map_err(connect_failure)?,
         };
-        let exec = args.exec;
+        let exec = exec.map(std::sync::Arc::new);
         let client = std::sync::Arc::new(client);
         let runner = client.clone();
         let mut run = tokio::spawn(async move {
@@ -120,31 +124,13 @@ pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     })
 }
 
-async fn handle(message: &Message, exec: Option<&str>) -> Result<(), String> {
+async fn handle(message: &Message, exec: Option<&ExecCommand>) -> Result<(), String> {
     let line = message_json(message).to_string();
-    let Some(command) = exec else {
-        println!("{line}");
-        return Ok(());
-    };
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its input is fine.
-        let _ = stdin.write_all(line.as_bytes()).await;
-        let _ = stdin.write_all(b"\n").await;
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| format!("{command:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?} exited with {status}"))
+    match exec {
+        Some(command) => command.run(&line).await,
+        None => {
+            println!("{line}");
+            Ok(())
+        }
     }
 }

@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod cert_sn;
 mod demo;
+mod exec_command;
 mod inspect_frame;
 mod listen;
 mod send;
