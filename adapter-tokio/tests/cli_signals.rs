@@ -1,6 +1,6 @@
-//! `alipay-msg listen` and the signals terminals send: `--exec` handlers run in their
-//! own process group, and an `--exec` program that does not exist is reported at
-//! start-up.
+//! `alipay-msg listen` and the signals service managers and terminals send: SIGTERM
+//! drains like SIGINT, a second signal stops at once, `--exec` handlers run in their own
+//! process group, and an `--exec` program that does not exist is reported at start-up.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
@@ -196,10 +196,100 @@ fn wait_for_start(started: &Path) -> u32 {
     }
 }
 
+/// The live (not zombie) processes of process group `group`, as `ps` lists them.
+fn live_members(group: u32) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["-A", "-o", "pgid=,stat=,args="])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| {
+            let mut fields = line.split_whitespace();
+            fields.next() == Some(group.to_string().as_str())
+                && !fields.next().unwrap_or("").starts_with('Z')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The simulator's first ack line: the ack of the one message pushed.
 fn first_ack(sim_lines: &Receiver<String>) -> String {
     let seen = wait_for_line(sim_lines, "ack ", "the simulator");
     seen.last().unwrap().clone()
+}
+
+/// SIGTERM (systemd, Docker, Kubernetes) drains as Ctrl-C does: `listen` waits for the
+/// `--exec` handler running, its SUCCESS ack goes out, and it exits 0.
+#[test]
+fn sigterm_drains_a_running_exec_handler_to_a_success_ack() {
+    let dir = test_dir("sigterm");
+    let (_sim, endpoint, sim_lines) = simulator(&dir);
+    let config = client_config(&dir, &endpoint);
+    let (exec, started, done) = marking_handler(&dir, 1);
+    let (mut listen, stderr) = listen(&config, &exec);
+    wait_for_start(&started);
+    listen.signal("-TERM", false);
+    let status = listen.wait_at_most(PATIENCE);
+    let err = drain(&stderr);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{status:?}: {err:#?}"
+    );
+    assert!(
+        err.iter().any(|l| l.contains("SIGTERM: shutting down")),
+        "{err:#?}"
+    );
+    assert!(done.exists(), "the handler was not let finish: {err:#?}");
+    let ack = first_ack(&sim_lines);
+    assert!(ack.contains("ack SUCCESS"), "{ack}");
+}
+
+/// A second signal during the drain ends `listen` at once (well before the handler's
+/// 30 s), saying how many deliveries were left unacked, with exit status 128 + the
+/// signal's number; the handler still running is killed, with what it started.
+#[test]
+fn a_second_signal_during_the_drain_stops_at_once() {
+    let dir = test_dir("second");
+    let (_sim, endpoint, _sim_lines) = simulator(&dir);
+    let config = client_config(&dir, &endpoint);
+    let (exec, started, done) = marking_handler(&dir, 30);
+    let (mut listen, stderr) = listen(&config, &exec);
+    let handler = wait_for_start(&started);
+    listen.signal("-TERM", false);
+    // Two signals sent at once may arrive as one: the second follows the first's line.
+    wait_for_line(&stderr, "shutting down", "listen after SIGTERM");
+    let second = Instant::now();
+    listen.signal("-INT", false);
+    let status = listen.wait_at_most(Duration::from_secs(10));
+    let stopped_after = second.elapsed();
+    let err = drain(&stderr);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(130),
+        "{status:?} after {stopped_after:?}: {err:#?}"
+    );
+    assert!(
+        err.iter().any(|l| l.contains(
+            "second signal (SIGINT): stopping now; 1 delivery left unacked (the platform redelivers it)"
+        )),
+        "{err:#?}"
+    );
+    assert!(!done.exists(), "the drain was not cut short");
+    // The handler's whole process group is killed: its shell and the `sleep 30`.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let live = live_members(handler);
+        if live.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the handler's processes outlived listen: {live:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A terminal's Ctrl-C signals the whole foreground process group: the `--exec` handler

@@ -2,12 +2,15 @@
 //! command) every verified message.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use alipay_msg_tokio::{config_file, Client, ClientError, ClientEvent, Message};
+use alipay_msg_tokio::{config_file, Client, ClientConfig, ClientError, ClientEvent, Message};
 use clap::Args;
 use serde_json::{json, Value};
 
 use crate::exec_command::ExecCommand;
+use crate::stop_signals::StopSignals;
 use crate::Failure;
 
 #[derive(Args)]
@@ -78,50 +81,102 @@ pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     // per message.
     let exec = args.exec.map(ExecCommand::new).transpose()?;
     // A listener waits for the platform for as long as it takes, reporting each failed
-    // attempt; Ctrl-C stops it.
+    // attempt; a stop signal ends it.
     config.first_connect_timeout = None;
-    crate::runtime()?.block_on(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        // Poll once: the handler is installed from here on, before the first attempt.
-        tokio::select! {
-            biased;
-            _ = &mut ctrl_c => return Ok(0),
-            () = std::future::ready(()) => {}
+    // After a second signal, handlers may still be running: dropping the runtime drops
+    // them, and with them their `--exec` children.
+    crate::runtime()?.block_on(listen(config, exec))
+}
+
+async fn listen(config: ClientConfig, exec: Option<ExecCommand>) -> Result<u8, Failure> {
+    // Installed before the first attempt.
+    let mut signals = StopSignals::install()?;
+    let connecting = Client::start(config).map_err(|e| Failure::malformed(e.to_string()))?;
+    print_events(connecting.events());
+    let client = tokio::select! {
+        signal = signals.recv() => {
+            eprintln!(
+                "alipay-msg: {}: interrupted before the first connection; stopped",
+                signal.name()
+            );
+            return Ok(0);
         }
-        let connecting = Client::start(config).map_err(|e| Failure::malformed(e.to_string()))?;
-        print_events(connecting.events());
-        let client = tokio::select! {
-            _ = &mut ctrl_c => {
-                eprintln!("alipay-msg: interrupted before the first connection; stopped");
-                return Ok(0);
-            }
-            connected = connecting.connected() => connected.map_err(connect_failure)?,
-        };
-        let exec = exec.map(std::sync::Arc::new);
-        let client = std::sync::Arc::new(client);
-        let runner = client.clone();
-        let mut run = tokio::spawn(async move {
-            runner
-                .run(move |message| {
-                    let exec = exec.clone();
-                    async move { handle(&message, exec.as_deref()).await }
-                })
-                .await
-        });
-        tokio::select! {
-            _ = &mut ctrl_c => {
-                eprintln!("alipay-msg: shutting down (waiting for handlers in flight)");
-                client.shutdown().await;
-                let _ = run.await;
-                Ok(0)
-            }
-            ended = &mut run => match ended {
-                Ok(Err(e)) => Err(Failure { code: 2, message: e.to_string() }),
-                _ => Ok(0),
-            },
+        connected = connecting.connected() => connected.map_err(connect_failure)?,
+    };
+    let exec = exec.map(Arc::new);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let client = Arc::new(client);
+    let (runner, counter) = (client.clone(), in_flight.clone());
+    let mut run = tokio::spawn(async move {
+        runner
+            .run(move |message| {
+                let exec = exec.clone();
+                let running = InFlight::enter(&counter);
+                async move {
+                    let _running = running;
+                    handle(&message, exec.as_deref()).await
+                }
+            })
+            .await
+    });
+    let first = tokio::select! {
+        signal = signals.recv() => signal,
+        ended = &mut run => return match ended {
+            Ok(Err(e)) => Err(Failure { code: 2, message: e.to_string() }),
+            _ => Ok(0),
+        },
+    };
+    eprintln!(
+        "alipay-msg: {}: shutting down (waiting for {} in flight; a second signal stops at once)",
+        first.name(),
+        count(in_flight.load(Ordering::SeqCst), "handler", "handlers"),
+    );
+    let drain = async {
+        client.shutdown().await;
+        let _ = run.await;
+    };
+    tokio::select! {
+        () = drain => Ok(0),
+        second = signals.recv() => {
+            let left = in_flight.load(Ordering::SeqCst);
+            let redelivered = match left {
+                0 => "",
+                1 => " (the platform redelivers it)",
+                _ => " (the platform redelivers them)",
+            };
+            eprintln!(
+                "alipay-msg: second signal ({}): stopping now; {} left unacked{redelivered}",
+                second.name(),
+                count(left, "delivery", "deliveries"),
+            );
+            Ok(second.exit_status())
         }
-    })
+    }
+}
+
+/// `n` things, in words.
+fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        0 => format!("no {many}"),
+        1 => format!("1 {one}"),
+        _ => format!("{n} {many}"),
+    }
+}
+
+/// One handler running, counted from its start until it returns or is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn handle(message: &Message, exec: Option<&ExecCommand>) -> Result<(), String> {

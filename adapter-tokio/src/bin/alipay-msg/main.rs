@@ -23,6 +23,7 @@ mod inspect_frame;
 mod listen;
 mod send;
 mod simulate;
+mod stop_signals;
 mod verify_notify;
 
 #[derive(Parser)]
