@@ -47,11 +47,22 @@ pub enum ConfigFileError {
         /// Why.
         source: std::io::Error,
     },
-    /// Not valid TOML of the expected shape.
-    #[error("{path}: {message}")]
+    /// Not valid TOML of the expected shape: a syntax error, a value of the wrong type,
+    /// an unknown field (every table refuses fields it does not know, so a misspelt
+    /// setting is not silently ignored) or a missing one. Shown as
+    /// `PATH:LINE:COLUMN: FIELD: MESSAGE`, the field as `[table] name` (top-level fields
+    /// without a table).
+    #[error("{path}{location}{field}: {message}",
+        path = path.display(),
+        location = location.as_ref().map(|l| format!(":{}:{}", l.line, l.column)).unwrap_or_default(),
+        field = field.as_deref().map(|f| format!(": {f}")).unwrap_or_default())]
     Toml {
         /// The path.
         path: PathBuf,
+        /// Where in the file the parser stopped, when it says.
+        location: Option<TextLocation>,
+        /// The field at that place (`[tuning] max_in_flight`, `app_id`), when there is one.
+        field: Option<String>,
         /// The parser's message.
         message: String,
     },
@@ -120,10 +131,7 @@ pub fn load(path: &Path) -> Result<ClientConfig, ConfigFileError> {
 
 /// Parses configuration text; `path` locates relative key files and names errors.
 pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
-    let file: File = toml::from_str(text).map_err(|e| ConfigFileError::Toml {
-        path: path.to_owned(),
-        message: e.message().to_owned(),
-    })?;
+    let file: File = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let k = &file.keys;
     let inline_or_file =
@@ -216,6 +224,81 @@ pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
     Ok(config)
 }
 
+/// A line and column in a text, both from 1; the column counts characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextLocation {
+    /// The line, from 1.
+    pub line: usize,
+    /// The column, in characters from 1.
+    pub column: usize,
+}
+
+impl TextLocation {
+    /// The location of byte `offset` of `text` (clamped to the text, and back to a
+    /// character boundary).
+    pub fn of(text: &str, offset: usize) -> Self {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        TextLocation {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+/// The error of the TOML parser with the place it points at: line, column and the field
+/// there. The field is read from the text: the key of the line (`key = …`, before the
+/// `=`), or the header of a `[table]` line, prefixed with the last `[table]` header above
+/// it.
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigFileError {
+    let (location, field) = match e.span() {
+        Some(span) => (
+            Some(TextLocation::of(text, span.start)),
+            field_at(text, span.start),
+        ),
+        None => (None, None),
+    };
+    ConfigFileError::Toml {
+        path: path.to_owned(),
+        location,
+        field,
+        message: e.message().trim_end().to_owned(),
+    }
+}
+
+/// The field of the line holding byte `offset`; see [`toml_error`].
+fn field_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[line_start..line_end].trim();
+    if line.starts_with('[') {
+        return Some(line.split('#').next().unwrap_or(line).trim().to_owned());
+    }
+    let key = line
+        .split_once('=')?
+        .0
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'');
+    if key.is_empty() {
+        return None;
+    }
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or(l).trim());
+    Some(match table {
+        Some(table) => format!("{table} {key}"),
+        None => key.to_owned(),
+    })
+}
+
 fn read(path: &Path) -> Result<String, ConfigFileError> {
     std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
         path: path.to_owned(),
@@ -304,5 +387,37 @@ mod tests {
             err.to_string(),
             "app private key: expected a private key, got a public key"
         );
+    }
+
+    /// A value of the wrong type: the message names the field, its table and the line.
+    #[test]
+    fn wrong_type_names_the_field_and_line() {
+        let text =
+            "app_id = \"1\"\n[keys]\nalipay_public_key = \"x\"\n[tuning]\nmax_in_flight = \"8\"\n";
+        let err = parse(text, Path::new("client.toml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "client.toml:5:17: [tuning] max_in_flight: invalid type: string \"8\", expected usize"
+        );
+        let err = parse("app_id = 2021\n[keys]\n", Path::new("client.toml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "client.toml:1:10: app_id: invalid type: integer `2021`, expected a string"
+        );
+    }
+
+    /// An unknown field is refused with its name, table and line.
+    #[test]
+    fn unknown_field_names_the_field_and_line() {
+        let text = "app_id = \"1\"\n[keys]\napp_private_key_file = \"a.pem\"\nalipay_public_key_fle = \"b.pem\"\n";
+        let err = parse(text, Path::new("client.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("client.toml:4:1: [keys] alipay_public_key_fle: unknown field `alipay_public_key_fle`, expected one of"),
+            "{text}"
+        );
+        // A syntax error has a line too.
+        let err = parse("app_id = \"1\n", Path::new("client.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("client.toml:1:"), "{err}");
     }
 }

@@ -614,3 +614,229 @@ fn rsa_app_end_to_end_through_the_cli() {
     let printed = sim_lines.join().unwrap().join("\n");
     assert!(printed.contains("ack SUCCESS"), "{printed}");
 }
+
+const NOTIFY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/notify");
+
+/// SHA-256 of the SubjectPublicKeyInfo DER of `vectors/keys/alipay_public.pem`, first
+/// 16 hex digits (`openssl pkey -pubin -in … -outform DER | sha256sum`).
+const PLATFORM_KEY_FINGERPRINT: &str = "d0de861be430270f";
+
+/// `verify-notify` on a file of `testdata/notify/` (or raw bytes), with extra flags:
+/// the exit status and the one JSON line.
+fn verify_notify(flags: &[&str], body: &[u8]) -> (Option<i32>, Value) {
+    let key = path("keys/alipay_public.pem");
+    let mut args = vec!["verify-notify", "--alipay-public-key", &key];
+    args.extend(flags);
+    let out = run(&args, body);
+    (out.status.code(), json_line(&out))
+}
+
+fn notify_file(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{NOTIFY}/{name}")).unwrap()
+}
+
+/// The `explain` object of a line, with the fields every diagnosis has.
+fn explain(line: &Value) -> &Value {
+    let explain = &line["explain"];
+    assert!(explain.is_object(), "no explain in {line}");
+    assert_eq!(
+        explain["key_fingerprint"], PLATFORM_KEY_FINGERPRINT,
+        "{line}"
+    );
+    explain
+}
+
+fn hints(line: &Value) -> Vec<&str> {
+    explain(line)["hints"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hints in {line}"))
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn verify_notify_explains_a_v2_body_checked_without_v2() {
+    let (code, line) = verify_notify(&[], &notify_file("gateway_message_rsa2_v2.txt"));
+    assert_eq!(code, Some(1), "{line}");
+    let explain = explain(&line);
+    assert_eq!(explain["rule"], "V1");
+    assert_eq!(explain["charset"], "UTF-8");
+    assert_eq!(explain["sign_type"], "RSA2");
+    let content = explain["sign_content"].as_str().unwrap();
+    assert!(
+        content.starts_with("app_id=2013121700999429&biz_content={"),
+        "{content}"
+    );
+    assert!(
+        !content.contains("sign_type="),
+        "V1 leaves sign_type out: {content}"
+    );
+    assert_eq!(hints(&line), ["verifies under the V2 rule: use --v2"]);
+}
+
+#[test]
+fn verify_notify_explains_a_v1_body_checked_with_v2() {
+    let (code, line) = verify_notify(&["--v2"], &notify_file("trade_notify_rsa2_v1.txt"));
+    assert_eq!(code, Some(1), "{line}");
+    assert_eq!(explain(&line)["rule"], "V2");
+    assert!(explain(&line)["sign_content"]
+        .as_str()
+        .unwrap()
+        .contains("&sign_type=RSA2&"));
+    assert_eq!(hints(&line), ["verifies under the V1 rule: leave out --v2"]);
+}
+
+#[test]
+fn verify_notify_explains_an_already_url_decoded_body() {
+    let (code, line) = verify_notify(&[], &notify_file("trade_notify_rsa2_v1_url_decoded.txt"));
+    assert_eq!(code, Some(1), "{line}");
+    assert_eq!(explain(&line)["charset"], "utf-8");
+    assert_eq!(hints(&line), ["the body looks already URL-decoded"]);
+}
+
+#[test]
+fn verify_notify_explains_a_json_body() {
+    let (code, line) = verify_notify(&[], &notify_file("gateway_message_rsa2_v1_as_json.json"));
+    assert_eq!(code, Some(2), "{line}");
+    assert_eq!(line["valid"], false);
+    assert!(line["error"]
+        .as_str()
+        .unwrap()
+        .contains("malformed notification"));
+    assert_eq!(hints(&line), ["this is JSON, not a form body"]);
+}
+
+#[test]
+fn verify_notify_explains_empty_input() {
+    for body in [&b""[..], b"\n", b" \r\n"] {
+        let (code, line) = verify_notify(&[], body);
+        assert_eq!(code, Some(2), "{line}");
+        assert_eq!(hints(&line), ["empty input"], "{body:?}");
+    }
+}
+
+#[test]
+fn verify_notify_explain_always_with_the_flag() {
+    let body = notify_file("trade_notify_rsa2_v1.txt");
+    let (code, line) = verify_notify(&[], &body);
+    assert_eq!(code, Some(0));
+    assert!(line.get("explain").is_none(), "only on failure: {line}");
+    let (code, line) = verify_notify(&["--explain"], &body);
+    assert_eq!(code, Some(0), "{line}");
+    assert_eq!(line["valid"], true);
+    assert_eq!(hints(&line), Vec::<&str>::new());
+    // A tampered body: the exact sign content shows the changed amount.
+    let (code, line) = verify_notify(&[], &notify_file("trade_notify_tampered_amount.txt"));
+    assert_eq!(code, Some(1));
+    assert!(hints(&line).is_empty(), "{line}");
+    let content = explain(&line)["sign_content"].as_str().unwrap().to_owned();
+    let verified = verify_notify(&["--explain"], &body).1;
+    assert_ne!(
+        content,
+        explain(&verified)["sign_content"].as_str().unwrap()
+    );
+}
+
+/// `simulate` on a free port: the process and its `host:port`.
+fn start_simulator() -> (Reaped, String) {
+    use std::io::{BufRead, BufReader};
+    let mut simulate = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["simulate", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut sim_out = BufReader::new(simulate.0.stdout.take().unwrap());
+    let mut first = String::new();
+    sim_out.read_line(&mut first).unwrap();
+    let endpoint = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    // Keep reading the simulator's output so that it never blocks on a full pipe.
+    std::thread::spawn(move || sim_out.lines().map_while(Result::ok).count());
+    (simulate, endpoint)
+}
+
+/// `send` with a configuration naming these two key files: exit status and stderr.
+fn send_with_keys(
+    name: &str,
+    endpoint: &str,
+    app_private: &str,
+    platform: &str,
+) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("alipay-msg-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "app_id = \"2021000000000001\"\nendpoint = \"{endpoint}\"\n\
+             [keys]\napp_private_key_file = \"{}\"\nalipay_public_key_file = \"{}\"\n\
+             [tuning]\nconnect_timeout_ms = 5000\n",
+            path(app_private),
+            path(platform),
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "send",
+            "--config",
+            config.to_str().unwrap(),
+            "--msg-api",
+            "alipay.open.app.openbizmock.message.send",
+            "--biz-content",
+            "{}",
+        ],
+        b"",
+    );
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// The key mix-ups at registration, named: the app public key configured as the
+/// platform key (this client refuses the platform's answer), and an app private key
+/// that is not the pair of the app public key the platform has (`isv.invalid-signature`).
+#[test]
+fn send_names_the_likely_key_mix_up() {
+    let (_simulator, endpoint) = start_simulator();
+    let (code, err) = send_with_keys(
+        "platform-key-is-app-key",
+        &endpoint,
+        "keys/app_private_pkcs1.pem",
+        "keys/app_public.pem",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        !last.contains("platform refused"),
+        "the client refused: {last}"
+    );
+    assert!(
+        last.contains("refused the platform's register.do answer"),
+        "{last}"
+    );
+    assert!(last.contains("alipay_public_key_file"), "{last}");
+    assert!(last.contains("not the app public key"), "{last}");
+
+    let (code, err) = send_with_keys(
+        "app-key-not-the-pair",
+        &endpoint,
+        "../keys/small_1024_pkcs1.pem",
+        "keys/alipay_public.pem",
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(last.contains("isv.invalid-signature"), "{last}");
+    assert!(
+        last.contains("app public key uploaded in the console"),
+        "{last}"
+    );
+    assert!(last.contains("app_private_key_file"), "{last}");
+}

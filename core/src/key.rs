@@ -235,9 +235,58 @@ impl PublicKey {
         self.modulus_bits
     }
 
+    /// The key as X.509 `SubjectPublicKeyInfo` DER (`rsaEncryption`, NULL parameters):
+    /// the body of a `PUBLIC KEY` PEM, the form the platform's console hands out.
+    pub fn spki_der(&self) -> Vec<u8> {
+        // AlgorithmIdentifier { rsaEncryption (1.2.840.113549.1.1.1), NULL }.
+        const ALGORITHM: [u8; 15] = [
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+            0x00,
+        ];
+        let mut bit_string = vec![0x03];
+        push_der_len(&mut bit_string, self.pkcs1_der.len() + 1);
+        bit_string.push(0); // no unused bits
+        bit_string.extend_from_slice(&self.pkcs1_der);
+        let mut der = vec![0x30];
+        push_der_len(&mut der, ALGORITHM.len() + bit_string.len());
+        der.extend_from_slice(&ALGORITHM);
+        der.extend_from_slice(&bit_string);
+        der
+    }
+
+    /// A short name for the key, for logs and diagnoses: the first 16 hex digits
+    /// (lower case) of the SHA-256 of its [`spki_der`](Self::spki_der). The same as
+    /// `openssl pkey -pubin -in KEY.pem -outform DER | sha256sum | cut -c1-16`. Two keys
+    /// with different fingerprints differ; it reveals nothing usable about the key.
+    ///
+    /// ```
+    /// let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/keys/alipay_public.pem")).unwrap();
+    /// let key = alipay_msg_core::key::PublicKey::from_pem_or_base64(&pem).unwrap();
+    /// assert_eq!(key.fingerprint(), "d0de861be430270f");
+    /// ```
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.spki_der());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Problems worth logging that do not stop the key from being used.
     pub fn warnings(&self) -> Vec<KeyWarning> {
         size_warnings(self.modulus_bits)
+    }
+}
+
+/// Appends a DER definite length.
+fn push_der_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        // Fits in the short form: one byte below 0x80.
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        // At most size_of::<usize>() (8) length bytes.
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
     }
 }
 
@@ -572,5 +621,27 @@ mod tests {
             size_warnings(1024),
             vec![KeyWarning::SmallModulus { bits: 1024 }]
         );
+    }
+
+    #[test]
+    fn spki_der_is_the_public_key_pem_body() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata");
+        for file in [
+            "vectors/keys/alipay_public.pem",
+            "vectors/keys/app_public.pem",
+            "keys/small_1024_public.pem",
+        ] {
+            let pem = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let der = KEY_BASE64.decode(body).unwrap();
+            let key = PublicKey::from_pem_or_base64(&pem).unwrap();
+            assert_eq!(key.spki_der(), der, "{file}");
+            assert_eq!(key.fingerprint().len(), 16);
+        }
+        let mut out = Vec::new();
+        push_der_len(&mut out, 0x7f);
+        push_der_len(&mut out, 0x80);
+        push_der_len(&mut out, 0x1_0000);
+        assert_eq!(out, [0x7f, 0x81, 0x80, 0x83, 0x01, 0x00, 0x00]);
     }
 }

@@ -260,8 +260,11 @@ pub enum RegisterError {
         /// What was wrong.
         reason: String,
     },
-    /// The platform refused the registration (code not 10000 / 100000000).
-    #[error("register.do refused: code {code} {msg}{}{}", sub_code.as_deref().map(|s| format!(", sub_code {s}")).unwrap_or_default(), sub_msg.as_deref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    /// The platform refused the registration (code not 10000 / 100000000). For
+    /// `isv.invalid-signature` (the platform could not verify this client's request)
+    /// the message asks whether the app public key uploaded in the console is the pair
+    /// of the configured app private key.
+    #[error("register.do refused: code {code} {msg}{}{}{}", sub_code.as_deref().map(|s| format!(", sub_code {s}")).unwrap_or_default(), sub_msg.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(), refusal_hint(sub_code.as_deref()))]
     Refused {
         /// `code`.
         code: String,
@@ -277,8 +280,11 @@ pub enum RegisterError {
     /// A success answer without a signature.
     #[error("register.do answered success without a signature; refusing it")]
     Unsigned,
-    /// The answer's signature does not verify with the platform key.
-    #[error("register.do answer signature does not verify with the platform public key: {0}")]
+    /// The answer's signature does not verify with the configured platform public key:
+    /// this client refused the platform's answer (the platform did not refuse anything).
+    /// The usual cause is the app public key configured where the platform public key
+    /// belongs; the message says so, naming the setting.
+    #[error("this client refused the platform's register.do answer: its signature does not verify with the configured platform public key ({0}); is alipay_public_key / alipay_public_key_file the platform public key from the console, not the app public key?")]
     BadSignature(SignatureError),
     /// `alipay_cert_sn` is not the SN of the configured platform certificate.
     #[error("register.do answer names platform certificate {received:?}, but the configured one is {expected:?}")]
@@ -290,7 +296,25 @@ pub enum RegisterError {
     },
 }
 
+/// The likely cause of a refusal, for its message: `isv.invalid-signature` means the
+/// platform could not verify the request with the app public key it has.
+fn refusal_hint(sub_code: Option<&str>) -> &'static str {
+    match sub_code {
+        Some("isv.invalid-signature") => "; the platform could not verify this client's signature: is the app public key uploaded in the console the pair of app_private_key_file / app_private_key (in certificate mode, the app certificate's key)?",
+        _ => "",
+    }
+}
+
 impl RegisterError {
+    /// Whether the platform refused the registration ([`Refused`](Self::Refused)).
+    /// `false` when this client refused the platform's answer
+    /// ([`Unsigned`](Self::Unsigned), [`BadSignature`](Self::BadSignature),
+    /// [`CertSnMismatch`](Self::CertSnMismatch), [`Malformed`](Self::Malformed)) or the
+    /// exchange failed ([`Http`](Self::Http), [`Status`](Self::Status)).
+    pub fn is_platform_refusal(&self) -> bool {
+        matches!(self, RegisterError::Refused { .. })
+    }
+
     /// Retrying later may help: network-level and 5xx problems, the platform's
     /// "service unavailable" (`20000`), and a refused timestamp (`isv.invalid-timestamp`:
     /// the local clock is off, which is fixed by the clock, not by the configuration).
@@ -451,5 +475,86 @@ mod tests {
         );
         assert_eq!(zone_of("a=1; zone = X "), Some("X".into()));
         assert_eq!(zone_of("subzone=1"), None);
+    }
+
+    const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/keys");
+
+    fn verifier(file: &str) -> Verifier {
+        let pem = std::fs::read_to_string(format!("{KEYS}/{file}")).unwrap();
+        Verifier::new(&crate::key::PublicKey::from_pem_or_base64(&pem).unwrap()).unwrap()
+    }
+
+    /// A register answer signed with the platform key.
+    fn signed_answer(response: &str) -> String {
+        let pem = std::fs::read_to_string(format!("{KEYS}/alipay_private_pkcs1.pem")).unwrap();
+        let key = crate::key::PrivateKey::from_pem_or_base64(&pem).unwrap();
+        let signer = Signer::new(&key, crate::signature::SignType::Rsa2).unwrap();
+        let sign = signer.sign_text(response, Charset::Utf8).unwrap();
+        format!(r#"{{"response":{response},"sign":"{sign}"}}"#)
+    }
+
+    /// The app public key configured as the platform key: this client refuses the
+    /// platform's answer, and says which setting to check.
+    #[test]
+    fn answer_that_does_not_verify_names_the_platform_key_setting() {
+        let body = signed_answer(r#"{"code":"10000","msg":"Success","link_token":"T"}"#);
+        let rsa2 = crate::signature::SignType::Rsa2;
+        let platform = verifier("alipay_public.pem");
+        assert_eq!(
+            parse_register_body(&body, Charset::Utf8, &platform, rsa2, None).unwrap(),
+            "T"
+        );
+        let app_key = verifier("app_public.pem");
+        let err = parse_register_body(&body, Charset::Utf8, &app_key, rsa2, None).unwrap_err();
+        assert!(matches!(err, RegisterError::BadSignature(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("refused the platform's register.do answer"),
+            "{text}"
+        );
+        assert!(!text.contains("platform refused"), "{text}");
+        assert!(text.contains("alipay_public_key_file"), "{text}");
+        assert!(
+            text.contains("the platform public key from the console, not the app public key"),
+            "{text}"
+        );
+        assert!(!err.is_platform_refusal());
+    }
+
+    /// `isv.invalid-signature`: the platform could not verify this client's request.
+    #[test]
+    fn invalid_signature_refusal_names_the_app_key_pair() {
+        let body = signed_answer(
+            r#"{"code":"40004","msg":"Business Failed","sub_code":"isv.invalid-signature","sub_msg":"invalid signature"}"#,
+        );
+        let err = parse_register_body(
+            &body,
+            Charset::Utf8,
+            &verifier("alipay_public.pem"),
+            crate::signature::SignType::Rsa2,
+            None,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("register.do refused: code 40004 Business Failed, sub_code isv.invalid-signature (invalid signature)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "is the app public key uploaded in the console the pair of app_private_key_file"
+            ),
+            "{text}"
+        );
+        assert!(err.is_platform_refusal());
+        // Other refusals carry no such hint.
+        let other = RegisterError::Refused {
+            code: "40004".into(),
+            msg: "Business Failed".into(),
+            sub_code: Some("isv.invalid-app-id".into()),
+            sub_msg: None,
+            signature_verified: true,
+        };
+        assert!(!other.to_string().contains("app_private_key"), "{other}");
     }
 }

@@ -21,6 +21,30 @@ pub enum Rule {
     V2,
 }
 
+impl Rule {
+    /// `V1` or `V2`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Rule::V1 => "V1",
+            Rule::V2 => "V2",
+        }
+    }
+
+    /// The other rule.
+    pub const fn other(self) -> Rule {
+        match self {
+            Rule::V1 => Rule::V2,
+            Rule::V2 => Rule::V1,
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Whether the Java SDK's `StringUtils.isEmpty` calls `text` empty: it has no
 /// characters, or every character is whitespace by [`is_java_whitespace`]. Used for both
 /// keys and values (PROTOCOL §2).

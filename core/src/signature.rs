@@ -239,6 +239,7 @@ enum VerifierImpl {
 /// platform key). Build it once; it verifies both sign types.
 pub struct Verifier {
     backend: Backend,
+    key_fingerprint: String,
     imp: VerifierImpl,
 }
 
@@ -262,12 +263,22 @@ impl Verifier {
                     .map_err(|reason| SignatureError::KeyRejected { backend, reason })?,
             ),
         };
-        Ok(Verifier { backend, imp })
+        Ok(Verifier {
+            backend,
+            key_fingerprint: key.fingerprint(),
+            imp,
+        })
     }
 
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The [`PublicKey::fingerprint`] of the key this verifier checks with: which key
+    /// was used, for logs and diagnoses, without the key itself.
+    pub fn key_fingerprint(&self) -> &str {
+        &self.key_fingerprint
     }
 
     /// Verifies a PKCS#1 v1.5 signature with any supported digest (used for
@@ -335,6 +346,7 @@ impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
             .field("backend", &self.backend)
+            .field("key_fingerprint", &self.key_fingerprint)
             .finish_non_exhaustive()
     }
 }

@@ -10,8 +10,11 @@
 //!   decoding rule: charset from the body's own `charset` parameter, UTF-8 when
 //!   absent; strict percent escapes; no duplicate keys; size limits).
 //! - [`verify`] also checks the signature and classifies the notification.
+//! - [`diagnose`] explains a failure: the rule, charset, sign type and exact sign
+//!   content used, the key's fingerprint, and [`Hint`]s at the usual mistakes.
 
 mod charset;
+mod diagnosis;
 mod form;
 mod gateway;
 mod trade;
@@ -20,6 +23,7 @@ use crate::sign_content::Rule;
 use crate::signature::{SignType, SignatureError, UnknownSignType, Verifier};
 
 pub use charset::{NotifyCharset, UnknownNotifyCharset};
+pub use diagnosis::{Diagnosis, Hint};
 pub use form::{FormLimits, FormParams, Iter};
 pub use gateway::GatewayMessage;
 pub use trade::{TradeNotification, TradeStatus};
@@ -306,6 +310,55 @@ pub fn check_signature(
         .verify_base64(sign_type, &params.charset().encode(&content), sign)
         .map_err(NotifyError::BadSignature)?;
     Ok(sign_type)
+}
+
+/// Explains the verdict of [`verify`] on a body under `rule`, for logs (with the
+/// default [`FormLimits`]): the charset label, the body's `sign_type`, the exact sign
+/// content (before charset encoding), the [`Verifier::key_fingerprint`], the error, and
+/// on failure [`Hint`]s:
+///
+/// - [`Hint::EmptyInput`]: the body is empty or whitespace;
+/// - [`Hint::LooksLikeJson`]: it starts (after whitespace) with `{` or `[`;
+/// - [`Hint::LooksUrlDecoded`]: it has a byte the platform's form encoder always
+///   escapes (space, `:`, `/`, `{`, `"`, non-ASCII …; trailing whitespace aside), or its
+///   `sign` decodes with a space (a raw base64 `+`);
+/// - [`Hint::VerifiesUnderV2`] / [`Hint::VerifiesUnderV1`]: none of the above, and the
+///   signature verifies under the other rule.
+///
+/// At most one hint is given today. Only the signature is checked: a body that
+/// verifies here can still be refused by [`verify`] when it lacks a field its type
+/// requires. Costs one or two signature checks.
+///
+/// ```
+/// use alipay_msg_core::key::PublicKey;
+/// use alipay_msg_core::notify::{self, Hint};
+/// use alipay_msg_core::sign_content::Rule;
+/// use alipay_msg_core::signature::Verifier;
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata");
+/// let pem = std::fs::read_to_string(format!("{dir}/vectors/keys/alipay_public.pem"))?;
+/// let verifier = Verifier::new(&PublicKey::from_pem_or_base64(&pem)?)?;
+/// // A gateway message (signed under V2) checked under V1:
+/// let body = std::fs::read(format!("{dir}/notify/gateway_message_rsa2_v2.txt"))?;
+/// if let Err(e) = notify::verify(&body, &verifier, Rule::V1) {
+///     let diagnosis = notify::diagnose(&body, &verifier, Rule::V1);
+///     assert_eq!(diagnosis.hints, [Hint::VerifiesUnderV2]);
+///     assert_eq!(diagnosis.key_fingerprint, "d0de861be430270f");
+///     eprintln!("notification refused: {e}; {diagnosis}");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn diagnose(body: &[u8], verifier: &Verifier, rule: Rule) -> Diagnosis {
+    diagnose_with(body, verifier, rule, &FormLimits::default())
+}
+
+/// [`diagnose`] with explicit limits.
+pub fn diagnose_with(
+    body: &[u8],
+    verifier: &Verifier,
+    rule: Rule,
+    limits: &FormLimits,
+) -> Diagnosis {
+    diagnosis::diagnose(body, verifier, rule, limits)
 }
 
 /// The app's answer to a notification: the literal HTTP response body `success` or

@@ -2,13 +2,15 @@
 //! command) every verified message.
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use alipay_msg_tokio::{config_file, Client, ClientError, ClientEvent, Message};
+use alipay_msg_tokio::{config_file, Client, ClientConfig, ClientError, ClientEvent, Message};
 use clap::Args;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 
+use crate::exec_command::ExecCommand;
+use crate::stop_signals::StopSignals;
 use crate::Failure;
 
 #[derive(Args)]
@@ -17,7 +19,9 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// Run this shell command per message, with the message JSON on stdin: exit status
-    /// 0 acks SUCCESS, anything else FAIL (the platform redelivers).
+    /// 0 acks SUCCESS, anything else FAIL (the platform redelivers). It runs in a
+    /// process group of its own (a terminal's Ctrl-C does not reach it). A simple
+    /// command's program must exist at start-up; one with shell syntax is not checked.
     #[arg(long, value_name = "CMD")]
     exec: Option<String>,
 }
@@ -66,85 +70,127 @@ pub(crate) fn connect_failure(error: ClientError) -> Failure {
         } else {
             2
         },
-        message: error.to_string(),
+        // `ClientError::Refused` reads "the platform refused"; when this client refused
+        // the platform's answer (a key mix-up), say only that.
+        message: match &error {
+            ClientError::Refused(e) if !e.is_platform_refusal() => e.to_string(),
+            _ => error.to_string(),
+        },
     }
 }
 
 pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     let mut config =
         config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
+    // Before connecting: a program that does not exist is a start-up error, not a FAIL
+    // per message.
+    let exec = args.exec.map(ExecCommand::new).transpose()?;
     // A listener waits for the platform for as long as it takes, reporting each failed
-    // attempt; Ctrl-C stops it.
+    // attempt; a stop signal ends it.
     config.first_connect_timeout = None;
-    crate::runtime()?.block_on(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        // Poll once: the handler is installed from here on, before the first attempt.
-        tokio::select! {
-            biased;
-            _ = &mut ctrl_c => return Ok(0),
-            () = std::future::ready(()) => {}
-        }
-        let connecting = Client::start(config).map_err(|e| Failure::malformed(e.to_string()))?;
-        print_events(connecting.events());
-        let client = tokio::select! {
-            _ = &mut ctrl_c => {
-                eprintln!("alipay-msg: interrupted before the first connection; stopped");
-                return Ok(0);
-            }
-            connected = connecting.connected() => connected.map_err(connect_failure)?,
-        };
-        let exec = args.exec;
-        let client = std::sync::Arc::new(client);
-        let runner = client.clone();
-        let mut run = tokio::spawn(async move {
-            runner
-                .run(move |message| {
-                    let exec = exec.clone();
-                    async move { handle(&message, exec.as_deref()).await }
-                })
-                .await
-        });
-        tokio::select! {
-            _ = &mut ctrl_c => {
-                eprintln!("alipay-msg: shutting down (waiting for handlers in flight)");
-                client.shutdown().await;
-                let _ = run.await;
-                Ok(0)
-            }
-            ended = &mut run => match ended {
-                Ok(Err(e)) => Err(Failure { code: 2, message: e.to_string() }),
-                _ => Ok(0),
-            },
-        }
-    })
+    // After a second signal, handlers may still be running: dropping the runtime drops
+    // them, and with them their `--exec` children.
+    crate::runtime()?.block_on(listen(config, exec))
 }
 
-async fn handle(message: &Message, exec: Option<&str>) -> Result<(), String> {
-    let line = message_json(message).to_string();
-    let Some(command) = exec else {
-        println!("{line}");
-        return Ok(());
+async fn listen(config: ClientConfig, exec: Option<ExecCommand>) -> Result<u8, Failure> {
+    // Installed before the first attempt.
+    let mut signals = StopSignals::install()?;
+    let connecting = Client::start(config).map_err(|e| Failure::malformed(e.to_string()))?;
+    print_events(connecting.events());
+    let client = tokio::select! {
+        signal = signals.recv() => {
+            eprintln!(
+                "alipay-msg: {}: interrupted before the first connection; stopped",
+                signal.name()
+            );
+            return Ok(0);
+        }
+        connected = connecting.connected() => connected.map_err(connect_failure)?,
     };
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its input is fine.
-        let _ = stdin.write_all(line.as_bytes()).await;
-        let _ = stdin.write_all(b"\n").await;
+    let exec = exec.map(Arc::new);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let client = Arc::new(client);
+    let (runner, counter) = (client.clone(), in_flight.clone());
+    let mut run = tokio::spawn(async move {
+        runner
+            .run(move |message| {
+                let exec = exec.clone();
+                let running = InFlight::enter(&counter);
+                async move {
+                    let _running = running;
+                    handle(&message, exec.as_deref()).await
+                }
+            })
+            .await
+    });
+    let first = tokio::select! {
+        signal = signals.recv() => signal,
+        ended = &mut run => return match ended {
+            Ok(Err(e)) => Err(Failure { code: 2, message: e.to_string() }),
+            _ => Ok(0),
+        },
+    };
+    eprintln!(
+        "alipay-msg: {}: shutting down (waiting for {} in flight; a second signal stops at once)",
+        first.name(),
+        count(in_flight.load(Ordering::SeqCst), "handler", "handlers"),
+    );
+    let drain = async {
+        client.shutdown().await;
+        let _ = run.await;
+    };
+    tokio::select! {
+        () = drain => Ok(0),
+        second = signals.recv() => {
+            let left = in_flight.load(Ordering::SeqCst);
+            let redelivered = match left {
+                0 => "",
+                1 => " (the platform redelivers it)",
+                _ => " (the platform redelivers them)",
+            };
+            eprintln!(
+                "alipay-msg: second signal ({}): stopping now; {} left unacked{redelivered}",
+                second.name(),
+                count(left, "delivery", "deliveries"),
+            );
+            Ok(second.exit_status())
+        }
     }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| format!("{command:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{command:?} exited with {status}"))
+}
+
+/// `n` things, in words.
+fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        0 => format!("no {many}"),
+        1 => format!("1 {one}"),
+        _ => format!("{n} {many}"),
+    }
+}
+
+/// One handler running, counted from its start until it returns or is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn handle(message: &Message, exec: Option<&ExecCommand>) -> Result<(), String> {
+    let line = message_json(message).to_string();
+    match exec {
+        Some(command) => command.run(&line).await,
+        None => {
+            println!("{line}");
+            Ok(())
+        }
     }
 }

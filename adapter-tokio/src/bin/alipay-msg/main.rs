@@ -1,10 +1,14 @@
 //! `alipay-msg`: command-line tools for the payment open platform's message channel.
 //!
-//! Exit status: 0 success (and `listen` stopped by Ctrl-C); 1 a signature did not verify
-//! (`verify-notify`) or a message was not accepted (`send`); 2 the input, a key or a
-//! certificate is malformed or unreadable, or the platform refused the configuration
-//! (message on stderr); 3 the platform could not be reached within the connect timeout
-//! (`send`; the message names the last attempt's failure).
+//! Exit status: 0 success (and `listen` stopped by Ctrl-C, SIGINT or SIGTERM once its
+//! handlers in flight have finished); 1 a signature did not verify (`verify-notify`) or
+//! a message was not accepted (`send`); 2 the input, a key or a certificate is malformed
+//! or unreadable, the `--exec` program does not exist, or the platform refused the
+//! configuration (message on stderr); 3 the platform could not be reached within the
+//! connect timeout (`send`; the message names the last attempt's failure); 130 or 143
+//! (128 + the signal's number, as a shell reports a process that signal ended) `listen`
+//! stopped at once by a second SIGINT or SIGTERM during its drain, with deliveries left
+//! unacked (the message says how many; the platform redelivers them).
 
 mod keys;
 
@@ -18,10 +22,12 @@ use clap::{Args, Parser, Subcommand};
 
 mod cert_sn;
 mod demo;
+mod exec_command;
 mod inspect_frame;
 mod listen;
 mod send;
 mod simulate;
+mod stop_signals;
 mod verify_notify;
 
 #[derive(Parser)]
@@ -52,7 +58,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Connect with a configuration file and print every verified message as a JSON
     /// line (or run a command per message with --exec). Retries until connected,
-    /// reporting each failure on stderr; Ctrl-C stops it at any moment.
+    /// reporting each failure on stderr; Ctrl-C or SIGTERM drains (handlers in flight
+    /// finish and are acked), a second one stops at once (exit 130 / 143).
     Listen(listen::ListenArgs),
     /// Send one message (PRODUCE) and print its PRODUCE_ACK; exit 0 when accepted, 3
     /// when the platform cannot be reached within the configuration's connect timeout.
