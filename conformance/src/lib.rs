@@ -103,6 +103,10 @@ macro_rules! conformance_suite {
             $crate::key_warnings_at_start_up::<$client>();
         }
         #[test]
+        fn gbk_app_exchanges_chinese_text() {
+            $crate::gbk_app_exchanges_chinese_text::<$client>();
+        }
+        #[test]
         fn chaos() {
             $crate::chaos::chaos::<$client>();
         }
@@ -390,6 +394,51 @@ pub fn produce_success_and_error_code<C: ClientUnderTest>() {
         .send("alipay.open.app.openbizmock.message.send", &json!([1]))
         .expect_err("not an object");
     assert!(err.to_string().contains("JSON object"), "{err}");
+    client.shutdown();
+    sim.shutdown();
+}
+
+/// An app whose charset is GBK: the websocket text frames carry GBK bytes both ways
+/// (PROTOCOL §4, the platform's Java client encodes and decodes every text frame in the
+/// app's charset). A CONSUME with Chinese text reaches the handler intact, signed and
+/// verified over its GBK bytes, and is acked; a PRODUCE with Chinese text, signed over
+/// its GBK bytes, is accepted.
+pub fn gbk_app_exchanges_chinese_text<C: ClientUnderTest>() {
+    let sim = simulator();
+    let mut config = config(&sim);
+    config.charset = alipay_msg_core::charset::Charset::Gbk;
+    let client: C = connect(config);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handler: Handler = {
+        let seen = seen.clone();
+        Arc::new(move |msg: &Message| {
+            seen.lock()
+                .expect("lock")
+                .push(msg.biz_content().to_owned());
+            Ok(())
+        })
+    };
+    client.start(handler);
+    let biz = json!({"shop_name": "测试店铺", "memo": "订单已支付，谢谢"}).to_string();
+    sim.push("alipay.open.mini.version.audit.passed", &biz)
+        .expect("push");
+    settle(&sim);
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let got: serde_json::Value = serde_json::from_str(&seen[0]).expect("JSON");
+    assert_eq!(got["shop_name"], "测试店铺", "{}", seen[0]);
+    assert_eq!(got["memo"], "订单已支付，谢谢", "{}", seen[0]);
+    let ack = client
+        .send(
+            "alipay.open.app.openbizmock.message.send",
+            &json!({"shop_name": "测试店铺"}),
+        )
+        .expect("send");
+    assert!(ack.is_success(), "{ack}");
+    assert_eq!(
+        count(&client, |e| matches!(e, ClientEvent::Rejected { .. })),
+        0
+    );
     client.shutdown();
     sim.shutdown();
 }
