@@ -196,7 +196,10 @@ mod tests {
                 break;
             }
         }
-        assert!(matches!(given_back, Some(NotDealt::Full(_))), "{given_back:?}");
+        assert!(
+            matches!(given_back, Some(NotDealt::Full(_))),
+            "{given_back:?}"
+        );
         drop(release_tx);
     }
 

@@ -179,9 +179,7 @@ pub(crate) fn connect(
     while conn.is_handshaking() {
         match conn.complete_io(&mut tcp) {
             Ok(_) => {}
-            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
-                bounds.check()?
-            }
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => bounds.check()?,
             Err(e) => return Err(e),
         }
         bounds.check()?;
