@@ -1,44 +1,56 @@
 //! The I/O thread (`alipay-msg-io`): the one thread that owns the [`ClientSession`] and
-//! the websocket. It feeds every input to the session and carries out every output
-//! (DESIGN: adapters are thin).
+//! its sockets. It is a byte pump (DESIGN: adapters are byte pumps): it opens the
+//! connections the session asks for, feeds every byte read and every command to the
+//! session, and writes the bytes the session gives it. HTTP, the websocket upgrade and
+//! the websocket framing are the session's.
 //!
-//! # Waiting for two things at once without async
+//! # Waiting for several things at once without async
 //!
 //! The thread waits for its inputs — commands from [`crate::Client`] handles (send,
-//! complete, shutdown) and results of connect attempts, all on one
-//! `std::sync::mpsc` channel — and for frames on the socket. The standard library
-//! cannot wait on a channel and a socket together, and a TLS websocket cannot be split
-//! into a reading and a writing half for two threads (rustls and tungstenite keep one
-//! state for both directions). So:
+//! complete, shutdown), opened connections from connect threads and checked frames from
+//! the checking lanes, all on one `std::sync::mpsc` channel — and for bytes on a socket.
+//! The standard library cannot wait on a channel and a socket together, and a TLS
+//! stream cannot be split into a reading and a writing half for two threads (rustls
+//! keeps one state for both directions). So:
 //!
-//! - while the session wants frames ([`ClientSession::wants_read`]), the thread reads
-//!   the socket with a read timeout of [`READ_SLICE`] (20 ms), and takes waiting
-//!   commands between reads: an idle connection costs 50 wake-ups a second, and a
-//!   command waits at most 20 ms (less when frames are flowing);
-//! - otherwise (connecting, backing off, or paused for backpressure) it blocks on the
-//!   channel until the session's next deadline: commands are handled at once.
+//! - while a socket may be read (the session is not connected yet — `register.do` or
+//!   the upgrade — or it is and [`ClientSession::wants_read`]), the thread reads it
+//!   with a read timeout of [`READ_SLICE`] (20 ms), and takes waiting inputs between
+//!   reads: an idle connection costs 50 wake-ups a second, and a command waits at most
+//!   20 ms (less when bytes are flowing);
+//! - otherwise (connecting, backing off, or paused for backpressure: then the socket is
+//!   not read at all, and the platform holds its messages) it blocks on the channel
+//!   until the session's next deadline: inputs are handled at once.
 //!
-//! Writes happen on this thread only. A write that cannot go out within
-//! `dead_after` closes the connection (the peer stopped reading).
+//! Writes happen on this thread only. They are collected per connection and written
+//! before the thread waits, or at most [`FLUSH_WITHIN`] (1 ms) after the first of them
+//! while the thread keeps reading: a burst of acks leaves in one write. A write that
+//! cannot go out within `dead_after` fails the connection (the peer stopped reading).
 //!
 //! # Checking on every core
 //!
 //! Parsing a frame and checking a CONSUME's signature is nearly all of a message's
 //! cost. Unless there is one lane (`ClientConfig::check_parallelism`; by default, on a
-//! single core) the thread deals the text frames it reads to checking lanes
-//! ([`crate::lanes`]) and takes them back, checked, in the order it read them.
-//! While frames are being checked it reads the socket without waiting (non-blocking),
-//! and waits for the next checked frame instead when nothing is there: a checked frame
-//! never waits for the read timeout. Writes always wait (up to `dead_after`).
+//! single core, where the session checks inline), the session hands each text frame out
+//! as a check job ([`ClientSession::set_check_offload`]) and the thread deals the jobs
+//! to checking lanes ([`crate::lanes`]), whose results come back on the channel in any
+//! order (the session restores read order). While jobs are out the thread reads the
+//! socket without waiting (non-blocking), and waits on the channel instead when nothing
+//! is there: a checked frame never waits for the read timeout.
 //!
-//! Connect attempts (`register.do`, then the websocket upgrade) run on a short-lived
-//! `alipay-msg-connect` thread each, so that a slow or unreachable platform never keeps
-//! this thread from taking commands: a shutdown or a send during a reconnect is answered
-//! at once. The attempt hands its results back through the channel — the answer bytes
-//! of `register.do`, then the open websocket — and is abandoned (its cancel flag set)
-//! when the session says [`Transmit::Close`].
+//! # Connect threads
+//!
+//! Each [`Transmit::Connect`] starts a short-lived `alipay-msg-connect` thread that
+//! opens TCP (and TLS), so that a slow or unreachable platform never keeps this thread
+//! from taking commands: a shutdown or a send during a reconnect is answered at once.
+//! The thread hands the open stream back through the channel; a connection the session
+//! closes first is abandoned (its cancel flag set) and its stream, if it still comes,
+//! dropped. How long a connection may take is the session's business
+//! (`connect_timeout`, `first_connect_timeout`); connect threads only stop at that
+//! deadline too, so as not to linger.
 
 use std::collections::HashMap;
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -46,28 +58,42 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, AttemptFailure, ClientError, ClientEvent, ClientSession, DeliveryId, Event,
-    Message, Outcome, Output, SendError, Transmit, WsRead,
+    Application, CheckJob, CheckedFrame, ClientError, ClientEvent, ClientSession, ConnId,
+    DeliveryId, FrameChecker, Input as SessionInput, Message, Outcome, Output, SendError, Transmit,
 };
-use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::produce_ack::ProduceAck;
-use alipay_msg_core::register::{RegisterError, WsConnect};
-use tungstenite::Message as WsMessage;
+use alipay_msg_core::register::RegisterError;
 
 use crate::events::EventHub;
-use crate::lanes::{Lanes, NotTaken};
+use crate::lanes::{Lanes, NotDealt, Work, JOBS_PER_LANE};
 use crate::lock;
-use crate::transport::{self, Bounds, HttpProgress, Ws};
+use crate::transport::{self, Bounds, Stream, StreamTimeouts};
 
-/// Read timeout of the open websocket: the longest a command waits while the thread
+/// Read timeout of an open connection: the longest an input waits while the thread
 /// reads.
 pub(crate) const READ_SLICE: Duration = Duration::from_millis(20);
 
-/// The longest a written frame (an ack, a ping) waits to be flushed while the thread
-/// keeps reading.
+/// The longest written bytes (an ack, a ping) wait to be flushed while the thread keeps
+/// reading.
 const FLUSH_WITHIN: Duration = Duration::from_millis(1);
 
-/// Everything the I/O thread waits for.
+/// Bytes collected for one connection before they are written at once, whatever
+/// [`FLUSH_WITHIN`] says: the bound of a connection's write buffer (a text frame over
+/// it is written on its own, right away).
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Bytes read from a socket at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How long the thread waits on the channel between non-blocking reads when it must
+/// read more than one socket (never for long: the session has one connection at a
+/// time, a second only while the first is being let go).
+const POLL_SLICE: Duration = Duration::from_millis(1);
+
+/// Everything the I/O thread waits for besides bytes.
+// A checked frame is moved straight to the session; boxing it would add an allocation
+// per message for nothing (checked frames in the channel are at most the jobs out).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Input {
     /// PRODUCE; the answer goes to `reply`.
     Send {
@@ -79,15 +105,14 @@ pub(crate) enum Input {
     Complete { id: DeliveryId, outcome: Outcome },
     /// Graceful shutdown.
     Shutdown,
-    /// A result of connect attempt `id`.
-    Attempt { id: u64, result: AttemptResult },
-}
-
-/// What a connect attempt reports.
-pub(crate) enum AttemptResult {
-    Http(HttpProgress),
-    WsOpen(Box<Ws>),
-    WsFailed(transport::Failed),
+    /// A connect thread's result for `conn`: the open stream, or why it could not be
+    /// opened.
+    Opened {
+        conn: ConnId,
+        result: Result<Stream, io::ErrorKind>,
+    },
+    /// A frame checked on a checking lane.
+    Checked(CheckedFrame),
 }
 
 /// State shared between the I/O thread and the client handles.
@@ -95,8 +120,6 @@ pub(crate) enum AttemptResult {
 pub(crate) struct Shared {
     /// The platform's refusal, when it stopped the client.
     pub(crate) fatal: Mutex<Option<RegisterError>>,
-    /// Why the last connection or attempt ended (for `connect_timeout`'s error).
-    pub(crate) last_disconnect: Mutex<Option<AttemptFailure>>,
     /// Set when the I/O thread has ended: deliveries still buffered can no longer be
     /// acknowledged.
     pub(crate) finished: AtomicBool,
@@ -144,21 +167,25 @@ impl Application for AppSide<'_> {
         }
     }
 
-    fn connect_result(&mut self, result: Result<(), RegisterError>) {
+    fn connect_result(&mut self, result: Result<(), ClientError>) {
         match &result {
             Ok(()) => tracing::info!("connected"),
-            Err(error) => {
+            Err(ClientError::Refused(error)) => {
                 tracing::error!(%error, "the platform refused the configuration");
                 *lock(&self.shared.fatal) = Some(error.clone());
             }
+            Err(error) => tracing::error!(%error, "the client stopped"),
         }
         if let Some(tx) = self.connected.take() {
-            let _ = tx.try_send(result.map_err(ClientError::Refused));
+            let _ = tx.try_send(result);
         }
     }
 
     fn publish(&mut self, event: ClientEvent) {
-        tracing::debug!(%event);
+        match &event {
+            ClientEvent::KeyWarning { .. } | ClientEvent::Fatal(_) => tracing::warn!(%event),
+            _ => tracing::debug!(%event),
+        }
         // Published before `connect` returns (the session publishes `Connected`
         // before answering it): a subscription made after it never sees the first
         // `Connected`.
@@ -166,31 +193,46 @@ impl Application for AppSide<'_> {
     }
 }
 
+/// One connection the session asked for, from its [`Transmit::Connect`] to its
+/// [`Transmit::Close`].
+struct Conn {
+    /// `None` while its connect thread runs (or after it failed).
+    stream: Option<Stream>,
+    /// Tells the connect thread to give up.
+    cancel: Arc<AtomicBool>,
+    /// Bytes written by the session and not yet sent (at most about
+    /// [`WRITE_BUFFER`]).
+    out: Vec<u8>,
+    /// When the oldest of `out` was written.
+    unflushed: Option<Instant>,
+    /// The socket is in non-blocking mode (for reads while frames are checked).
+    nonblocking: bool,
+    /// Its end (or failure) was reported to the session: nothing more is read or
+    /// written; the session's `Close` follows.
+    ended: bool,
+}
+
 /// The I/O thread's state.
 pub(crate) struct IoThread {
-    pub(crate) session: ClientSession,
-    pub(crate) inputs: Receiver<Input>,
-    /// For connect attempts to report through.
-    pub(crate) input_tx: Sender<Input>,
-    pub(crate) deliveries: SyncSender<Message>,
-    pub(crate) events: Arc<EventHub>,
-    pub(crate) connected: Option<SyncSender<Result<(), ClientError>>>,
-    pub(crate) shared: Arc<Shared>,
+    session: ClientSession,
+    /// For [`Input::Checked`] when a lane cannot take a job.
+    checker: FrameChecker,
+    inputs: Receiver<Input>,
+    /// For connect threads and checking lanes to report through.
+    input_tx: Sender<Input>,
+    deliveries: SyncSender<Message>,
+    events: Arc<EventHub>,
+    connected: Option<SyncSender<Result<(), ClientError>>>,
+    shared: Arc<Shared>,
     sends: HashMap<String, SyncSender<Result<ProduceAck, SendError>>>,
-    /// The current attempt; results of other attempts are stale.
-    attempt: u64,
-    attempt_cancel: Arc<AtomicBool>,
-    attempt_threads: Vec<JoinHandle<()>>,
-    conn: Option<Ws>,
-    /// When the oldest frame written to `conn` since its last flush was written.
-    unflushed: Option<Instant>,
-    /// `conn`'s socket is in non-blocking mode (for reads while frames are checked).
-    nonblocking: bool,
-    /// Checking lanes; `None` for one lane (frames are checked here).
-    lanes: Option<Lanes>,
-    /// The socket error kind of the attempt in progress, until the session reports how
-    /// the attempt ended.
-    io_kind: Option<std::io::ErrorKind>,
+    /// The session's connections (one at a time, at most two while one is let go).
+    conns: HashMap<ConnId, Conn>,
+    connect_threads: Vec<JoinHandle<()>>,
+    /// Checking lanes; `None` for one lane (the session checks inline).
+    lanes: Option<Lanes<CheckJob>>,
+    /// Check jobs dealt whose results have not come back.
+    checks_out: usize,
+    read_buf: Vec<u8>,
 }
 
 pub(crate) fn unix_ms() -> i64 {
@@ -201,7 +243,7 @@ pub(crate) fn unix_ms() -> i64 {
 
 impl IoThread {
     pub(crate) fn new(
-        session: ClientSession,
+        mut session: ClientSession,
         inputs: Receiver<Input>,
         input_tx: Sender<Input>,
         deliveries: SyncSender<Message>,
@@ -209,9 +251,26 @@ impl IoThread {
         connected: SyncSender<Result<(), ClientError>>,
         shared: Arc<Shared>,
     ) -> Self {
-        let lanes = Lanes::start(&session.frame_checker(), session.config());
+        let checker = session.frame_checker();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let count = session.config().check_parallelism_for(cores);
+        let max_outstanding = count.saturating_mul(JOBS_PER_LANE);
+        let work: Work<CheckJob> = {
+            let (checker, results) = (checker.clone(), input_tx.clone());
+            Arc::new(move |job| results.send(Input::Checked(checker.run(job))).is_ok())
+        };
+        let lanes = Lanes::start(count, max_outstanding, work);
+        if let Some(lanes) = &lanes {
+            tracing::debug!(
+                lanes = lanes.count(),
+                max_outstanding,
+                "frames are checked on lanes"
+            );
+            session.set_check_offload(max_outstanding);
+        }
         IoThread {
             session,
+            checker,
             inputs,
             input_tx,
             deliveries,
@@ -219,36 +278,24 @@ impl IoThread {
             connected: Some(connected),
             shared,
             sends: HashMap::new(),
-            attempt: 0,
-            attempt_cancel: Arc::new(AtomicBool::new(false)),
-            attempt_threads: Vec::new(),
-            conn: None,
-            unflushed: None,
-            nonblocking: false,
+            conns: HashMap::new(),
+            connect_threads: Vec::new(),
             lanes,
-            io_kind: None,
+            checks_out: 0,
+            read_buf: vec![0; READ_CHUNK],
         }
     }
 
-    /// Runs until the session is done, then closes everything and joins the attempt
-    /// threads.
+    /// Runs until the session is done, then closes everything and joins the connect
+    /// threads and the checking lanes.
     pub(crate) fn run(mut self) {
-        for event in ClientEvent::start_up(self.session.config()) {
-            tracing::warn!(%event);
-            self.events.publish(&event);
-        }
         loop {
             // Carry out everything the session asks for, up to its next deadline.
             let deadline = loop {
                 match self.session.poll_output() {
                     Output::Transmit(t) => self.transmit(t),
+                    Output::Check(job) => self.check(job),
                     Output::Event(e) => {
-                        if matches!(e, Event::Connecting { .. }) {
-                            self.io_kind = None;
-                        }
-                        if let Some(failure) = AttemptFailure::from_event(&e, self.io_kind.take()) {
-                            *lock(&self.shared.last_disconnect) = Some(failure);
-                        }
                         let mut app = AppSide {
                             deliveries: &self.deliveries,
                             events: &self.events,
@@ -260,6 +307,7 @@ impl IoThread {
                     }
                     Output::Timeout(at) => break Some(at),
                     Output::Done => break None,
+                    other => tracing::warn!(?other, "an output this client does not know"),
                 }
             };
             let Some(deadline) = deadline else { break };
@@ -270,214 +318,328 @@ impl IoThread {
         self.finish();
     }
 
-    /// Waits for one input (or the deadline) and feeds it to the session.
+    /// Waits for one input, some bytes or the deadline, and feeds it to the session.
     fn wait(&mut self, deadline: Instant) {
         let now = Instant::now();
         if now >= deadline {
             return self.session.handle_timeout(now);
         }
-        if self.conn.is_some() && self.session.wants_read() {
-            // Acks leave in bursts (below), but never later than FLUSH_WITHIN after
-            // they were written, however busy the thread stays.
-            if self
-                .unflushed
-                .is_some_and(|since| now.saturating_duration_since(since) >= FLUSH_WITHIN)
-            {
-                self.flush();
-                if self.conn.is_none() {
-                    return;
-                }
-            }
-            match self.inputs.try_recv() {
-                Ok(input) => return self.input(input),
-                Err(TryRecvError::Empty) => {}
-                // The thread holds a sender itself: never disconnected.
-                Err(TryRecvError::Disconnected) => {
-                    return self.session.shutdown(Instant::now());
-                }
-            }
-            // Every frame checked by now, at once, for as long as the session wants
-            // frames (`max_in_flight`): their deliveries reach the handlers together
-            // (one wake-up for a burst, not one each).
-            let mut took = false;
-            while let Some(lanes) = self.lanes.as_mut() {
-                if !self.session.wants_read() {
-                    break;
-                }
-                match lanes.try_take() {
-                    Ok(frame) => {
-                        took = true;
-                        self.checked(frame);
-                    }
-                    Err(NotTaken::Gone) => return self.lanes_gone(),
-                    Err(NotTaken::Empty | NotTaken::NotYet) => break,
-                }
-            }
-            if took {
+        let readable = self.readable();
+        if readable.is_empty() {
+            if self.flush_all() {
                 return;
             }
-            // What was written goes out before the thread waits: here, unless frames
-            // are being checked (then the read does not wait, and the wait for a
-            // checked frame flushes first), so that acks leave in bursts.
-            if !self.checking() {
-                self.flush();
-                if self.conn.is_none() {
-                    return;
-                }
-            }
-            if self.lanes.as_ref().is_some_and(Lanes::is_full) {
-                // Every lane holds all it may: the due frame first.
-                self.take_checked(deadline);
-            } else {
-                self.read_frame(deadline);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                self.session.handle_timeout(now);
-            }
-        } else {
-            self.flush();
-            match self.inputs.recv_timeout(deadline - now) {
+            return match self.inputs.recv_timeout(deadline - now) {
                 Ok(input) => self.input(input),
                 Err(RecvTimeoutError::Timeout) => self.session.handle_timeout(Instant::now()),
+                // The thread holds a sender itself: never disconnected.
                 Err(RecvTimeoutError::Disconnected) => self.session.shutdown(Instant::now()),
-            }
+            };
         }
-    }
-
-    /// Reads one frame, or nothing within [`READ_SLICE`] — nothing at once while frames
-    /// are being checked, and then waits for the next checked frame (until `deadline`).
-    fn read_frame(&mut self, deadline: Instant) {
-        let checking = self.checking();
-        if !self.set_nonblocking(checking) {
+        // Acks leave in bursts (below), but never later than FLUSH_WITHIN after they
+        // were written, however busy the thread stays.
+        let due = self.conns.values().any(|c| {
+            c.unflushed
+                .is_some_and(|since| now.saturating_duration_since(since) >= FLUSH_WITHIN)
+        });
+        if due && self.flush_all() {
             return;
         }
-        let Some(ws) = self.conn.as_mut() else { return };
-        let result = ws.read();
+        match self.inputs.try_recv() {
+            Ok(input) => return self.input(input),
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => return self.session.shutdown(Instant::now()),
+        }
+        let checking = self.checks_out > 0;
+        if let ([conn], false) = (readable.as_slice(), checking) {
+            // What was written goes out before the thread waits in the read.
+            if self.flush_all() {
+                return;
+            }
+            self.read(*conn, false);
+        } else {
+            // Frames are being checked (or, briefly, two sockets are open): read
+            // without waiting, and wait on the channel when nothing is there.
+            let mut read = false;
+            for conn in readable {
+                read |= self.read(conn, true);
+            }
+            if read || self.flush_all() {
+                return;
+            }
+            let slice = if checking { READ_SLICE } else { POLL_SLICE };
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(slice);
+            match self.inputs.recv_timeout(wait) {
+                Ok(input) => return self.input(input),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return self.session.shutdown(Instant::now())
+                }
+            }
+        }
         let now = Instant::now();
-        match result.map(WsRead::from_message) {
-            Ok(Some(WsRead::Text(text))) => match self.lanes.as_mut() {
-                Some(lanes) => {
-                    if !lanes.deal(text) {
-                        self.lanes_gone();
-                    }
-                }
-                None => self.session.handle_text(text.as_str(), now),
-            },
-            Ok(Some(WsRead::Pong)) => self.session.handle_pong(now),
-            Ok(Some(WsRead::Closed(reason))) => self.read_ended(&reason),
-            // Pings (tungstenite answers them) and binary frames.
-            Ok(None) => {}
-            Err(tungstenite::Error::Io(e)) if transport::is_timeout(&e) => {
-                if checking {
-                    self.take_checked(deadline);
-                }
-            }
-            Err(e) => self.read_ended(&e.to_string()),
+        if now >= deadline {
+            self.session.handle_timeout(now);
         }
     }
 
-    /// Frames are being checked on the lanes.
-    fn checking(&self) -> bool {
-        self.lanes.as_ref().is_some_and(|l| l.pending() > 0)
-    }
-
-    /// The platform closed the connection, or reading failed: the frames read before
-    /// still count, as far as the session wants them (`max_in_flight`), then the
-    /// connection is let go.
-    fn read_ended(&mut self, reason: &str) {
-        // Checking a frame takes a parse and one signature check (well under a
-        // second); frames not checked by then, or not wanted, are dropped with the
-        // connection (they were never acked: the platform delivers them again).
-        let drain_by = Instant::now() + Duration::from_secs(1);
-        while let Some(lanes) = self.lanes.as_mut() {
-            if !self.session.wants_read() {
-                break;
-            }
-            match lanes.take(drain_by) {
-                Ok(frame) => self.checked(frame),
-                Err(NotTaken::Gone) => {
-                    self.lanes_stopped();
-                    break;
-                }
-                Err(NotTaken::Empty | NotTaken::NotYet) => break,
-            }
+    /// The connections to read now: the open ones, unless the session is connected and
+    /// wants no frames (backpressure: then the socket is not read, so the platform
+    /// holds its messages).
+    fn readable(&self) -> Vec<ConnId> {
+        if self.session.is_connected() && !self.session.wants_read() {
+            return Vec::new();
         }
-        self.let_go();
-        self.session.handle_ws_closed(reason, Instant::now());
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.stream.is_some() && !c.ended)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
-    /// Waits (until `deadline`) for the next checked frame and gives it to the session;
-    /// what was written goes out first.
-    fn take_checked(&mut self, deadline: Instant) {
-        self.flush();
-        let Some(lanes) = self.lanes.as_mut() else {
-            return;
-        };
-        match lanes.take(deadline) {
-            Ok(frame) => self.checked(frame),
-            Err(NotTaken::Gone) => self.lanes_gone(),
-            Err(NotTaken::Empty | NotTaken::NotYet) => {}
-        }
-    }
-
-    fn checked(&mut self, frame: alipay_msg_core::client::CheckedFrame) {
-        // Checked by this session's own checker: never foreign.
-        let _ = self.session.handle_checked(frame, Instant::now());
-    }
-
-    /// A checking lane's thread ended (it cannot on any input): the frames it held are
-    /// lost, so the connection is closed for the platform to deliver them again, and
-    /// from now on this thread checks frames itself.
-    fn lanes_gone(&mut self) {
-        self.lanes_stopped();
-        if self.conn.is_some() {
-            self.let_go();
-            self.session
-                .handle_ws_closed("a checking lane stopped", Instant::now());
-        }
-    }
-
-    /// Lets go of the connection, and of its frames still being checked.
-    fn let_go(&mut self) {
-        self.conn = None;
-        self.unflushed = None;
-        self.nonblocking = false;
-        if let Some(lanes) = self.lanes.as_mut() {
-            if !lanes.reset() {
-                self.lanes_stopped();
-            }
-        }
-    }
-
-    fn lanes_stopped(&mut self) {
-        tracing::error!(
-            "a checking lane stopped; frames are checked on the I/O thread from now on"
-        );
-        self.lanes = None;
-    }
-
-    /// Puts the socket in (non-)blocking mode, when it is not already; `false` if that
-    /// failed, which ends the connection.
-    fn set_nonblocking(&mut self, nonblocking: bool) -> bool {
-        if self.nonblocking == nonblocking {
-            return true;
-        }
-        let Some(ws) = self.conn.as_ref() else {
+    /// Reads `conn` once — without waiting when `nonblocking`, else up to the read
+    /// timeout — and feeds what came to the session. `true` when the session got
+    /// something (bytes, the end of the stream or a failure).
+    fn read(&mut self, id: ConnId, nonblocking: bool) -> bool {
+        let Some(conn) = self.conns.get_mut(&id) else {
             return false;
         };
-        match ws.get_ref().set_nonblocking(nonblocking) {
-            Ok(()) => {
-                self.nonblocking = nonblocking;
+        let Some(stream) = conn.stream.as_mut() else {
+            return false;
+        };
+        if conn.nonblocking != nonblocking {
+            if let Err(e) = stream.set_nonblocking(nonblocking) {
+                return self.failed(id, e.kind());
+            }
+            conn.nonblocking = nonblocking;
+        }
+        let result = stream.read(&mut self.read_buf);
+        let now = Instant::now();
+        match result {
+            Ok(0) => {
+                conn.ended = true;
+                let eof = SessionInput::Closed {
+                    conn: id,
+                    error: None,
+                };
+                self.session.handle_input(eof, now);
                 true
             }
-            Err(e) => {
-                self.let_go();
+            Ok(n) => {
+                // `read` returns at most the buffer's length.
+                let bytes = &self.read_buf[..n];
                 self.session
-                    .handle_ws_closed(&format!("socket mode: {e}"), Instant::now());
+                    .handle_input(SessionInput::Bytes { conn: id, bytes }, now);
+                true
+            }
+            Err(e) if transport::is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => false,
+            // A TLS peer that closed without close_notify: the session decides whether
+            // what it read is complete (the register answer), as for a clean end.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                conn.ended = true;
+                let eof = SessionInput::Closed {
+                    conn: id,
+                    error: None,
+                };
+                self.session.handle_input(eof, now);
+                true
+            }
+            Err(e) => self.failed(id, e.kind()),
+        }
+    }
+
+    /// Reading or writing `id` failed: nothing more is done on it, and the session is
+    /// told (its `Close` follows). Returns `true` (the session got an input).
+    fn failed(&mut self, id: ConnId, error: io::ErrorKind) -> bool {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.ended = true;
+            conn.out = Vec::new();
+            conn.unflushed = None;
+        }
+        tracing::debug!(%id, %error, "connection failed");
+        self.session.handle_input(
+            SessionInput::Closed {
+                conn: id,
+                error: Some(error),
+            },
+            Instant::now(),
+        );
+        true
+    }
+
+    /// Writes what was collected for every connection. `true` when a write failed
+    /// (the session was told).
+    fn flush_all(&mut self) -> bool {
+        let pending: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.unflushed.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut failed = false;
+        for id in pending {
+            failed |= self.flush(id);
+        }
+        failed
+    }
+
+    /// Writes what was collected for `id` (waiting up to the write timeout,
+    /// `dead_after`). `true` when the write failed (the session was told).
+    fn flush(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        if conn.unflushed.take().is_none() || conn.ended {
+            return false;
+        }
+        let Some(stream) = conn.stream.as_mut() else {
+            // Not open yet: the bytes wait for the connection.
+            conn.unflushed = Some(Instant::now());
+            return false;
+        };
+        let mut written = || {
+            if conn.nonblocking {
+                stream.set_nonblocking(false)?;
+                conn.nonblocking = false;
+            }
+            stream.write_all(&conn.out)?;
+            stream.flush()
+        };
+        match written() {
+            Ok(()) => {
+                conn.out.clear();
                 false
             }
+            // Even a timeout is a failure here: the peer took no bytes for
+            // `dead_after`.
+            Err(e) if transport::is_timeout(&e) => self.failed(id, io::ErrorKind::TimedOut),
+            Err(e) => self.failed(id, e.kind()),
         }
+    }
+
+    fn transmit(&mut self, transmit: Transmit) {
+        match transmit {
+            Transmit::Connect {
+                conn,
+                host,
+                port,
+                tls,
+            } => self.connect(conn, host, port, tls),
+            Transmit::Write { conn: id, bytes } => {
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                if conn.ended {
+                    return;
+                }
+                if conn.out.is_empty() {
+                    conn.out = bytes;
+                } else {
+                    conn.out.extend_from_slice(&bytes);
+                }
+                conn.unflushed.get_or_insert_with(Instant::now);
+                if conn.out.len() >= WRITE_BUFFER {
+                    self.flush(id);
+                }
+            }
+            Transmit::Close { conn: id } => {
+                if let Some(mut conn) = self.conns.remove(&id) {
+                    conn.cancel.store(true, Ordering::Relaxed);
+                    close(id, &mut conn);
+                }
+            }
+            other => tracing::warn!(?other, "a transmit this client does not know"),
+        }
+    }
+
+    /// Starts a connect thread for `conn`.
+    fn connect(&mut self, id: ConnId, host: String, port: u16, tls: bool) {
+        // Connect threads that already ended: join them now.
+        let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.connect_threads)
+            .into_iter()
+            .partition(JoinHandle::is_finished);
+        self.connect_threads = running;
+        for handle in finished {
+            let _ = handle.join();
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.conns.insert(
+            id,
+            Conn {
+                stream: None,
+                cancel: cancel.clone(),
+                out: Vec::new(),
+                unflushed: None,
+                nonblocking: false,
+                ended: false,
+            },
+        );
+        let config = self.session.config();
+        // The session closes the connection at its own deadline; the thread stops then
+        // too.
+        let deadline = Instant::now() + config.connect_timeout;
+        let timeouts = StreamTimeouts {
+            read: READ_SLICE,
+            write: config.dead_after,
+        };
+        let tx = self.input_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("alipay-msg-connect".to_owned())
+            .spawn(move || {
+                let bounds = Bounds {
+                    deadline,
+                    cancel: &cancel,
+                };
+                let result = transport::connect(&host, port, tls, timeouts, bounds);
+                if let Err(error) = &result {
+                    tracing::debug!(%id, %host, port, %error, "connect failed");
+                }
+                // A closed channel: the client has stopped; the stream is dropped.
+                let _ = tx.send(Input::Opened {
+                    conn: id,
+                    result: result.map_err(|e| e.kind()),
+                });
+            });
+        match spawned {
+            Ok(handle) => self.connect_threads.push(handle),
+            Err(error) => {
+                tracing::error!(%error, "could not start a connect thread");
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.ended = true;
+                }
+                let failed = SessionInput::ConnectFailed {
+                    conn: id,
+                    error: error.kind(),
+                };
+                self.session.handle_input(failed, Instant::now());
+            }
+        }
+    }
+
+    /// Runs a check job: on a lane, or here when there is none.
+    fn check(&mut self, job: CheckJob) {
+        let job = match self.lanes.as_mut() {
+            None => job,
+            Some(lanes) => match lanes.deal(job) {
+                Ok(()) => {
+                    self.checks_out += 1;
+                    return;
+                }
+                Err(NotDealt::Full(job)) => job,
+                Err(NotDealt::Gone(job)) => {
+                    tracing::error!(
+                        "a checking lane stopped; frames are checked on the I/O thread from now on"
+                    );
+                    self.lanes = None;
+                    job
+                }
+            },
+        };
+        let checked = self.checker.run(job);
+        self.session
+            .handle_input(SessionInput::Checked(checked), Instant::now());
     }
 
     fn input(&mut self, input: Input) {
@@ -501,176 +663,47 @@ impl IoThread {
                 let _ = self.session.complete(id, outcome, now);
             }
             Input::Shutdown => self.session.shutdown(now),
-            Input::Attempt { id, result } if id == self.attempt => match result {
-                AttemptResult::Http(HttpProgress::Data(data)) => {
-                    self.session.handle_http_data(&data, now)
-                }
-                AttemptResult::Http(HttpProgress::Eof) => self.session.handle_http_eof(now),
-                AttemptResult::Http(HttpProgress::Failed(failed)) => {
-                    self.io_kind = failed.kind;
-                    self.session.handle_http_failed(&failed.text, now)
-                }
-                AttemptResult::WsOpen(ws) => {
-                    let ready = ws.get_ref().set_read_timeout(READ_SLICE).and_then(|()| {
-                        ws.get_ref()
-                            .set_write_timeout(self.session.config().dead_after)
-                    });
-                    match ready {
-                        Ok(()) => {
-                            self.let_go();
-                            self.conn = Some(*ws);
-                            self.session.update_wall_clock(now, unix_ms());
-                            self.session.handle_ws_open(now);
-                        }
-                        Err(e) => {
-                            self.io_kind = Some(e.kind());
-                            self.session.handle_ws_failed(&e.to_string(), now)
-                        }
-                    }
-                }
-                AttemptResult::WsFailed(failed) => {
-                    self.io_kind = failed.kind;
-                    self.session.handle_ws_failed(&failed.text, now)
-                }
-            },
-            Input::Attempt { .. } => {} // from an abandoned attempt
-        }
-    }
-
-    fn transmit(&mut self, transmit: Transmit) {
-        match transmit {
-            Transmit::HttpRequest { endpoint, request } => {
-                self.abandon_attempt();
-                self.start_attempt(endpoint, Attempt::Http(request));
-            }
-            Transmit::WsConnect { endpoint, connect } => {
-                // The register exchange is over; the upgrade belongs to the same
-                // attempt.
-                self.attempt_cancel.store(true, Ordering::Relaxed);
-                self.start_attempt(endpoint, Attempt::Ws(connect));
-            }
-            Transmit::Text(text) => self.write(WsMessage::Text(text.into())),
-            Transmit::Ping => self.write(WsMessage::Ping(Vec::new().into())),
-            Transmit::Close => {
-                self.abandon_attempt();
-                self.close();
-            }
-        }
-    }
-
-    /// Queues a frame; [`IoThread::flush`] sends what is queued before the thread
-    /// waits, so a burst of acks leaves in one write.
-    fn write(&mut self, message: WsMessage) {
-        // Writes wait for the socket (up to `dead_after`).
-        if !self.set_nonblocking(false) {
-            return;
-        }
-        let Some(ws) = self.conn.as_mut() else { return };
-        match ws.write(message) {
-            Ok(()) => {
-                self.unflushed.get_or_insert_with(Instant::now);
-            }
-            Err(e) => self.write_failed(&e),
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.unflushed.take().is_none() {
-            return;
-        }
-        if !self.set_nonblocking(false) {
-            return;
-        }
-        let Some(ws) = self.conn.as_mut() else { return };
-        if let Err(e) = ws.flush() {
-            self.write_failed(&e);
-        }
-    }
-
-    /// Sends a close frame (best effort: it may not get out) and lets the connection go.
-    fn close(&mut self) {
-        if self.set_nonblocking(false) {
-            if let Some(mut ws) = self.conn.take() {
-                let _ = ws.close(None);
-                let _ = ws.flush();
-            }
-        }
-        self.let_go();
-    }
-
-    fn write_failed(&mut self, e: &tungstenite::Error) {
-        // Even a timeout is fatal here: the peer took no bytes for `dead_after`.
-        self.let_go();
-        self.session
-            .handle_ws_closed(&format!("write failed: {e}"), Instant::now());
-    }
-
-    /// Results of the current attempt become stale; its thread stops soon.
-    fn abandon_attempt(&mut self) {
-        self.attempt_cancel.store(true, Ordering::Relaxed);
-        self.attempt += 1;
-    }
-
-    fn start_attempt(&mut self, endpoint: Endpoint, attempt: Attempt) {
-        // Attempt threads that already ended: join them now.
-        let (finished, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attempt_threads)
-            .into_iter()
-            .partition(JoinHandle::is_finished);
-        self.attempt_threads = running;
-        for handle in finished {
-            let _ = handle.join();
-        }
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.attempt_cancel = cancel.clone();
-        let (id, tx) = (self.attempt, self.input_tx.clone());
-        let deadline = Instant::now() + self.session.config().connect_timeout;
-        let max_message = self.session.config().frame_limits.max_frame_bytes;
-        let spawned = std::thread::Builder::new()
-            .name("alipay-msg-connect".to_owned())
-            .spawn(move || {
-                let bounds = Bounds {
-                    deadline,
-                    cancel: &cancel,
+            Input::Opened { conn: id, result } => {
+                // A connection the session closed meanwhile: dropped (and so closed).
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return;
                 };
-                let report = |result| tx.send(Input::Attempt { id, result }).is_ok();
-                match attempt {
-                    Attempt::Http(request) => {
-                        transport::http_exchange(&endpoint, &request, bounds, |progress| {
-                            report(AttemptResult::Http(progress))
-                        });
+                match result {
+                    Ok(stream) => {
+                        conn.stream = Some(stream);
+                        self.session
+                            .handle_input(SessionInput::Connected(id), Instant::now());
                     }
-                    Attempt::Ws(connect) => {
-                        report(
-                            match transport::websocket(&endpoint, &connect, max_message, bounds) {
-                                Ok(ws) => AttemptResult::WsOpen(Box::new(ws)),
-                                Err(e) => AttemptResult::WsFailed(e),
-                            },
+                    Err(error) => {
+                        conn.ended = true;
+                        self.session.handle_input(
+                            SessionInput::ConnectFailed { conn: id, error },
+                            Instant::now(),
                         );
                     }
                 }
-            });
-        match spawned {
-            Ok(handle) => self.attempt_threads.push(handle),
-            Err(e) => {
-                let reason = format!("could not start a connect thread: {e}");
-                let now = Instant::now();
-                self.session.handle_http_failed(&reason, now);
-                self.session.handle_ws_failed(&reason, now);
+            }
+            Input::Checked(checked) => {
+                self.checks_out = self.checks_out.saturating_sub(1);
+                self.session
+                    .handle_input(SessionInput::Checked(checked), now);
             }
         }
     }
 
-    /// The session is done: close, answer what waits, join the attempt threads, tell
-    /// everyone.
+    /// The session is done: close what is left, answer what waits, join the connect
+    /// threads and the lanes, tell everyone.
     fn finish(&mut self) {
-        self.abandon_attempt();
-        self.close();
-        // Ends the checking threads.
+        for (id, mut conn) in std::mem::take(&mut self.conns) {
+            conn.cancel.store(true, Ordering::Relaxed);
+            close(id, &mut conn);
+        }
+        // Ends and joins the checking threads.
         self.lanes = None;
         for (_, reply) in self.sends.drain() {
             let _ = reply.try_send(Err(SendError::ConnectionLost));
         }
-        for handle in self.attempt_threads.drain(..) {
+        for handle in self.connect_threads.drain(..) {
             let _ = handle.join();
         }
         self.shared.finished.store(true, Ordering::SeqCst);
@@ -679,8 +712,21 @@ impl IoThread {
     }
 }
 
-/// The work of a connect thread.
-enum Attempt {
-    Http(Vec<u8>),
-    Ws(WsConnect),
+/// Writes what is left for `conn` (best effort: the session is done with it) and
+/// shuts it down.
+fn close(id: ConnId, conn: &mut Conn) {
+    let Some(mut stream) = conn.stream.take() else {
+        return;
+    };
+    // Writes wait (up to `dead_after`), the close_notify of TLS too.
+    let blocking = stream.set_nonblocking(false);
+    if !conn.ended && !conn.out.is_empty() {
+        let written = blocking
+            .and_then(|()| stream.write_all(&conn.out))
+            .and_then(|()| stream.flush());
+        if let Err(error) = written {
+            tracing::debug!(%id, %error, "the last bytes could not be written");
+        }
+    }
+    stream.shut();
 }

@@ -1,83 +1,69 @@
-//! Checking lanes: `alipay-msg-check` threads that parse frames and check CONSUME
-//! signatures for the I/O thread — nearly all of a message's cost — so that checking
-//! runs on every core while the I/O thread reads, decides and writes.
+//! Checking lanes: `alipay-msg-check` threads that run the session's check jobs —
+//! decoding a text frame, parsing it and checking a CONSUME's signature, nearly all of
+//! a message's cost — so that checking runs on every core while the I/O thread reads,
+//! decides and writes.
 //!
-//! The I/O thread deals the text frames it reads to the lanes in turn, [`CHUNK`]
-//! frames to a lane (a lane that gets several at once sleeps and wakes less), and takes
-//! the checked frames back in the same turn ([`Lanes::try_take`], [`Lanes::take`]): the
-//! session sees frames in the order they were read, whatever lane finished first.
-//! Every lane holds at most [`AHEAD`] frames, so a stalled session stops the reading
-//! (backpressure) instead of growing a queue, and dealing never blocks.
+//! The I/O thread deals the jobs of [`alipay_msg_core::client::Output::Check`] to the
+//! lanes in turn, [`CHUNK`] jobs to a lane (a lane that gets several at once sleeps and
+//! wakes less); each lane runs its jobs and hands every result straight back to the I/O
+//! thread (its input channel), whatever the other lanes are doing. Results come back in
+//! any order: the session restores read order itself.
 //!
-//! When a connection ends, [`Lanes::reset`] drops its frames still being checked
-//! (waiting for the lanes to finish them, well under a millisecond each): the platform
-//! delivers them again, since none was acknowledged.
+//! Queues are bounded: the session has at most `max_outstanding` jobs out
+//! ([`alipay_msg_core::client::ClientSession::set_check_offload`]) and each lane's queue
+//! holds that many, so dealing never blocks and never finds a queue full.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
-use alipay_msg_core::client::{CheckedFrame, ClientConfig, FrameChecker};
-use tungstenite::Utf8Bytes;
+/// Consecutive jobs dealt to one lane.
+pub(crate) const CHUNK: u64 = 4;
 
-/// Frames one lane may hold (dealt and not yet taken): a multiple of [`CHUNK`].
-pub(crate) const AHEAD: usize = 8;
+/// Check jobs the session may have out per lane (its `max_outstanding` is this many
+/// times the number of lanes).
+pub(crate) const JOBS_PER_LANE: usize = 4;
 
-/// Consecutive frames dealt to one lane.
-const CHUNK: u64 = 4;
-
-struct Lane {
-    jobs: SyncSender<Utf8Bytes>,
-    results: Receiver<CheckedFrame>,
-}
+/// What a lane does with a job: runs it and hands the result on; `false` when nobody
+/// takes results any more (the lane then ends).
+pub(crate) type Work<J> = Arc<dyn Fn(J) -> bool + Send + Sync>;
 
 /// The lanes of one client; their threads end when it is dropped.
-pub(crate) struct Lanes {
-    lanes: Vec<Lane>,
+pub(crate) struct Lanes<J> {
+    lanes: Vec<SyncSender<J>>,
     threads: Vec<JoinHandle<()>>,
-    /// Frames dealt, ever; frame `n` goes to lane `(n / CHUNK) % lanes`.
+    /// Jobs dealt, ever; job `n` goes to lane `(n / CHUNK) % lanes`.
     dealt: u64,
-    /// Frames taken (or dropped by a reset), ever.
-    taken: u64,
 }
 
-/// Why no checked frame was taken.
+/// Why a job was not dealt: it comes back, to be run elsewhere.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum NotTaken {
-    /// Nothing is being checked.
-    Empty,
-    /// The due frame is still being checked (or the deadline came first).
-    NotYet,
-    /// A lane's thread is gone (it cannot panic on any input: only if it could not be
+pub(crate) enum NotDealt<J> {
+    /// The lane's queue is full (more jobs out than the session allows: not expected).
+    Full(J),
+    /// The lane's thread is gone (it cannot end on any input: only if it could not be
     /// kept running).
-    Gone,
+    Gone(J),
 }
 
-impl Lanes {
-    /// `ClientConfig::check_parallelism` lanes for the available cores; `None` for one,
-    /// where the I/O thread checks frames itself, or when no thread can be started.
-    pub(crate) fn start(checker: &FrameChecker, config: &ClientConfig) -> Option<Lanes> {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Lanes::with_lanes(checker, config.check_parallelism_for(cores))
-    }
-
-    fn with_lanes(checker: &FrameChecker, count: usize) -> Option<Lanes> {
+impl<J: Send + 'static> Lanes<J> {
+    /// `count` lanes, each queueing up to `capacity` jobs, running `work`; `None` for
+    /// fewer than two (the I/O thread then checks frames itself), or when a thread
+    /// cannot be started.
+    pub(crate) fn start(count: usize, capacity: usize, work: Work<J>) -> Option<Lanes<J>> {
         if count < 2 {
             return None;
         }
         let mut lanes = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for _ in 0..count {
-            // A lane holds at most AHEAD frames: neither side ever blocks on a full
-            // channel.
-            let (jobs, job_rx) = mpsc::sync_channel::<Utf8Bytes>(AHEAD);
-            let (result_tx, results) = mpsc::sync_channel(AHEAD);
-            let checker = checker.clone();
+            let (jobs, job_rx) = mpsc::sync_channel::<J>(capacity.max(1));
+            let work = work.clone();
             let spawned = std::thread::Builder::new()
                 .name("alipay-msg-check".to_owned())
                 .spawn(move || {
-                    while let Ok(text) = job_rx.recv() {
-                        if result_tx.send(checker.check(text.as_str())).is_err() {
+                    while let Ok(job) = job_rx.recv() {
+                        if !work(job) {
                             return;
                         }
                     }
@@ -86,97 +72,47 @@ impl Lanes {
                 Ok(thread) => threads.push(thread),
                 Err(error) => {
                     tracing::warn!(%error, "no checking lanes: frames are checked on the I/O thread");
+                    // Dropping what was built ends and joins the lanes started so far.
+                    drop(Lanes {
+                        lanes,
+                        threads,
+                        dealt: 0,
+                    });
                     return None;
                 }
             }
-            lanes.push(Lane { jobs, results });
+            lanes.push(jobs);
         }
         Some(Lanes {
             lanes,
             threads,
             dealt: 0,
-            taken: 0,
         })
     }
 
-    fn lane(&self, frame: u64) -> &Lane {
+    /// Lanes running.
+    pub(crate) fn count(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Hands `job` to the next lane in turn; never blocks.
+    pub(crate) fn deal(&mut self, job: J) -> Result<(), NotDealt<J>> {
         // The index is below the number of lanes, a usize.
-        &self.lanes[((frame / CHUNK) % self.lanes.len() as u64) as usize]
-    }
-
-    /// Frames dealt and not yet taken.
-    pub(crate) fn pending(&self) -> usize {
-        // At most lanes × AHEAD.
-        (self.dealt - self.taken) as usize
-    }
-
-    /// The lanes hold all they may: take a frame before dealing another. (Any
-    /// `lanes × AHEAD` consecutive frames give each lane `AHEAD`.)
-    pub(crate) fn is_full(&self) -> bool {
-        self.pending() >= self.lanes.len() * AHEAD
-    }
-
-    /// Hands `text` to the next lane in turn. `false` if the lane's thread is gone.
-    /// Must not be called when [`Lanes::is_full`]; then it never blocks.
-    pub(crate) fn deal(&mut self, text: Utf8Bytes) -> bool {
-        debug_assert!(!self.is_full());
-        if self.lane(self.dealt).jobs.try_send(text).is_err() {
-            return false;
-        }
-        self.dealt += 1;
-        true
-    }
-
-    /// The next checked frame in read order, if it is ready.
-    pub(crate) fn try_take(&mut self) -> Result<CheckedFrame, NotTaken> {
-        self.take_with(|results| match results.try_recv() {
-            Ok(checked) => Ok(checked),
-            Err(mpsc::TryRecvError::Empty) => Err(NotTaken::NotYet),
-            Err(mpsc::TryRecvError::Disconnected) => Err(NotTaken::Gone),
-        })
-    }
-
-    /// The next checked frame in read order, waiting for it until `deadline`.
-    pub(crate) fn take(&mut self, deadline: Instant) -> Result<CheckedFrame, NotTaken> {
-        self.take_with(|results| {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match results.recv_timeout(wait) {
-                Ok(checked) => Ok(checked),
-                Err(RecvTimeoutError::Timeout) => Err(NotTaken::NotYet),
-                Err(RecvTimeoutError::Disconnected) => Err(NotTaken::Gone),
+        let lane = ((self.dealt / CHUNK) % self.lanes.len() as u64) as usize;
+        match self.lanes[lane].try_send(job) {
+            Ok(()) => {
+                self.dealt += 1;
+                Ok(())
             }
-        })
-    }
-
-    fn take_with(
-        &mut self,
-        next: impl FnOnce(&Receiver<CheckedFrame>) -> Result<CheckedFrame, NotTaken>,
-    ) -> Result<CheckedFrame, NotTaken> {
-        if self.taken == self.dealt {
-            return Err(NotTaken::Empty);
+            Err(TrySendError::Full(job)) => Err(NotDealt::Full(job)),
+            Err(TrySendError::Disconnected(job)) => Err(NotDealt::Gone(job)),
         }
-        let frame = next(&self.lane(self.taken).results)?;
-        self.taken += 1;
-        Ok(frame)
-    }
-
-    /// Drops the frames being checked (their connection ended), once their lanes have
-    /// finished them. `false` if a lane's thread is gone.
-    pub(crate) fn reset(&mut self) -> bool {
-        while self.taken < self.dealt {
-            if self.lane(self.taken).results.recv().is_err() {
-                self.taken = self.dealt;
-                return false;
-            }
-            self.taken += 1;
-        }
-        true
     }
 }
 
-impl Drop for Lanes {
+impl<J> Drop for Lanes<J> {
     fn drop(&mut self) {
-        // Closing the job channels ends the threads after their current frame.
+        // Closing the job channels ends the threads after their current job.
         self.lanes.clear();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
@@ -187,117 +123,100 @@ impl Drop for Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alipay_msg_core::client::{ClientSession, Credentials};
-    use rand_core::SeedableRng;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
     use std::time::Duration;
 
-    const CONSUME: &str = include_str!("../../testdata/frames/consume.txt");
-
-    fn checker() -> FrameChecker {
-        let credentials = Credentials::public_key(
-            include_str!("../../testdata/vectors/keys/app_private_pkcs1.pem"),
-            include_str!("../../testdata/vectors/keys/alipay_public.pem"),
-        )
-        .unwrap();
-        let config = ClientConfig::new("2021000000000001", credentials);
-        let rng = Box::new(rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(7));
-        ClientSession::new(config, rng, Instant::now(), 0)
-            .unwrap()
-            .frame_checker()
-    }
-
-    fn soon() -> Instant {
-        Instant::now() + Duration::from_secs(10)
-    }
-
-    /// A valid CONSUME, or a malformed frame (checked at once, so lanes finish out of
-    /// turn).
-    fn text(valid: bool) -> Utf8Bytes {
-        Utf8Bytes::from(if valid { CONSUME } else { "not a frame" })
+    /// Lanes that send `job * 10` back, sleeping first for odd jobs (so lanes finish
+    /// out of turn).
+    fn lanes(count: usize) -> (Lanes<u64>, mpsc::Receiver<u64>) {
+        let (tx, rx) = mpsc::channel();
+        let work: Work<u64> = Arc::new(move |job: u64| {
+            if job % 2 == 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            tx.send(job * 10).is_ok()
+        });
+        (Lanes::start(count, 64, work).unwrap(), rx)
     }
 
     #[test]
-    fn frames_come_back_in_the_order_they_were_dealt() {
+    fn every_job_comes_back_once() {
         for count in [2, 3, 4] {
-            let mut lanes = Lanes::with_lanes(&checker(), count).unwrap();
-            let pattern = |i: usize| i.is_multiple_of(3) || i % 7 == 1;
-            let (mut dealt, mut taken) = (0, 0);
-            while taken < 200 {
-                while dealt < 200 && !lanes.is_full() {
-                    assert!(lanes.deal(text(pattern(dealt))));
-                    dealt += 1;
-                }
-                let frame = lanes.take(soon()).unwrap();
-                assert_eq!(frame.is_verified_consume(), pattern(taken), "frame {taken}");
-                taken += 1;
+            let (mut lanes, results) = lanes(count);
+            assert_eq!(lanes.count(), count);
+            for job in 0..60 {
+                lanes.deal(job).unwrap();
             }
-            assert_eq!(lanes.pending(), 0);
-            assert_eq!(lanes.try_take().unwrap_err(), NotTaken::Empty);
-        }
-    }
-
-    #[test]
-    fn holds_at_most_ahead_per_lane() {
-        let mut lanes = Lanes::with_lanes(&checker(), 2).unwrap();
-        for _ in 0..2 * AHEAD {
-            assert!(!lanes.is_full());
-            assert!(lanes.deal(text(true)));
-        }
-        assert!(lanes.is_full());
-        assert_eq!(lanes.pending(), 2 * AHEAD);
-        lanes.take(soon()).unwrap();
-        assert!(!lanes.is_full());
-    }
-
-    #[test]
-    fn a_reset_drops_the_frames_of_the_connection_let_go() {
-        let mut lanes = Lanes::with_lanes(&checker(), 3).unwrap();
-        // Five valid frames of the old connection, some still being checked.
-        for _ in 0..5 {
-            assert!(lanes.deal(text(true)));
-        }
-        lanes.reset();
-        assert_eq!(lanes.pending(), 0);
-        assert_eq!(lanes.try_take().unwrap_err(), NotTaken::Empty);
-        // The new connection's frames alone come back, in order.
-        let pattern = [false, false, true, false, true, true, false];
-        for valid in pattern {
-            assert!(lanes.deal(text(valid)));
-        }
-        for (i, valid) in pattern.into_iter().enumerate() {
-            let frame = lanes.take(soon()).unwrap();
-            assert_eq!(frame.is_verified_consume(), valid, "frame {i}");
-        }
-    }
-
-    #[test]
-    fn try_take_does_not_wait_and_take_waits_until_the_deadline() {
-        let mut lanes = Lanes::with_lanes(&checker(), 2).unwrap();
-        assert!(lanes.deal(text(true)));
-        let frame = loop {
-            match lanes.try_take() {
-                Ok(frame) => break frame,
-                Err(NotTaken::NotYet) => std::thread::yield_now(),
-                Err(other) => panic!("{other:?}"),
+            let mut seen = HashSet::new();
+            for _ in 0..60 {
+                let result = results.recv_timeout(Duration::from_secs(10)).unwrap();
+                assert!(seen.insert(result), "{result} twice");
             }
-        };
-        assert!(frame.is_verified_consume());
-        // Nothing dealt: nothing to wait for.
-        assert_eq!(lanes.take(soon()).unwrap_err(), NotTaken::Empty);
+            assert_eq!(seen, (0..60).map(|j| j * 10).collect());
+        }
     }
 
     #[test]
-    fn one_core_checks_on_the_io_thread() {
-        assert!(Lanes::with_lanes(&checker(), 1).is_none());
+    fn jobs_are_dealt_in_chunks() {
+        let (tx, rx) = mpsc::channel();
+        let work: Work<u64> = Arc::new(move |job: u64| {
+            let name = std::thread::current().id();
+            tx.send((job, name)).is_ok()
+        });
+        let mut lanes = Lanes::start(2, 64, work).unwrap();
+        for job in 0..16 {
+            lanes.deal(job).unwrap();
+        }
+        let mut by_job = std::collections::HashMap::new();
+        for _ in 0..16 {
+            let (job, thread) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            by_job.insert(job, thread);
+        }
+        for job in 0..16 {
+            assert_eq!(by_job[&job], by_job[&(job / CHUNK * CHUNK)], "job {job}");
+        }
+        assert_ne!(by_job[&0], by_job[&CHUNK]);
+        assert_eq!(by_job[&0], by_job[&(2 * CHUNK)]);
+    }
+
+    #[test]
+    fn a_full_lane_gives_the_job_back() {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let work: Work<u64> = Arc::new(move |_| release_rx.lock().unwrap().recv().is_ok());
+        let mut lanes = Lanes::start(2, 1, work).unwrap();
+        // Lane 0 takes one job to run and queues one more; the next in its chunk
+        // finds the queue full (or, if the lane has not taken its first yet, the one
+        // after).
+        let mut given_back = None;
+        for job in 0..CHUNK {
+            if let Err(e) = lanes.deal(job) {
+                given_back = Some(e);
+                break;
+            }
+        }
+        assert!(
+            matches!(given_back, Some(NotDealt::Full(_))),
+            "{given_back:?}"
+        );
+        drop(release_tx);
+    }
+
+    #[test]
+    fn one_lane_is_no_lanes() {
+        let work: Work<u64> = Arc::new(|_| true);
+        assert!(Lanes::start(1, 4, work).is_none());
     }
 
     #[test]
     fn dropping_the_lanes_ends_their_threads() {
-        let mut lanes = Lanes::with_lanes(&checker(), 2).unwrap();
-        for _ in 0..2 * AHEAD {
-            assert!(lanes.deal(text(true)));
+        let (mut lanes, results) = lanes(2);
+        for job in 0..16 {
+            lanes.deal(job).unwrap();
         }
-        // Joins the threads, with frames still queued: returns.
+        // Joins the threads, with jobs still queued: returns.
         drop(lanes);
+        drop(results);
     }
 }

@@ -19,14 +19,16 @@
 //!
 //! # Threads
 //!
-//! - `alipay-msg-io`: owns the socket and the protocol state machine
-//!   ([`alipay_msg_core::client::ClientSession`]); every read and write happens here.
-//! - `alipay-msg-connect`: one short-lived thread per connect attempt (`register.do`
-//!   and the websocket upgrade), so a slow platform never blocks the I/O thread.
+//! - `alipay-msg-io`: owns the protocol state machine
+//!   ([`alipay_msg_core::client::ClientSession`], which speaks `register.do`, the
+//!   websocket upgrade and the websocket framing over bytes) and its sockets; every
+//!   read and write happens here.
+//! - `alipay-msg-connect`: one short-lived thread per connection the session opens
+//!   (TCP, and TLS with rustls), so a slow platform never blocks the I/O thread.
 //! - `alipay-msg-check`: `ClientConfig::check_parallelism` of them (by default one per
-//!   core, at most 4, and none on a single core, where the I/O thread checks), parsing
-//!   frames and checking their signatures for the I/O thread, which takes them back in
-//!   the order it read them.
+//!   core, at most 4, and none on a single core, where the I/O thread checks), decoding
+//!   frames and checking their signatures for the session, which takes the results
+//!   back in any order and restores the order it read the frames in.
 //! - `alipay-msg-handler-N`: the handler pool of [`Client::run`] ([`PoolConfig`]).
 //!
 //! [`Client::shutdown`] joins all of them: no thread of the client outlives it.
@@ -125,15 +127,16 @@ impl Client {
     /// with [`Error::Config`]; those only the platform can see (it refuses the
     /// signature, app id or certificate) fail with [`Error::Refused`] after the first
     /// register. Network failures are retried with backoff (each attempt bounded by
-    /// `config.connect_timeout`) until `config.first_connect_timeout` (default 30 s)
-    /// passes; then the call fails with [`Error::ConnectTimeout`], which names the last
-    /// attempt's failure. The events of the attempts (and key warnings) go to the first
+    /// `config.connect_timeout`) until `config.first_connect_timeout` (default 30 s;
+    /// `None`: for ever) passes; then the call fails with [`Error::ConnectTimeout`],
+    /// which names the last attempt's failure (a typed
+    /// [`core::client::DisconnectReason`], e.g. `Network(ConnectionRefused)`). The events of the attempts (and key warnings) go to the first
     /// [`Client::events`] subscription.
     pub fn connect(config: ClientConfig) -> Result<Client, Error> {
         Client::start(config, PoolConfig::default(), None)
     }
 
-    /// [`Client::connect`], giving up after `timeout` (instead of
+    /// [`Client::connect`], giving up after `timeout` (it replaces
     /// `config.first_connect_timeout`) with [`Error::ConnectTimeout`] (which names the
     /// last reason a connection attempt failed). The client started for the attempt is
     /// shut down before this returns.
@@ -160,14 +163,15 @@ impl Client {
         pool_config: PoolConfig,
         timeout: Option<Duration>,
     ) -> Result<Client, Error> {
-        let started = Instant::now();
-        let timeout = timeout.or(config.first_connect_timeout);
+        let mut config = config;
+        if timeout.is_some() {
+            config.first_connect_timeout = timeout;
+        }
         let max_in_flight = config.max_in_flight;
-        let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
-        let rng = Box::new(
-            <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(seed),
-        );
-        let session = ClientSession::new(config, rng, started, io_thread::unix_ms())?;
+        // The session's random source (nonces, websocket keys and masks, jitter).
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+        let session = ClientSession::new(config, seed, Instant::now(), io_thread::unix_ms())?;
         let (inputs, input_rx) = mpsc::channel();
         let (delivery_tx, delivery_rx) = mpsc::sync_channel(max_in_flight);
         let (connected_tx, connected_rx) = mpsc::sync_channel(1);
@@ -198,27 +202,15 @@ impl Client {
             pool_config,
             pool: Mutex::new(PoolSlot::NotStarted),
         };
-        let answer = match timeout {
-            None => connected_rx
-                .recv()
-                .map_err(|_| RecvTimeoutError::Disconnected),
-            Some(timeout) => connected_rx.recv_timeout(timeout.saturating_sub(started.elapsed())),
-        };
-        match answer {
+        // The session answers: connected, refused, or given up after
+        // `first_connect_timeout` (`Error::ConnectTimeout`, naming the last cause).
+        match connected_rx.recv() {
             Ok(Ok(())) => Ok(client),
             Ok(Err(e)) => {
                 client.shutdown();
                 Err(e)
             }
-            Err(RecvTimeoutError::Timeout) => {
-                client.shutdown();
-                let last = lock(&client.shared.last_disconnect).clone().map(Box::new);
-                Err(Error::ConnectTimeout {
-                    waited: timeout.unwrap_or_default(),
-                    last,
-                })
-            }
-            Err(RecvTimeoutError::Disconnected) => {
+            Err(_) => {
                 client.shutdown();
                 Err(Error::Closed)
             }
@@ -390,7 +382,7 @@ impl Client {
 
     /// Stops taking new messages, lets the handlers in flight finish and their acks go
     /// out (up to `shutdown_timeout`), closes the connection, and joins every thread of
-    /// the client: the I/O thread, connect threads and all handler threads. Calling it
+    /// the client: the I/O thread, connect threads, checking threads and all handler threads. Calling it
     /// again (or concurrently) waits for the same end.
     ///
     /// Called from one of this client's own handlers, it only starts the shutdown and

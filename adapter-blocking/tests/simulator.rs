@@ -263,3 +263,35 @@ fn messages_delivered_before_run_are_handled_first_in_order() {
         "handled in the order delivered"
     );
 }
+
+#[test]
+fn frames_checked_inline_or_on_lanes_are_handled_in_read_order() {
+    // 1: the session checks inline on the I/O thread; 3: three `alipay-msg-check`
+    // lanes whose results come back in any order.
+    for lanes in [1, 3] {
+        let sim = simulator();
+        let mut config = config_for(&sim);
+        config.check_parallelism = lanes;
+        // One handler thread: the pool runs jobs in the order it is given them.
+        let pool = PoolConfig {
+            core_threads: 1,
+            max_threads: 1,
+            keep_alive: Duration::from_secs(60),
+        };
+        let client = Arc::new(Client::connect_with_timeout(config, pool, LIMIT).unwrap());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let handled = order.clone();
+        let runner = spawn_run(&client, move |msg| {
+            handled.lock().unwrap().push(msg.msg_id().to_owned());
+            Ok(())
+        });
+        let ids = push_n(&sim, 40);
+        assert!(sim.wait_settled(LIMIT).unwrap(), "{:?}", sim.counts());
+        client.shutdown();
+        runner.join().unwrap().unwrap();
+        let order = order.lock().unwrap();
+        let unique: HashSet<&String> = order.iter().collect();
+        assert_eq!(unique.len(), order.len(), "{lanes} lanes: handled once");
+        assert_eq!(*order, ids, "{lanes} lanes: handled in the order read");
+    }
+}

@@ -12,7 +12,7 @@ use alipay_msg_blocking::{Client, ClientConfig, Credentials, PoolConfig};
 use alipay_msg_simulator::{test_keys, Simulator, SimulatorOptions};
 
 /// Names of this process's threads that belong to a client: `alipay-msg-io`,
-/// `alipay-msg-connect`, `alipay-msg-handler-N` (the kernel keeps 15 bytes of a name,
+/// `alipay-msg-connect`, `alipay-msg-check`, `alipay-msg-handler-N` (the kernel keeps 15 bytes of a name,
 /// so the simulator's `alipay-msg-simulator` shows as `alipay-msg-simu`).
 fn client_threads() -> Vec<String> {
     let mut names = Vec::new();
