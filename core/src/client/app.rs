@@ -168,7 +168,7 @@ impl ClientEvent {
             ),
             Event::KeyWarning { which, warning } => ClientEvent::KeyWarning {
                 which,
-                warning: warning.clone(),
+                warning: *warning,
             },
             Event::ShutdownComplete => ClientEvent::ShutdownComplete,
             Event::Message(_) | Event::ProduceAck { .. } => return None,
