@@ -101,4 +101,3 @@ pub(crate) fn threads() -> usize {
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1)
 }
-

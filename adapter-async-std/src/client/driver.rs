@@ -122,7 +122,7 @@ pub(crate) struct Driver {
     pub(crate) tasks: Tasks,
 }
 
-/// The wall-clock time, milliseconds since the Unix epoch (0 before it).
+/// The wall-clock time, milliseconds since 1970-01-01 00:00 UTC (0 before it).
 pub(crate) fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -193,8 +193,13 @@ impl Driver {
             mut app,
             sockets,
             jobs,
+            io,
+            checked,
             ..
         } = pump;
+        // Nobody reads reports or checked frames any more: a task sending one is told so
+        // at once rather than waiting for room.
+        drop((io, checked));
         for (_, reply) in app.sends.drain() {
             let _ = reply.send(Err(SendError::ConnectionLost));
         }
