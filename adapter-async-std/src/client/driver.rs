@@ -152,17 +152,18 @@ impl Driver {
             tasks,
         } = self;
         let (io_tx, io) = async_channel::bounded(IO_QUEUE);
-        // Checking: with more than one lane, on that many tasks (one per executor thread
-        // by default, `ClientConfig::check_parallelism`), the driver only deciding.
-        let lanes = session.config().check_parallelism_for(runtime::threads());
-        let max_jobs = lanes * JOBS_PER_CHECKER;
+        // Checking: when more than one frame may be checked at once, on that many tasks
+        // (one per executor thread by default, `ClientConfig::check_parallelism`), the
+        // driver only deciding; the session puts their results back in read order.
+        let parallelism = session.config().check_parallelism_for(runtime::threads());
+        let max_jobs = parallelism * JOBS_PER_CHECKER;
         let (checked_tx, checked) = async_channel::bounded(max_jobs);
         let mut checkers: Vec<Task<()>> = Vec::new();
-        let jobs = if lanes > 1 {
+        let jobs = if parallelism > 1 {
             session.set_check_offload(max_jobs);
             // The session has at most `max_jobs` out: sending never waits.
             let (jobs, jobs_rx) = async_channel::bounded::<CheckJob>(max_jobs);
-            for _ in 0..lanes {
+            for _ in 0..parallelism {
                 let (jobs_rx, checked_tx) = (jobs_rx.clone(), checked_tx.clone());
                 let checker = session.frame_checker();
                 checkers.push(tasks.spawn(async move {
