@@ -28,11 +28,17 @@
 //! starts its own threads on first use. Everything else is runtime-neutral: TCP from
 //! `async-net`, timers from `async-io` (the reactor async-std and smol share), TLS from
 //! `futures-rustls` (rustls with the ring provider and webpki roots, configured once in
-//! [`alipay_msg_core::tls`]), and the websocket from `async-tungstenite` over
-//! `futures-io`. So the client also runs when driven from smol (`smol::block_on`, a
-//! smol `Executor`) or any other executor: its futures need no async-std context.
+//! [`alipay_msg_core::tls`]), all over `futures-io`. So the client also runs when driven
+//! from smol (`smol::block_on`, a smol `Executor`) or any other executor: its futures
+//! need no async-std context.
 //!
-//! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
+//! The protocol itself — `register.do`, the websocket upgrade and framing, the message
+//! layer — lives in [`alipay_msg_core`] (re-exported as [`core`]), whose
+//! `ClientSession` speaks bytes. This crate is its byte pump: one driver task owns the
+//! session, one task per connection reads and writes its socket (reading only while the
+//! session wants bytes, so backpressure reaches the socket), and, with
+//! `check_parallelism` above 1, checking tasks verify frames in parallel (the session
+//! restores their read order).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -65,18 +65,13 @@ impl Drop for Running {
 }
 
 /// A spawned task. Awaiting it waits for its output; dropping it lets it run on
-/// (detached); [`Task::cancel`] stops it.
+/// (detached).
 pub(crate) struct Task<T> {
     handle: async_std::task::JoinHandle<T>,
     finished: Arc<AtomicBool>,
 }
 
 impl<T> Task<T> {
-    /// Stops the task at its next suspension point and waits until it has.
-    pub(crate) async fn cancel(self) {
-        let _ = self.handle.cancel().await;
-    }
-
     /// Lets the task run on by itself.
     pub(crate) fn detach(self) {
         // Dropping an async-std join handle detaches its task.
@@ -105,11 +100,4 @@ pub(crate) fn threads() -> usize {
         .and_then(|n| n.trim().parse().ok())
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1)
-}
-
-/// Cancels `task`, if any.
-pub(crate) async fn cancel<T>(task: &mut Option<Task<T>>) {
-    if let Some(task) = task.take() {
-        task.cancel().await;
-    }
 }

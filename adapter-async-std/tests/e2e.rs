@@ -104,7 +104,10 @@ async fn no_task_outlives_shutdown() {
     let sim = simulator();
     let client = sim.client().await;
     let mut events = client.events();
-    assert!(client.live_tasks() >= 2, "the driver and the writer run");
+    assert!(
+        client.live_tasks() >= 2,
+        "the driver and the connection's task run"
+    );
     let (started, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (runner, st, dr) = (client.clone(), started.clone(), dropped.clone());
     let task = task::spawn(async move {
@@ -180,5 +183,58 @@ async fn deliveries_stream_ack_fail_and_drop() {
     let seen = within(consumer).await;
     assert_eq!(seen.len(), ids.len());
     assert!(seen.values().all(|n| *n == 3), "{seen:?}");
+    assert_eq!(client.live_tasks(), 0);
+}
+
+/// Backpressure reaches the socket: with one delivery in flight and a slow handler,
+/// the client stops reading while the handler runs, so the platform's burst (far more
+/// bytes than the session keeps while paused: one frame + 64 KiB) waits in the socket
+/// instead of overflowing the session, and every message is handled once, in order,
+/// on one connection.
+#[async_std::test]
+async fn a_slow_handler_pauses_reading() {
+    let sim = simulator();
+    let mut config = sim.config();
+    config.max_in_flight = 1;
+    config.check_parallelism = 1;
+    config.frame_limits.max_frame_bytes = 16 * 1024;
+    let client = Arc::new(within(Client::connect(config)).await.unwrap());
+    let mut events = client.events();
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (runner, h) = (client.clone(), handled.clone());
+    let run = task::spawn(async move {
+        runner
+            .run(move |msg| {
+                let h = h.clone();
+                async move {
+                    task::sleep(Duration::from_millis(3)).await;
+                    h.lock().unwrap().push(msg.msg_id().to_owned());
+                    Ok::<(), String>(())
+                }
+            })
+            .await
+    });
+    // 60 messages of about 4 KiB: 240 KiB against the session's 80 KiB while paused.
+    let filler = "x".repeat(4000);
+    let ids: Vec<String> = sim
+        .call(move |sim| {
+            (0..60)
+                .map(|i| {
+                    let biz = json!({"n": i, "filler": filler}).to_string();
+                    sim.push(AUDIT, &biz).unwrap().as_str().to_owned()
+                })
+                .collect()
+        })
+        .await;
+    sim.settle().await;
+    within(client.shutdown()).await;
+    within(run).await.unwrap();
+    assert_eq!(*handled.lock().unwrap(), ids, "each once, in order");
+    while let Some(event) = within(events.recv()).await {
+        assert!(
+            !matches!(event, ClientEvent::Disconnected { .. }),
+            "the connection held: {event}"
+        );
+    }
     assert_eq!(client.live_tasks(), 0);
 }

@@ -1,6 +1,7 @@
 //! The async-std client: [`Client::connect`], [`Client::run`], [`Client::deliveries`],
 //! [`Client::send`], [`Client::events`], [`Client::shutdown`].
 
+mod connection;
 mod driver;
 mod events;
 
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use alipay_msg_core::client::{AttemptFailure, ClientConfig, ClientSession, Outcome};
+use alipay_msg_core::client::{ClientConfig, ClientSession, Outcome};
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
 use async_channel::{Receiver, Sender};
@@ -43,8 +44,6 @@ pub struct Client {
     handlers_done: Mutex<Option<Receiver<()>>>,
     /// The platform's refusal, when it stopped the client after connecting.
     fatal: Arc<Mutex<Option<RegisterError>>>,
-    /// Why the last attempt or connection ended.
-    last_failure: Arc<Mutex<Option<AttemptFailure>>>,
     max_in_flight: usize,
     tasks: Tasks,
 }
@@ -65,20 +64,18 @@ impl Client {
     /// with [`Error::Config`]; those only the platform can see (it refuses the
     /// signature, app id or certificate) fail with [`Error::Refused`] after the first
     /// register. Network failures are retried with backoff until
-    /// `config.first_connect_timeout` (default 30 s) passes; then the call fails with
-    /// [`Error::ConnectTimeout`], which names the last attempt's failure. Dropping the
-    /// future stops the attempts. The events of the attempts (and key warnings) go to
-    /// the first [`Client::events`] subscription.
+    /// `config.first_connect_timeout` (default 30 s) passes; then the session gives up
+    /// and the call fails with [`Error::ConnectTimeout`], which names the last attempt's
+    /// failure (a typed [`DisconnectReason`](alipay_msg_core::client::DisconnectReason)).
+    /// Dropping the future stops the attempts. The events of the attempts (and key
+    /// warnings) go to the first [`Client::events`] subscription.
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
-        let deadline = config
-            .first_connect_timeout
-            .map(|t| (Instant::now() + t, t));
         let max_in_flight = config.max_in_flight;
-        let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
-        let rng = Box::new(
-            <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(seed),
-        );
-        let session = ClientSession::new(config, rng, Instant::now(), driver::unix_ms())?;
+        // Nonces, websocket keys and masks, jitter: seeded from the operating system.
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut seed)
+            .map_err(|e| Error::Io(format!("no random seed from the operating system: {e}")))?;
+        let session = ClientSession::new(config, seed, Instant::now(), driver::unix_ms())?;
         let (commands, command_rx) = async_channel::bounded(1024);
         let (delivery_tx, delivery_rx) = async_channel::bounded(max_in_flight);
         let (mut events, subscribers) = async_broadcast::broadcast(EVENT_CAPACITY);
@@ -87,7 +84,6 @@ impl Client {
         let subscribers = subscribers.deactivate();
         let (connected_tx, connected_rx) = oneshot::channel();
         let fatal = Arc::new(Mutex::new(None));
-        let last_failure = Arc::new(Mutex::new(None));
         let tasks = Tasks::default();
         let driver = tasks.spawn(
             Driver {
@@ -98,11 +94,9 @@ impl Client {
                     events: events.clone(),
                     connected: Some(connected_tx),
                     fatal: fatal.clone(),
-                    last_failure: last_failure.clone(),
                     sends: Default::default(),
                 },
                 tasks: tasks.clone(),
-                io_kind: None,
             }
             .run(),
         );
@@ -115,35 +109,19 @@ impl Client {
             driver: Mutex::new(Some(driver)),
             handlers_done: Mutex::new(None),
             fatal,
-            last_failure,
             max_in_flight,
             tasks,
         };
-        let answer = match deadline {
-            None => Some(connected_rx.await),
-            Some((at, _)) => {
-                futures_lite::future::or(async { Some(connected_rx.await) }, async {
-                    async_io::Timer::at(at).await;
-                    None
-                })
-                .await
-            }
-        };
-        match answer {
-            Some(Ok(Ok(()))) => Ok(client),
-            Some(Ok(Err(e))) => {
+        // The session answers: connected, refused, or gave up past
+        // `first_connect_timeout`.
+        match connected_rx.await {
+            Ok(Ok(())) => Ok(client),
+            Ok(Err(e)) => {
                 client.shutdown().await;
                 Err(e)
             }
-            Some(Err(_)) => Err(Error::Closed),
-            None => {
-                client.shutdown().await;
-                let last = lock(&client.last_failure).clone().map(Box::new);
-                Err(Error::ConnectTimeout {
-                    waited: deadline.map(|(_, t)| t).unwrap_or_default(),
-                    last,
-                })
-            }
+            // The driver ended without an answer.
+            Err(_) => Err(Error::Closed),
         }
     }
 
@@ -266,8 +244,9 @@ impl Client {
         self.events.close();
     }
 
-    /// This client's tasks that have not ended: the driver, socket, writer and handler
-    /// tasks. Zero once [`Client::shutdown`] has returned. For tests.
+    /// This client's tasks that have not ended: the driver, one per connection (reading
+    /// and writing its socket), the checking tasks and the handler tasks. Zero once
+    /// [`Client::shutdown`] has returned. For tests.
     #[doc(hidden)]
     pub fn live_tasks(&self) -> usize {
         self.tasks.live()
