@@ -259,3 +259,130 @@ async fn open(host: &str, port: u16, tls: bool) -> io::Result<Stream> {
     let connector = tokio_rustls::TlsConnector::from(alipay_msg_core::tls::client_config());
     Ok(Stream::Tls(Box::new(connector.connect(name, tcp).await?)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use alipay_msg_core::client::{ClientConfig, ClientSession, Credentials, Output, Transmit};
+    use alipay_msg_simulator::test_keys;
+    use tokio::net::TcpListener;
+    use tokio::time::timeout;
+
+    use super::*;
+
+    /// A connection id as the session hands them out (ids are the session's to make).
+    fn conn_id() -> ConnId {
+        let credentials =
+            Credentials::public_key(test_keys::APP_PRIVATE_KEY, test_keys::PLATFORM_PUBLIC_KEY)
+                .expect("the test keys load");
+        let config = ClientConfig::new(test_keys::APP_ID, credentials);
+        let mut session =
+            ClientSession::new(config, [7; 32], Instant::now(), 1_795_430_400_000).expect("valid");
+        loop {
+            match session.poll_output() {
+                Output::Transmit(Transmit::Connect { conn, .. }) => return conn,
+                Output::Timeout(_) | Output::Done => panic!("no connect"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The reader reads only while the gate is open: closed, the bytes stay in the
+    /// socket; each read hands its buffer over and waits for it back when both are out.
+    #[tokio::test]
+    async fn reads_follow_the_gate_and_the_buffers() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            socket
+                .write_all(&[1; 3 * READ_BUFFER_BYTES])
+                .await
+                .expect("write");
+            let mut rest = Vec::new();
+            socket.read_to_end(&mut rest).await.expect("read");
+            rest
+        });
+        let conn = conn_id();
+        let (io_tx, mut io) = mpsc::channel(8);
+        let (gate, gate_rx) = watch::channel(false);
+        let (connection, channels) =
+            Connection::new(conn, "127.0.0.1".into(), port, false, io_tx, gate_rx);
+        let task = tokio::spawn(connection.run());
+        assert!(matches!(io.recv().await, Some(Io::Connected(c)) if c == conn));
+        let quiet = timeout(Duration::from_millis(200), io.recv()).await;
+        assert!(quiet.is_err(), "read while the gate was closed");
+
+        gate.send_replace(true);
+        let mut buffers = Vec::new();
+        let mut read = 0;
+        while buffers.len() < READ_BUFFERS {
+            match io.recv().await {
+                Some(Io::Bytes(c, bytes)) if c == conn => {
+                    read += bytes.len();
+                    buffers.push(bytes);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Both buffers are out: nothing more is read until one comes back.
+        let quiet = timeout(Duration::from_millis(200), io.recv()).await;
+        assert!(quiet.is_err(), "read without a buffer");
+        for buffer in buffers {
+            channels
+                .buffers
+                .try_send(buffer)
+                .expect("room for its own buffers");
+        }
+        while read < 3 * READ_BUFFER_BYTES {
+            match io.recv().await {
+                Some(Io::Bytes(_, bytes)) => {
+                    read += bytes.len();
+                    channels.buffers.try_send(bytes).expect("room");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+
+        // Writes queued before the close go out, then the end of stream.
+        channels.writes.try_send(b"ack-1 ".to_vec()).expect("room");
+        channels.writes.try_send(b"ack-2".to_vec()).expect("room");
+        drop(channels);
+        timeout(Duration::from_secs(5), task)
+            .await
+            .expect("ends")
+            .expect("no panic");
+        let written = timeout(Duration::from_secs(5), server)
+            .await
+            .expect("ends")
+            .expect("ok");
+        assert_eq!(written, b"ack-1 ack-2");
+    }
+
+    /// Closing before the connection is established (here: a TLS handshake the peer
+    /// never answers) abandons the attempt.
+    #[tokio::test]
+    async fn close_abandons_a_pending_connect() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(socket);
+        });
+        let (io_tx, mut io) = mpsc::channel(8);
+        let (_gate, gate_rx) = watch::channel(true);
+        let (connection, channels) =
+            Connection::new(conn_id(), "localhost".into(), port, true, io_tx, gate_rx);
+        let task = tokio::spawn(connection.run());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(channels);
+        timeout(Duration::from_secs(2), task)
+            .await
+            .expect("ends")
+            .expect("no panic");
+        assert!(io.try_recv().is_err(), "nothing to report");
+        silent.abort();
+    }
+}
