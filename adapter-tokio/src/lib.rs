@@ -21,23 +21,30 @@
 //!
 //! # Tasks
 //!
-//! A driver task owns the state machine ([`alipay_msg_core::client::ClientSession`]).
-//! Per connection, a reader task deals the frames it reads to one checking task per
-//! worker thread (at most 4; with one worker it checks them itself), which parse them
-//! and verify their signatures — nearly all of a message's cost — on every worker at
-//! once; the driver takes them back in the order they were read. A writer task sends
-//! what the driver queues, a burst at a time. [`Client::run`] runs each handler on a
-//! task of its own, at most `max_in_flight` at once.
+//! A driver task owns the state machine ([`alipay_msg_core::client::ClientSession`]),
+//! which speaks raw stream bytes: `register.do`, the websocket upgrade and its frames
+//! are all in the session. The client is a byte pump around it:
+//!
+//! - one task per connection the session asks for opens TCP (+TLS), reads into two
+//!   32 KiB buffers in turn — only while the session wants bytes, so that backpressure
+//!   reaches the socket — and writes what the driver queues, a burst in one write;
+//! - when checking is spread over the runtime's workers
+//!   ([`ClientConfig::check_parallelism`], by default one per worker thread, at most 4),
+//!   a checking task per lane parses frames and verifies their signatures — nearly all
+//!   of a message's cost — and hands them back in any order (the session restores read
+//!   order); with one lane the session checks frames inline;
+//! - [`Client::run`] runs each handler on a task of its own, at most `max_in_flight` at
+//!   once.
 //!
 //! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod client;
 pub mod config_file;
 mod transport;
 
 pub use alipay_msg_core as core;
-pub use alipay_msg_core::client::AttemptFailure;
 pub use alipay_msg_core::client::{ClientConfig, Credentials};
 pub use client::{
     Client, ClientError, ClientEvent, Connecting, Deliveries, Error, Incoming, Message,

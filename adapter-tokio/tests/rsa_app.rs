@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use alipay_msg_core::server::ServerEvent;
 use alipay_msg_core::signature::SignType;
-use alipay_msg_simulator::{test_keys, SimulatorEvent};
-use alipay_msg_tokio::{Client, ClientConfig, Credentials, Simulator, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, Simulator, SimulatorEvent, SimulatorOptions};
+use alipay_msg_tokio::{Client, ClientConfig, Credentials};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 

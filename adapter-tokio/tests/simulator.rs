@@ -12,8 +12,8 @@ use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::register::{parse_register_answer, register_request, RegisterParams};
 use alipay_msg_core::server::{MessageState, ServerEvent};
 use alipay_msg_core::signature::{SignType, Signer, Verifier};
-use alipay_msg_simulator::{test_keys, SimulatorEvent};
-use alipay_msg_tokio::{Client, ClientConfig, Credentials, Simulator, SimulatorOptions};
+use alipay_msg_simulator::{test_keys, Simulator, SimulatorEvent, SimulatorOptions};
+use alipay_msg_tokio::{Client, ClientConfig, Credentials};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -572,7 +572,7 @@ async fn heartbeats_are_answered_and_shutdown_closes_clients() {
     );
     assert!(matches!(
         sim.push(API, "{}").await,
-        Err(alipay_msg_tokio::SimulatorError::Stopped)
+        Err(alipay_msg_simulator::SimulatorError::Stopped)
     ));
     timeout(LIMIT, client.shutdown()).await.unwrap();
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use alipay_msg_core::client::{AttemptFailure, ClientConfig, ClientSession, Outcome};
+use alipay_msg_core::client::{ClientConfig, ClientSession, Outcome};
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
 use futures_util::FutureExt;
@@ -34,8 +34,6 @@ pub struct Client {
     handlers_done: tokio::sync::Mutex<Option<watch::Receiver<bool>>>,
     /// The platform's refusal, when it stopped the client after connecting.
     fatal: Arc<Mutex<Option<RegisterError>>>,
-    /// Why the last attempt or connection ended.
-    last_failure: Arc<Mutex<Option<AttemptFailure>>>,
     max_in_flight: usize,
 }
 
@@ -45,8 +43,6 @@ pub struct Client {
 pub struct Connecting {
     client: Client,
     connected: oneshot::Receiver<Result<(), Error>>,
-    /// The first connection's deadline (`first_connect_timeout` from the start).
-    deadline: Option<(tokio::time::Instant, std::time::Duration)>,
 }
 
 impl Connecting {
@@ -58,30 +54,10 @@ impl Connecting {
 
     /// Waits for the first connection. Fails with [`Error::Refused`] when the platform
     /// refuses the configuration, and with [`Error::ConnectTimeout`] (naming the last
-    /// attempt's failure) when `first_connect_timeout` passes first; the attempts have
-    /// stopped when it returns an error.
+    /// attempt's failure) when `first_connect_timeout` passes first (the session gives
+    /// up by itself); the attempts have stopped when it returns an error.
     pub async fn connected(mut self) -> Result<Client, Error> {
-        let answer = match self.deadline {
-            None => (&mut self.connected).await,
-            Some((deadline, waited)) => {
-                match tokio::time::timeout_at(deadline, &mut self.connected).await {
-                    Ok(answer) => answer,
-                    Err(_) => {
-                        self.client.shutdown().await;
-                        // A poisoned lock means a panic while storing, which cannot happen.
-                        let last = self
-                            .client
-                            .last_failure
-                            .lock()
-                            .expect("lock not poisoned")
-                            .clone()
-                            .map(Box::new);
-                        return Err(Error::ConnectTimeout { waited, last });
-                    }
-                }
-            }
-        };
-        match answer {
+        match (&mut self.connected).await {
             Ok(Ok(())) => Ok(self.client),
             Ok(Err(e)) => {
                 self.client.shutdown().await;
@@ -112,21 +88,16 @@ impl Client {
     /// watched ([`Connecting::events`]) and the wait abandoned (drop the
     /// [`Connecting`]). Must be called within a tokio runtime.
     pub fn start(config: ClientConfig) -> Result<Connecting, Error> {
-        let deadline = config
-            .first_connect_timeout
-            .map(|t| (tokio::time::Instant::now() + t, t));
         let max_in_flight = config.max_in_flight;
-        let seed = <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng);
-        let rng = Box::new(
-            <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(seed),
-        );
-        let session = ClientSession::new(config, rng, Instant::now(), driver::unix_ms())?;
+        // The session's random source (nonces, websocket keys and masks, jitter).
+        let mut seed = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+        let session = ClientSession::new(config, seed, Instant::now(), driver::unix_ms())?;
         let (commands, command_rx) = mpsc::channel(1024);
         let (delivery_tx, delivery_rx) = mpsc::channel(max_in_flight);
         let (events, first_events) = broadcast::channel(1024);
         let (connected_tx, connected_rx) = oneshot::channel();
         let fatal = Arc::new(Mutex::new(None));
-        let last_failure = Arc::new(Mutex::new(None));
         let driver = tokio::spawn(
             Driver {
                 session,
@@ -136,10 +107,8 @@ impl Client {
                     events: events.clone(),
                     connected: Some(connected_tx),
                     fatal: fatal.clone(),
-                    last_failure: last_failure.clone(),
                     sends: Default::default(),
                 },
-                io_kind: None,
             }
             .run(),
         );
@@ -152,11 +121,9 @@ impl Client {
                 driver: tokio::sync::Mutex::new(Some(driver)),
                 handlers_done: tokio::sync::Mutex::new(None),
                 fatal,
-                last_failure,
                 max_in_flight,
             },
             connected: connected_rx,
-            deadline,
         })
     }
 

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use alipay_msg_core::crypto::Backend;
 use alipay_msg_core::server::{ServerEvent, ServerSession};
+use alipay_msg_simulator::SimulatorEvent;
 use alipay_msg_simulator::{PlatformMessage, Simulator, SimulatorOptions};
-use alipay_msg_tokio::SimulatorEvent;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
