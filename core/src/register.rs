@@ -202,34 +202,6 @@ impl WsConnect {
             headers,
         }
     }
-
-    /// The upgrade as a `tungstenite` client request: the signed URL and the headers.
-    #[cfg(feature = "tungstenite")]
-    pub fn client_request(&self) -> Result<tungstenite::handshake::client::Request, String> {
-        use tungstenite::client::IntoClientRequest;
-        use tungstenite::http::{HeaderName, HeaderValue};
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| format!("invalid upgrade request: {e}"))?;
-        for (name, value) in &self.headers {
-            let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
-            let name: HeaderName = name.parse().map_err(|e| format!("header {name}: {e}"))?;
-            request.headers_mut().insert(name, value);
-        }
-        Ok(request)
-    }
-
-    /// The websocket settings of a client: frames and messages at most
-    /// `max_message_bytes` ([`crate::frame::FrameLimits::max_frame_bytes`]).
-    #[cfg(feature = "tungstenite")]
-    pub fn websocket_config(max_message_bytes: usize) -> tungstenite::protocol::WebSocketConfig {
-        let mut config = tungstenite::protocol::WebSocketConfig::default();
-        config.max_message_size = Some(max_message_bytes);
-        config.max_frame_size = Some(max_message_bytes);
-        config
-    }
 }
 
 /// A successful register answer.
@@ -439,32 +411,6 @@ fn zone_of(set_cookie: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    #[cfg(feature = "tungstenite")]
-    #[test]
-    fn upgrade_request_and_limits_for_tungstenite() {
-        let connect = WsConnect {
-            url: "ws://127.0.0.1:7001/websocket?app_id=2021000000000001&sign=a%2Bb".to_owned(),
-            headers: vec![("cookie".to_owned(), "zone=GZ00B;".to_owned())],
-        };
-        let request = connect.client_request().unwrap();
-        assert_eq!(request.uri().to_string(), connect.url);
-        assert_eq!(request.headers()["cookie"], "zone=GZ00B;");
-        assert!(request.headers().contains_key("sec-websocket-key"));
-        let bad = WsConnect {
-            headers: vec![("cookie".to_owned(), "a\nb".to_owned())],
-            ..connect
-        };
-        assert!(bad
-            .client_request()
-            .unwrap_err()
-            .starts_with("header cookie"));
-        let config = WsConnect::websocket_config(4096);
-        assert_eq!(
-            (config.max_message_size, config.max_frame_size),
-            (Some(4096), Some(4096))
-        );
-    }
-
     use super::*;
 
     #[test]

@@ -133,8 +133,6 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 pub use app::{Application, ClientError, ClientEvent, Message};
 pub use backoff::BackoffConfig;
 pub use check::{CheckJob, CheckedFrame, FrameChecker};
-#[cfg(feature = "tungstenite")]
-pub use check::{Inbound, WsRead};
 pub use config::{ClientConfig, ConfigError, Credentials};
 pub use link::{ConnId, Input};
 pub use output::{
