@@ -255,7 +255,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "not connected within 2s; last attempt: connection closed: connect http://127.0.0.1:9: Connection refused"
+            "not connected within 2s; last attempt: network error: connection refused"
         );
     }
 }

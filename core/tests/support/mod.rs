@@ -122,6 +122,9 @@ pub fn seed_bytes(seed: u64) -> [u8; 32] {
 pub fn client_config(credentials: Credentials) -> ClientConfig {
     let mut config = ClientConfig::new(APP, credentials);
     config.endpoint = Endpoint::plain("127.0.0.1", PORT);
+    // Retry until connected, however long the simulated outage (the give-up after
+    // `first_connect_timeout` has its own tests, which set it).
+    config.first_connect_timeout = None;
     config
 }
 
