@@ -689,7 +689,7 @@ fn verify_notify_explains_a_v1_body_checked_with_v2() {
 
 #[test]
 fn verify_notify_explains_an_already_url_decoded_body() {
-    let (code, line) = verify_notify(&[], &notify_file("trade_notify_rsa2_v1_url_decoded.txt"));
+    let (code, line) = verify_notify(&[], &notify_file("trade_notify_rsa2_v1_url_decoded.form"));
     assert_eq!(code, Some(1), "{line}");
     assert_eq!(explain(&line)["charset"], "utf-8");
     assert_eq!(hints(&line), ["the body looks already URL-decoded"]);

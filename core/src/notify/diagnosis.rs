@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn hint_looks_url_decoded() {
         let v = platform_verifier();
-        let d = diagnose(&body("trade_notify_rsa2_v1_url_decoded.txt"), &v, Rule::V1);
+        let d = diagnose(&body("trade_notify_rsa2_v1_url_decoded.form"), &v, Rule::V1);
         assert!(!d.verified());
         assert_eq!(d.hints, [Hint::LooksUrlDecoded]);
         // Only the sign's `+` left raw: read as a space.
