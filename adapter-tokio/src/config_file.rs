@@ -334,6 +334,22 @@ mod tests {
         assert_eq!(config.charset, alipay_msg_core::charset::Charset::Gbk);
     }
 
+    /// The README's configuration file parses as written (its key paths are relative to
+    /// the repository root, as for a `client.toml` placed there).
+    #[test]
+    fn readme_configuration_file() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+        let section = &readme[readme
+            .find("### The configuration file")
+            .expect("the README has the section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let text = &section[start..start + section[start..].find("```").unwrap()];
+        let config = parse(text, &Path::new(root).join("client.toml")).unwrap();
+        assert_eq!(config.endpoint, Endpoint::plain("127.0.0.1", 7001));
+        assert_eq!(config.app_id, "2021000000000001");
+    }
+
     #[test]
     fn sandbox_endpoint() {
         let text = r#"

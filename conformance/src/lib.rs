@@ -13,6 +13,11 @@ pub mod chaos;
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
+// The same for the Rust examples of the architecture notes.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/architecture.md")]
+mod architecture_notes {}
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
