@@ -27,8 +27,8 @@
 //! depends on async-std only to spawn its tasks, on async-std's global executor, which
 //! starts its own threads on first use. Everything else is runtime-neutral: TCP from
 //! `async-net`, timers from `async-io` (the reactor async-std and smol share), TLS from
-//! `futures-rustls` (rustls with the ring provider and webpki roots, configured once in
-//! [`alipay_msg_core::tls`]), all over `futures-io`. So the client also runs when driven
+//! `futures-rustls` (rustls with the ring provider and webpki roots by default, or the
+//! configuration of [`network::Network`]), all over `futures-io`. So the client also runs when driven
 //! from smol (`smol::block_on`, a smol `Executor`) or any other executor: its futures
 //! need no async-std context.
 //!
@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod client;
+pub mod network;
 mod runtime;
 mod transport;
 
@@ -50,3 +51,4 @@ pub use alipay_msg_core as core;
 pub use alipay_msg_core::client::{ClientConfig, Credentials};
 pub use alipay_msg_core::produce_ack::ProduceAck;
 pub use client::{Client, ClientError, ClientEvent, Deliveries, Error, Events, Incoming, Message};
+pub use network::{Network, Proxy};

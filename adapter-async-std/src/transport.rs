@@ -1,11 +1,15 @@
-//! Sockets: TCP (`async-net`) and TLS (`futures-rustls` with core's shared rustls
-//! configuration: ring provider, webpki roots). Everything here moves bytes over
-//! `futures-io`; what the bytes say (HTTP, the websocket) is the session's business.
+//! Sockets: TCP (`async-net`) — through an HTTP CONNECT proxy when the client's
+//! [`Network`](crate::network::Network) says so — and TLS (`futures-rustls` with the
+//! client's rustls configuration, by default ring and webpki roots). Everything here
+//! moves bytes over `futures-io`; what the bytes say (HTTP, the websocket) is the
+//! session's business.
 
 use std::io;
 
 use async_net::TcpStream;
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::network::{self, Connector, ProxyError, ProxyServer};
 
 /// A byte stream, plain or TLS.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -14,17 +18,58 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub(crate) type BoxIo = Box<dyn Io>;
 
 /// Opens TCP to `host:port` (`host`: a name, or an address; an IPv6 one without
-/// brackets), wrapped in TLS with `host` as the server name when `tls`.
-pub(crate) async fn connect(host: &str, port: u16, tls: bool) -> io::Result<BoxIo> {
-    let tcp = TcpStream::connect((host, port)).await?;
+/// brackets) — or to the proxy the connector names for it, and a tunnel through it
+/// ([`tunnel`]) — then TLS with `host` as the server name when `tls`, with the
+/// connector's rustls configuration. A TLS failure is an `InvalidData` error holding
+/// rustls' error (e.g. `InvalidCertificate(UnknownIssuer)`); a proxy's refusal holds a
+/// [`ProxyError`] ([`ProxyError::io_kind`]).
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    tls: bool,
+    connector: &Connector,
+) -> io::Result<BoxIo> {
+    let proxy = connector.proxy.for_target(host, port, tls);
+    let mut tcp = match proxy {
+        Some(proxy) => TcpStream::connect((proxy.host.as_str(), proxy.port)).await?,
+        None => TcpStream::connect((host, port)).await?,
+    };
     tcp.set_nodelay(true)?;
+    if let Some(proxy) = proxy {
+        tunnel(&mut tcp, proxy, host, port).await?;
+    }
     if !tls {
         return Ok(Box::new(tcp));
     }
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let connector = futures_rustls::TlsConnector::from(alipay_msg_core::tls::client_config());
+    let connector = futures_rustls::TlsConnector::from(connector.tls.clone());
     Ok(Box::new(connector.connect(name, tcp).await?))
+}
+
+/// Asks `proxy` (connected on `stream`) for a tunnel to `host:port` (`CONNECT`, RFC 9110
+/// §9.3.6) and reads its answer, at most [`network::MAX_PROXY_ANSWER`] bytes, one byte
+/// at a time: nothing past the answer's header section is read, so the tunnel's first
+/// bytes stay in the socket for TLS.
+async fn tunnel<S>(stream: &mut S, proxy: &ProxyServer, host: &str, port: u16) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    stream.write_all(&proxy.connect_request(host, port)).await?;
+    stream.flush().await?;
+    let mut answer = Vec::with_capacity(128);
+    loop {
+        let mut byte = [0u8; 1];
+        if stream.read(&mut byte).await? == 0 {
+            return Err(ProxyError::Closed.into());
+        }
+        answer.push(byte[0]);
+        let complete = byte[0] == b'\n' || answer.len() >= network::MAX_PROXY_ANSWER;
+        if complete && alipay_msg_core::proxy::parse_connect_response(&answer)?.is_some() {
+            tracing::debug!(%proxy, %host, port, "tunnel open");
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -42,7 +87,7 @@ mod tests {
             let (mut stream, _) = listener.accept().await.unwrap();
             let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
         });
-        let error = match connect("127.0.0.1", port, true).await {
+        let error = match connect("127.0.0.1", port, true, &Connector::default()).await {
             Ok(_) => panic!("a plain server cannot complete a TLS handshake"),
             Err(e) => e,
         };

@@ -67,6 +67,7 @@ use alipay_msg_core::register::RegisterError;
 use crate::events::EventHub;
 use crate::lanes::{Lanes, NotDealt, Work, JOBS_PER_LANE};
 use crate::lock;
+use crate::network::{self, Connector};
 use crate::transport::{self, Bounds, Stream, StreamTimeouts};
 
 /// Read timeout of an open connection: the longest an input waits while the thread
@@ -228,6 +229,8 @@ pub(crate) struct IoThread {
     /// The session's connections (one at a time, at most two while one is let go).
     conns: HashMap<ConnId, Conn>,
     connect_threads: Vec<JoinHandle<()>>,
+    /// How connections are opened (TLS configuration, proxy).
+    connector: Arc<Connector>,
     /// Checking lanes; `None` for one lane (the session checks inline).
     lanes: Option<Lanes<CheckJob>>,
     /// Check jobs dealt whose results have not come back.
@@ -280,10 +283,17 @@ impl IoThread {
             sends: HashMap::new(),
             conns: HashMap::new(),
             connect_threads: Vec::new(),
+            connector: Arc::default(),
             lanes,
             checks_out: 0,
             read_buf: vec![0; READ_CHUNK],
         }
+    }
+
+    /// Opens connections with `connector` (default: webpki roots, no proxy).
+    pub(crate) fn with_connector(mut self, connector: Arc<Connector>) -> Self {
+        self.connector = connector;
+        self
     }
 
     /// Runs until the session is done, then closes everything and joins the connect
@@ -585,6 +595,7 @@ impl IoThread {
             write: config.dead_after,
         };
         let tx = self.input_tx.clone();
+        let connector = self.connector.clone();
         let spawned = std::thread::Builder::new()
             .name("alipay-msg-connect".to_owned())
             .spawn(move || {
@@ -592,9 +603,9 @@ impl IoThread {
                     deadline,
                     cancel: &cancel,
                 };
-                let result = transport::connect(&host, port, tls, timeouts, bounds);
+                let result = transport::connect(&host, port, tls, &connector, timeouts, bounds);
                 if let Err(error) = &result {
-                    tracing::debug!(%id, %host, port, %error, "connect failed");
+                    network::log_connect_failure(id, &host, port, error);
                 }
                 // A closed channel: the client has stopped; the stream is dropped.
                 let _ = tx.send(Input::Opened {

@@ -46,6 +46,7 @@
 mod events;
 mod io_thread;
 mod lanes;
+pub mod network;
 mod pool;
 mod transport;
 
@@ -63,6 +64,7 @@ pub use alipay_msg_core as core;
 pub use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent, Credentials, Message};
 pub use alipay_msg_core::produce_ack::ProduceAck;
 pub use events::{Events, EVENT_QUEUE};
+pub use network::{Network, Proxy};
 pub use pool::PoolConfig;
 
 use io_thread::{Input, IoThread, Shared};
@@ -133,7 +135,27 @@ impl Client {
     /// [`core::client::DisconnectReason`], e.g. `Network(ConnectionRefused)`). The events of the attempts (and key warnings) go to the first
     /// [`Client::events`] subscription.
     pub fn connect(config: ClientConfig) -> Result<Client, Error> {
-        Client::start(config, PoolConfig::default(), None)
+        Client::start(config, PoolConfig::default(), Network::default(), None)
+    }
+
+    /// [`Client::connect`] with the given TLS configuration and proxy ([`Network`];
+    /// `connect` uses [`Network::default`]: webpki roots, the proxy from the
+    /// environment). A certificate the configuration does not trust fails each attempt
+    /// with [`std::io::ErrorKind::InvalidData`] (logged at `warn` with rustls' reason),
+    /// so the call ends in [`Error::ConnectTimeout`] naming it; a proxy environment
+    /// variable that is not a proxy URL fails at once ([`Error::Io`]).
+    pub fn connect_with_network(config: ClientConfig, network: Network) -> Result<Client, Error> {
+        Client::start(config, PoolConfig::default(), network, None)
+    }
+
+    /// [`Client::connect_with_network`] with a handler pool of the given size
+    /// ([`Client::connect_with`]).
+    pub fn connect_with_pool_and_network(
+        config: ClientConfig,
+        pool: PoolConfig,
+        network: Network,
+    ) -> Result<Client, Error> {
+        Client::start(config, pool, network, None)
     }
 
     /// [`Client::connect`], giving up after `timeout` (it replaces
@@ -141,12 +163,17 @@ impl Client {
     /// last reason a connection attempt failed). The client started for the attempt is
     /// shut down before this returns.
     pub fn connect_timeout(config: ClientConfig, timeout: Duration) -> Result<Client, Error> {
-        Client::start(config, PoolConfig::default(), Some(timeout))
+        Client::start(
+            config,
+            PoolConfig::default(),
+            Network::default(),
+            Some(timeout),
+        )
     }
 
     /// [`Client::connect`] with a handler pool of the given size for [`Client::run`].
     pub fn connect_with(config: ClientConfig, pool: PoolConfig) -> Result<Client, Error> {
-        Client::start(config, pool, None)
+        Client::start(config, pool, Network::default(), None)
     }
 
     /// [`Client::connect_with`] with the time limit of [`Client::connect_timeout`].
@@ -155,14 +182,16 @@ impl Client {
         pool: PoolConfig,
         timeout: Duration,
     ) -> Result<Client, Error> {
-        Client::start(config, pool, Some(timeout))
+        Client::start(config, pool, Network::default(), Some(timeout))
     }
 
     fn start(
         config: ClientConfig,
         pool_config: PoolConfig,
+        network: Network,
         timeout: Option<Duration>,
     ) -> Result<Client, Error> {
+        let connector = network.connector()?;
         let mut config = config;
         if timeout.is_some() {
             config.first_connect_timeout = timeout;
@@ -186,7 +215,8 @@ impl Client {
             events.clone(),
             connected_tx,
             shared.clone(),
-        );
+        )
+        .with_connector(connector);
         let io = std::thread::Builder::new()
             .name("alipay-msg-io".to_owned())
             .spawn(move || io.run())

@@ -1,11 +1,13 @@
-//! Sockets: TCP and TLS (rustls' `StreamOwned` over the `TcpStream`, with core's shared
-//! configuration). Everything here moves bytes; the session decides (it speaks HTTP,
-//! the websocket upgrade and RFC 6455 itself).
+//! Sockets: TCP — through an HTTP CONNECT proxy when the client's
+//! [`Network`](crate::network::Network) says so — and TLS (rustls' `StreamOwned` over
+//! the `TcpStream`, with the client's rustls configuration, by default ring and webpki
+//! roots). Everything here moves bytes; the session decides (it speaks HTTP, the
+//! websocket upgrade and RFC 6455 itself).
 //!
 //! Opening a connection ([`connect`], on an `alipay-msg-connect` thread) is bounded:
-//! the TCP connect by the attempt's deadline, the TLS handshake by the deadline too,
-//! read in slices of [`SLICE`] so that an abandoned connection notices its cancel flag
-//! promptly.
+//! the TCP connect by the attempt's deadline, the proxy's answer and the TLS handshake
+//! by the deadline too, read in slices of [`SLICE`] so that an abandoned connection
+//! notices its cancel flag promptly.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -13,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, StreamOwned};
+
+use crate::network::{self, Connector, ProxyError, ProxyServer};
 
 /// Read timeout of the TLS handshake: how soon an abandoned connection notices.
 pub(crate) const SLICE: Duration = Duration::from_millis(100);
@@ -131,42 +135,34 @@ pub(crate) struct StreamTimeouts {
     pub(crate) write: Duration,
 }
 
-/// Opens TCP to `host:port` (each resolved address in turn, within the deadline), then
-/// TLS with `host` as the server name when `tls`. The stream has `TCP_NODELAY` and the
-/// given timeouts.
+/// Opens TCP to `host:port` (each resolved address in turn, within the deadline) — or
+/// to the proxy the connector names for it, and a tunnel through it ([`tunnel`]) —
+/// then TLS with `host` as the server name when `tls`, with the connector's rustls
+/// configuration. The stream has `TCP_NODELAY` and the given timeouts. A TLS failure
+/// is an `InvalidData` error holding rustls' error (e.g.
+/// `InvalidCertificate(UnknownIssuer)`); a proxy's refusal holds a [`ProxyError`]
+/// ([`ProxyError::io_kind`]).
 ///
 /// Name resolution uses the system resolver, which has no timeout of its own.
 pub(crate) fn connect(
     host: &str,
     port: u16,
     tls: bool,
+    connector: &Connector,
     timeouts: StreamTimeouts,
     bounds: Bounds<'_>,
 ) -> io::Result<Stream> {
-    let mut last_error = None;
-    let mut tcp = None;
-    for addr in (host, port).to_socket_addrs()? {
-        bounds.check()?;
-        match TcpStream::connect_timeout(&addr, bounds.remaining()?) {
-            Ok(stream) => {
-                tcp = Some(stream);
-                break;
-            }
-            Err(e) => last_error = Some(e),
-        }
-    }
-    let mut tcp = match (tcp, last_error) {
-        (Some(tcp), _) => tcp,
-        (None, Some(e)) => return Err(e),
-        (None, None) => {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "the host name resolved to no address",
-            ))
-        }
+    let proxy = connector.proxy.for_target(host, port, tls);
+    let mut tcp = match proxy {
+        Some(proxy) => tcp_connect(&proxy.host, proxy.port, bounds)?,
+        None => tcp_connect(host, port, bounds)?,
     };
     tcp.set_nodelay(true)?;
     tcp.set_write_timeout(Some(nonzero(timeouts.write)))?;
+    if let Some(proxy) = proxy {
+        tcp.set_read_timeout(Some(SLICE))?;
+        tunnel(&mut tcp, proxy, host, port, bounds)?;
+    }
     if !tls {
         tcp.set_read_timeout(Some(nonzero(timeouts.read)))?;
         return Ok(Stream::Plain(tcp));
@@ -174,8 +170,7 @@ pub(crate) fn connect(
     tcp.set_read_timeout(Some(SLICE))?;
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut conn = ClientConnection::new(alipay_msg_core::tls::client_config(), name)
-        .map_err(io::Error::other)?;
+    let mut conn = ClientConnection::new(connector.tls.clone(), name).map_err(io::Error::other)?;
     while conn.is_handshaking() {
         match conn.complete_io(&mut tcp) {
             Ok(_) => {}
@@ -186,6 +181,57 @@ pub(crate) fn connect(
     }
     tcp.set_read_timeout(Some(nonzero(timeouts.read)))?;
     Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+}
+
+/// TCP to `host:port`: each resolved address in turn, within the deadline.
+fn tcp_connect(host: &str, port: u16, bounds: Bounds<'_>) -> io::Result<TcpStream> {
+    let mut last_error = None;
+    for addr in (host, port).to_socket_addrs()? {
+        bounds.check()?;
+        match TcpStream::connect_timeout(&addr, bounds.remaining()?) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "the host name resolved to no address",
+        )
+    }))
+}
+
+/// Asks `proxy` (connected on `tcp`, whose reads time out every [`SLICE`]) for a tunnel
+/// to `host:port` (`CONNECT`, RFC 9110 §9.3.6) and reads its answer within the
+/// deadline, at most [`network::MAX_PROXY_ANSWER`] bytes, one byte at a time: nothing
+/// past the answer's header section is read, so the tunnel's first bytes stay in the
+/// socket for TLS.
+fn tunnel(
+    tcp: &mut TcpStream,
+    proxy: &ProxyServer,
+    host: &str,
+    port: u16,
+    bounds: Bounds<'_>,
+) -> io::Result<()> {
+    tcp.write_all(&proxy.connect_request(host, port))?;
+    tcp.flush()?;
+    let mut answer = Vec::with_capacity(128);
+    loop {
+        bounds.check()?;
+        let mut byte = [0u8; 1];
+        match tcp.read(&mut byte) {
+            Ok(0) => return Err(ProxyError::Closed.into()),
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        answer.push(byte[0]);
+        let complete = byte[0] == b'\n' || answer.len() >= network::MAX_PROXY_ANSWER;
+        if complete && alipay_msg_core::proxy::parse_connect_response(&answer)?.is_some() {
+            tracing::debug!(%proxy, %host, port, "tunnel open");
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +286,7 @@ mod tests {
             "127.0.0.1",
             port,
             false,
+            &Connector::default(),
             TIMEOUTS,
             bounds(&cancel, Duration::from_secs(5)),
         )
@@ -276,6 +323,7 @@ mod tests {
             "127.0.0.1",
             port,
             false,
+            &Connector::default(),
             TIMEOUTS,
             bounds(&cancel, Duration::from_secs(5)),
         )
@@ -299,6 +347,7 @@ mod tests {
                 "127.0.0.1",
                 port,
                 true,
+                &Connector::default(),
                 TIMEOUTS,
                 bounds(&cancel, Duration::from_secs(30)),
             )

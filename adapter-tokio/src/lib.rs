@@ -42,6 +42,7 @@
 
 mod client;
 pub mod config_file;
+pub mod network;
 mod transport;
 
 pub use alipay_msg_core as core;
@@ -49,3 +50,4 @@ pub use alipay_msg_core::client::{ClientConfig, Credentials};
 pub use client::{
     Client, ClientError, ClientEvent, Connecting, Deliveries, Error, Incoming, Message,
 };
+pub use network::{Network, Proxy};

@@ -1,18 +1,23 @@
 //! Sockets: one task per connection the session asks for ([`Transmit::Connect`]). It
-//! opens TCP (+TLS: rustls with webpki roots, core's shared configuration, `host` as the
+//! opens TCP — through an HTTP CONNECT proxy when the client's [`Network`] says so —
+//! (+TLS: the client's rustls configuration, by default webpki roots, `host` as the
 //! server name), then moves bytes both ways until the session closes the connection.
 //! Everything here moves bytes; the session decides (register.do, the websocket and its
 //! frames are all in [`alipay_msg_core::client::ClientSession`]).
 //!
 //! [`Transmit::Connect`]: alipay_msg_core::client::Transmit::Connect
+//! [`Network`]: crate::network::Network
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use alipay_msg_core::client::ConnId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+
+use crate::network::{self, Connector, ProxyError, ProxyServer};
 
 /// Bytes read from a socket at most at once (one `read` call, one [`Io::Bytes`]).
 ///
@@ -68,6 +73,8 @@ pub(crate) struct Connection {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) tls: bool,
+    /// The client's TLS configuration and proxy.
+    pub(crate) connector: Arc<Connector>,
     /// To the driver.
     pub(crate) io: mpsc::Sender<Io>,
     /// `true` while the session wants bytes: read only then (backpressure reaches the
@@ -84,6 +91,7 @@ impl Connection {
         host: String,
         port: u16,
         tls: bool,
+        connector: Arc<Connector>,
         io: mpsc::Sender<Io>,
         gate: watch::Receiver<bool>,
     ) -> (Connection, Channels) {
@@ -94,6 +102,7 @@ impl Connection {
             host,
             port,
             tls,
+            connector,
             io,
             gate,
             writes,
@@ -112,7 +121,7 @@ impl Connection {
     /// connection is established abandons the attempt.
     pub(crate) async fn run(mut self) {
         let opened = tokio::select! {
-            opened = open(&self.host, self.port, self.tls) => opened,
+            opened = open(&self.host, self.port, self.tls, &self.connector) => opened,
             // Nothing is handed back before `Bytes`: `None` means the driver closed the
             // connection (the session's connect timeout, or shutdown).
             _ = self.buffers.recv() => return,
@@ -121,7 +130,7 @@ impl Connection {
         let stream = match opened {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::debug!(%conn, host = %self.host, port = self.port, %error, "connect failed");
+                network::log_connect_failure(conn, &self.host, self.port, &error);
                 let _ = self.io.send(Io::ConnectFailed(conn, error.kind())).await;
                 return;
             }
@@ -247,17 +256,53 @@ enum Stream {
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
-/// Opens TCP to `host:port`, with TLS when `tls` (`host` is the server name).
-async fn open(host: &str, port: u16, tls: bool) -> io::Result<Stream> {
-    let tcp = TcpStream::connect((host, port)).await?;
+/// Opens TCP to `host:port` — or to the proxy the connector names for it, and a tunnel
+/// through it ([`tunnel`]) — then TLS when `tls` (`host` is the server name), with the
+/// connector's rustls configuration. A TLS failure is an `InvalidData` error holding
+/// rustls' error (e.g. `InvalidCertificate(UnknownIssuer)`); a proxy's refusal holds a
+/// [`ProxyError`] ([`ProxyError::io_kind`]).
+async fn open(host: &str, port: u16, tls: bool, connector: &Connector) -> io::Result<Stream> {
+    let proxy = connector.proxy.for_target(host, port, tls);
+    let mut tcp = match proxy {
+        Some(proxy) => TcpStream::connect((proxy.host.as_str(), proxy.port)).await?,
+        None => TcpStream::connect((host, port)).await?,
+    };
     tcp.set_nodelay(true)?;
+    if let Some(proxy) = proxy {
+        tunnel(&mut tcp, proxy, host, port).await?;
+    }
     if !tls {
         return Ok(Stream::Plain(tcp));
     }
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let connector = tokio_rustls::TlsConnector::from(alipay_msg_core::tls::client_config());
+    let connector = tokio_rustls::TlsConnector::from(connector.tls.clone());
     Ok(Stream::Tls(Box::new(connector.connect(name, tcp).await?)))
+}
+
+/// Asks `proxy` (connected on `stream`) for a tunnel to `host:port` (`CONNECT`, RFC 9110
+/// §9.3.6) and reads its answer, at most [`network::MAX_PROXY_ANSWER`] bytes, one byte
+/// at a time: nothing past the answer's header section is read, so the tunnel's first
+/// bytes stay in the socket for TLS.
+async fn tunnel<S>(stream: &mut S, proxy: &ProxyServer, host: &str, port: u16) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    stream.write_all(&proxy.connect_request(host, port)).await?;
+    stream.flush().await?;
+    let mut answer = Vec::with_capacity(128);
+    loop {
+        let mut byte = [0u8; 1];
+        if stream.read(&mut byte).await? == 0 {
+            return Err(ProxyError::Closed.into());
+        }
+        answer.push(byte[0]);
+        let complete = byte[0] == b'\n' || answer.len() >= network::MAX_PROXY_ANSWER;
+        if complete && alipay_msg_core::proxy::parse_connect_response(&answer)?.is_some() {
+            tracing::debug!(%proxy, %host, port, "tunnel open");
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -307,8 +352,15 @@ mod tests {
         let conn = conn_id();
         let (io_tx, mut io) = mpsc::channel(8);
         let (gate, gate_rx) = watch::channel(false);
-        let (connection, channels) =
-            Connection::new(conn, "127.0.0.1".into(), port, false, io_tx, gate_rx);
+        let (connection, channels) = Connection::new(
+            conn,
+            "127.0.0.1".into(),
+            port,
+            false,
+            Arc::default(),
+            io_tx,
+            gate_rx,
+        );
         let task = tokio::spawn(connection.run());
         assert!(matches!(io.recv().await, Some(Io::Connected(c)) if c == conn));
         let quiet = timeout(Duration::from_millis(200), io.recv()).await;
@@ -373,8 +425,15 @@ mod tests {
         });
         let (io_tx, mut io) = mpsc::channel(8);
         let (_gate, gate_rx) = watch::channel(true);
-        let (connection, channels) =
-            Connection::new(conn_id(), "localhost".into(), port, true, io_tx, gate_rx);
+        let (connection, channels) = Connection::new(
+            conn_id(),
+            "localhost".into(),
+            port,
+            true,
+            Arc::default(),
+            io_tx,
+            gate_rx,
+        );
         let task = tokio::spawn(connection.run());
         tokio::time::sleep(Duration::from_millis(100)).await;
         drop(channels);

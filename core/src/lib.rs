@@ -63,11 +63,10 @@ pub mod key;
 pub mod notify;
 pub mod produce;
 pub mod produce_ack;
+pub mod proxy;
 pub mod register;
 pub mod server;
 pub mod sign_content;
 pub mod signature;
 pub mod stream_id;
-#[cfg(feature = "tls")]
-pub mod tls;
 pub mod ws;

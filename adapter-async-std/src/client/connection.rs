@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use alipay_msg_core::client::ConnId;
@@ -23,6 +24,7 @@ use async_io::Timer;
 use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt, FutureExt};
 
+use crate::network::{self, Connector};
 use crate::runtime::{Task, Tasks};
 use crate::transport::{self, BoxIo};
 
@@ -87,16 +89,19 @@ impl Connection {
 /// closed ones that may still be writing their last bytes.
 pub(crate) struct Sockets {
     tasks: Tasks,
+    /// How connections are opened (TLS configuration, proxy).
+    connector: Arc<Connector>,
     io: Sender<Io>,
     open: HashMap<ConnId, Connection>,
     closing: Vec<Task<()>>,
 }
 
 impl Sockets {
-    /// No connections yet; their tasks report on `io`.
-    pub(crate) fn new(tasks: Tasks, io: Sender<Io>) -> Self {
+    /// No connections yet; their tasks open with `connector` and report on `io`.
+    pub(crate) fn new(tasks: Tasks, connector: Arc<Connector>, io: Sender<Io>) -> Self {
         Sockets {
             tasks,
+            connector,
             io,
             open: HashMap::new(),
             closing: Vec::new(),
@@ -112,6 +117,7 @@ impl Sockets {
         let task = self.tasks.spawn(run(
             conn,
             Target { host, port, tls },
+            self.connector.clone(),
             self.io.clone(),
             writes_rx,
             credit_rx,
@@ -213,13 +219,14 @@ struct Target {
 async fn run(
     conn: ConnId,
     target: Target,
+    connector: Arc<Connector>,
     io: Sender<Io>,
     writes: Receiver<Vec<u8>>,
     credit: Receiver<()>,
     stop: Receiver<()>,
 ) {
     let connecting =
-        async { Some(transport::connect(&target.host, target.port, target.tls).await) };
+        async { Some(transport::connect(&target.host, target.port, target.tls, &connector).await) };
     let stopped = async {
         // Nothing is ever sent: this returns when the driver lets the connection go.
         let _ = stop.recv().await;
@@ -229,7 +236,7 @@ async fn run(
         // Closed by the session (e.g. its connect timeout) before it opened.
         None => return,
         Some(Err(e)) => {
-            tracing::debug!(%conn, error = %e, "connect failed");
+            network::log_connect_failure(conn, &target.host, target.port, &e);
             let _ = io.send(Io::ConnectFailed(conn, e.kind())).await;
             return;
         }

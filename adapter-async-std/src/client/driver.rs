@@ -120,6 +120,8 @@ pub(crate) struct Driver {
     pub(crate) commands: Receiver<Command>,
     pub(crate) app: AppSide,
     pub(crate) tasks: Tasks,
+    /// How connections are opened (TLS configuration, proxy).
+    pub(crate) connector: std::sync::Arc<crate::network::Connector>,
 }
 
 /// The wall-clock time, milliseconds since 1970-01-01 00:00 UTC (0 before it).
@@ -150,6 +152,7 @@ impl Driver {
             commands,
             app,
             tasks,
+            connector,
         } = self;
         let (io_tx, io) = async_channel::bounded(IO_QUEUE);
         // Checking: when more than one frame may be checked at once, on that many tasks
@@ -182,7 +185,7 @@ impl Driver {
         let mut pump = Pump {
             session,
             app,
-            sockets: Sockets::new(tasks, io_tx),
+            sockets: Sockets::new(tasks, connector, io_tx),
             io,
             jobs,
             checked,

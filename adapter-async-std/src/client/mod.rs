@@ -21,6 +21,7 @@ use futures_lite::{FutureExt, Stream};
 pub use alipay_msg_core::client::{ClientError, ClientEvent, Message};
 pub use events::Events;
 
+use crate::network::Network;
 use crate::runtime::{Task, Tasks};
 use driver::{AppSide, Command, Driver};
 
@@ -70,6 +71,21 @@ impl Client {
     /// Dropping the future stops the attempts. The events of the attempts (and key
     /// warnings) go to the first [`Client::events`] subscription.
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        Client::connect_with_network(config, Network::default()).await
+    }
+
+    /// [`Client::connect`] with the given TLS configuration and proxy ([`Network`];
+    /// `connect` uses [`Network::default`]: webpki roots, the proxy from the
+    /// environment). A certificate the configuration does not trust fails each attempt
+    /// with [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData) (logged at
+    /// `warn` with rustls' reason), so the call ends in [`Error::ConnectTimeout`] naming
+    /// it; a proxy environment variable that is not a proxy URL fails at once
+    /// ([`Error::Io`]).
+    pub async fn connect_with_network(
+        config: ClientConfig,
+        network: Network,
+    ) -> Result<Client, Error> {
+        let connector = network.connector()?;
         let max_in_flight = config.max_in_flight;
         // Nonces, websocket keys and masks, jitter: seeded from the operating system.
         let mut seed = [0u8; 32];
@@ -97,6 +113,7 @@ impl Client {
                     sends: Default::default(),
                 },
                 tasks: tasks.clone(),
+                connector,
             }
             .run(),
         );

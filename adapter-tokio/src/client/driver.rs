@@ -51,6 +51,8 @@ const JOBS_PER_CHECKER: usize = 16;
 
 pub(crate) struct Driver {
     pub(crate) session: ClientSession,
+    /// How connections are opened (TLS configuration, proxy).
+    pub(crate) connector: std::sync::Arc<crate::network::Connector>,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) app: AppSide,
 }
@@ -207,8 +209,15 @@ impl Driver {
                         tls,
                     }) => {
                         tracing::debug!(%conn, %host, port, tls, "connect");
-                        let (connection, channels) =
-                            Connection::new(conn, host, port, tls, io_tx.clone(), gate_rx.clone());
+                        let (connection, channels) = Connection::new(
+                            conn,
+                            host,
+                            port,
+                            tls,
+                            self.connector.clone(),
+                            io_tx.clone(),
+                            gate_rx.clone(),
+                        );
                         let task = tokio::spawn(connection.run());
                         conns.insert(conn, Conn { channels, task });
                     }

@@ -17,6 +17,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use alipay_msg_core::client::{ClientError, ClientEvent, Message};
 
+use crate::network::Network;
 use driver::{AppSide, Command, Driver};
 
 /// Why a client call failed (the same type on every runtime).
@@ -83,11 +84,34 @@ impl Client {
         Client::start(config)?.connected().await
     }
 
+    /// [`Client::connect`] with the given TLS configuration and proxy ([`Network`];
+    /// `connect` uses [`Network::default`]: webpki roots, the proxy from the
+    /// environment). A certificate the configuration does not trust fails each attempt
+    /// with [`io::ErrorKind::InvalidData`](std::io::ErrorKind::InvalidData) (logged at
+    /// `warn` with rustls' reason), so the call ends in [`Error::ConnectTimeout`] naming
+    /// it; a proxy environment variable that is not a proxy URL fails at once
+    /// ([`Error::Io`]).
+    pub async fn connect_with_network(
+        config: ClientConfig,
+        network: Network,
+    ) -> Result<Client, Error> {
+        Client::start_with_network(config, network)?
+            .connected()
+            .await
+    }
+
     /// Validates `config` and starts connecting on a task of the current runtime:
     /// [`Client::connect`] in two steps, so that the first connection's events can be
     /// watched ([`Connecting::events`]) and the wait abandoned (drop the
     /// [`Connecting`]). Must be called within a tokio runtime.
     pub fn start(config: ClientConfig) -> Result<Connecting, Error> {
+        Client::start_with_network(config, Network::default())
+    }
+
+    /// [`Client::start`] with the given TLS configuration and proxy
+    /// ([`Client::connect_with_network`]).
+    pub fn start_with_network(config: ClientConfig, network: Network) -> Result<Connecting, Error> {
+        let connector = network.connector()?;
         let max_in_flight = config.max_in_flight;
         // The session's random source (nonces, websocket keys and masks, jitter).
         let mut seed = [0u8; 32];
@@ -101,6 +125,7 @@ impl Client {
         let driver = tokio::spawn(
             Driver {
                 session,
+                connector,
                 commands: command_rx,
                 app: AppSide {
                     deliveries: delivery_tx,
