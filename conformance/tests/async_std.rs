@@ -2,8 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use alipay_msg_async_std::Client;
-use alipay_msg_conformance::{conformance_suite, ClientUnderTest, Handler};
+use alipay_msg_async_std::{Client, Network, Proxy};
+use alipay_msg_conformance::tls::TlsClientUnderTest;
+use alipay_msg_conformance::{conformance_suite, tls_suite, ClientUnderTest, Handler};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
 use serde_json::Value;
@@ -14,9 +15,11 @@ struct AsyncStdClient {
     run: Mutex<Option<async_std::task::JoinHandle<Result<(), ClientError>>>>,
 }
 
-impl ClientUnderTest for AsyncStdClient {
-    fn connect(config: ClientConfig) -> Result<Self, ClientError> {
-        let client = Arc::new(async_std::task::block_on(Client::connect(config))?);
+impl AsyncStdClient {
+    fn connect_network(config: ClientConfig, network: Network) -> Result<Self, ClientError> {
+        let client = Arc::new(async_std::task::block_on(Client::connect_with_network(
+            config, network,
+        ))?);
         let events = Arc::new(Mutex::new(Vec::new()));
         let (mut rx, sink) = (client.events(), events.clone());
         async_std::task::spawn(async move {
@@ -29,6 +32,12 @@ impl ClientUnderTest for AsyncStdClient {
             events,
             run: Mutex::new(None),
         })
+    }
+}
+
+impl ClientUnderTest for AsyncStdClient {
+    fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        Self::connect_network(config, Network::default())
     }
 
     fn start(&self, handler: Handler) {
@@ -61,4 +70,19 @@ impl ClientUnderTest for AsyncStdClient {
     }
 }
 
+impl TlsClientUnderTest for AsyncStdClient {
+    fn connect_tls(
+        config: ClientConfig,
+        tls: Arc<rustls::ClientConfig>,
+        proxy: Option<String>,
+    ) -> Result<Self, ClientError> {
+        let proxy = match proxy {
+            Some(url) => Proxy::http(&url).expect("a proxy URL"),
+            None => Proxy::None,
+        };
+        Self::connect_network(config, Network::default().tls(tls).proxy(proxy))
+    }
+}
+
 conformance_suite!(AsyncStdClient);
+tls_suite!(AsyncStdClient);

@@ -2,8 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use alipay_msg_blocking::Client;
-use alipay_msg_conformance::{conformance_suite, ClientUnderTest, Handler};
+use alipay_msg_blocking::{Client, Network, Proxy};
+use alipay_msg_conformance::tls::TlsClientUnderTest;
+use alipay_msg_conformance::{conformance_suite, tls_suite, ClientUnderTest, Handler};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
 use serde_json::Value;
@@ -14,9 +15,9 @@ struct BlockingClient {
     run: Mutex<Option<std::thread::JoinHandle<Result<(), ClientError>>>>,
 }
 
-impl ClientUnderTest for BlockingClient {
-    fn connect(config: ClientConfig) -> Result<Self, ClientError> {
-        let client = Arc::new(Client::connect(config)?);
+impl BlockingClient {
+    fn connect_network(config: ClientConfig, network: Network) -> Result<Self, ClientError> {
+        let client = Arc::new(Client::connect_with_network(config, network)?);
         let events = Arc::new(Mutex::new(Vec::new()));
         let (rx, sink) = (client.events(), events.clone());
         // Ends when the client shuts down and its event queue closes.
@@ -30,6 +31,12 @@ impl ClientUnderTest for BlockingClient {
             events,
             run: Mutex::new(None),
         })
+    }
+}
+
+impl ClientUnderTest for BlockingClient {
+    fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        Self::connect_network(config, Network::default())
     }
 
     fn start(&self, handler: Handler) {
@@ -54,4 +61,19 @@ impl ClientUnderTest for BlockingClient {
     }
 }
 
+impl TlsClientUnderTest for BlockingClient {
+    fn connect_tls(
+        config: ClientConfig,
+        tls: Arc<rustls::ClientConfig>,
+        proxy: Option<String>,
+    ) -> Result<Self, ClientError> {
+        let proxy = match proxy {
+            Some(url) => Proxy::http(&url).expect("a proxy URL"),
+            None => Proxy::None,
+        };
+        Self::connect_network(config, Network::default().tls(tls).proxy(proxy))
+    }
+}
+
 conformance_suite!(BlockingClient);
+tls_suite!(BlockingClient);

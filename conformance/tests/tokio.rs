@@ -2,10 +2,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use alipay_msg_conformance::{conformance_suite, ClientUnderTest, Handler};
+use alipay_msg_conformance::tls::TlsClientUnderTest;
+use alipay_msg_conformance::{conformance_suite, tls_suite, ClientUnderTest, Handler};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
-use alipay_msg_tokio::Client;
+use alipay_msg_tokio::{Client, Network, Proxy};
 use serde_json::Value;
 
 struct TokioClient {
@@ -15,14 +16,14 @@ struct TokioClient {
     run: Mutex<Option<tokio::task::JoinHandle<Result<(), ClientError>>>>,
 }
 
-impl ClientUnderTest for TokioClient {
-    fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+impl TokioClient {
+    fn connect_network(config: ClientConfig, network: Network) -> Result<Self, ClientError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
-        let client = Arc::new(runtime.block_on(Client::connect(config))?);
+        let client = Arc::new(runtime.block_on(Client::connect_with_network(config, network))?);
         let events = Arc::new(Mutex::new(Vec::new()));
         let (mut rx, sink) = (client.events(), events.clone());
         runtime.spawn(async move {
@@ -36,6 +37,12 @@ impl ClientUnderTest for TokioClient {
             events,
             run: Mutex::new(None),
         })
+    }
+}
+
+impl ClientUnderTest for TokioClient {
+    fn connect(config: ClientConfig) -> Result<Self, ClientError> {
+        Self::connect_network(config, Network::default())
     }
 
     fn start(&self, handler: Handler) {
@@ -75,4 +82,19 @@ impl ClientUnderTest for TokioClient {
     }
 }
 
+impl TlsClientUnderTest for TokioClient {
+    fn connect_tls(
+        config: ClientConfig,
+        tls: Arc<rustls::ClientConfig>,
+        proxy: Option<String>,
+    ) -> Result<Self, ClientError> {
+        let proxy = match proxy {
+            Some(url) => Proxy::http(&url).expect("a proxy URL"),
+            None => Proxy::None,
+        };
+        Self::connect_network(config, Network::default().tls(tls).proxy(proxy))
+    }
+}
+
 conformance_suite!(TokioClient);
+tls_suite!(TokioClient);

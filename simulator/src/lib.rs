@@ -44,6 +44,7 @@ mod listener;
 mod options;
 mod platform;
 mod push_file;
+mod tls;
 mod websocket;
 
 use std::io;
@@ -108,6 +109,8 @@ struct Inner {
     /// Set to stop; dropping it stops too.
     stop: watch::Sender<bool>,
     local_addr: SocketAddr,
+    /// Serving TLS ([`SimulatorOptions::tls`]).
+    tls: bool,
     app_id: String,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -133,6 +136,14 @@ impl Simulator {
     pub async fn start(options: SimulatorOptions) -> io::Result<Simulator> {
         let listener = TcpListener::bind(options.listen).await?;
         let local_addr = listener.local_addr()?;
+        // With TLS, `listener` is the public one, in front of a plain one on loopback.
+        let (listener, tls_front) = match options.tls.clone() {
+            None => (listener, None),
+            Some(config) => {
+                let plain = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+                (plain, Some((listener, config)))
+            }
+        };
         let seed = options.seed.unwrap_or_else(|| {
             <rand_core::OsRng as rand_core::RngCore>::next_u64(&mut rand_core::OsRng)
         });
@@ -155,14 +166,25 @@ impl Simulator {
             max_queued_frames: options.max_queued_frames,
             stop: stop_rx.clone(),
         };
-        let tasks = vec![
+        let tls = tls_front.is_some();
+        let mut tasks = Vec::new();
+        if let Some((public, config)) = tls_front {
+            tasks.push(tokio::spawn(tls::front(
+                public,
+                config,
+                listener.local_addr()?,
+                options.max_connections,
+                stop_rx.clone(),
+            )));
+        }
+        tasks.extend([
             tokio::spawn(platform.run(request_rx, stop_rx)),
             tokio::spawn(listener::accept_loop(
                 listener,
                 shared,
                 options.max_connections,
             )),
-        ];
+        ]);
         tracing::info!(%local_addr, app_id = %options.app_id, "simulator listening");
         let simulator = Simulator {
             inner: Arc::new(Inner {
@@ -171,6 +193,7 @@ impl Simulator {
                 status,
                 stop,
                 local_addr,
+                tls,
                 app_id: options.app_id,
                 tasks: Mutex::new(tasks),
             }),
@@ -195,8 +218,9 @@ impl Simulator {
         self.inner.local_addr
     }
 
-    /// The endpoint a client connects to (plain, no TLS). An unspecified listen address
-    /// (`0.0.0.0`, `::`) becomes the loopback address.
+    /// The endpoint a client connects to: plain, or `https` when serving TLS
+    /// ([`SimulatorOptions::tls`]; the certificate must name this host, an IP address).
+    /// An unspecified listen address (`0.0.0.0`, `::`) becomes the loopback address.
     pub fn endpoint(&self) -> Endpoint {
         let addr = self.inner.local_addr;
         let host = match addr.ip() {
@@ -204,7 +228,9 @@ impl Simulator {
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        Endpoint::plain(host.to_string(), addr.port())
+        let mut endpoint = Endpoint::plain(host.to_string(), addr.port());
+        endpoint.tls = self.inner.tls;
+        endpoint
     }
 
     /// The app pushed to by default.

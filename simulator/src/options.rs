@@ -126,6 +126,8 @@ pub struct SimulatorOptions {
     /// Events kept for each subscriber of [`super::Simulator::events`]; one that falls
     /// further behind misses the oldest (default 4096).
     pub event_queue: usize,
+    /// Serve TLS with this configuration ([`SimulatorOptions::tls`]; `None`: plain).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl SimulatorOptions {
@@ -146,6 +148,7 @@ impl SimulatorOptions {
             max_connections: 256,
             max_queued_frames: 4096,
             event_queue: 4096,
+            tls: None,
         })
     }
 
@@ -182,6 +185,24 @@ impl SimulatorOptions {
             app.sign_type = sign_type;
         }
         self
+    }
+
+    /// Serves TLS (1.2 and 1.3, ring provider) with this certificate chain (the
+    /// server's certificate first) and its private key, so that
+    /// [`super::Simulator::endpoint`] is `https`: for testing clients' TLS, e.g. with a
+    /// certificate for `127.0.0.1` from a test CA. Fails when the key does not suit.
+    pub fn tls(
+        mut self,
+        cert_chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Self, rustls::Error> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(cert_chain, key)?;
+        self.tls = Some(std::sync::Arc::new(config));
+        Ok(self)
     }
 
     /// Pushes the messages of this JSON-lines file at start.
