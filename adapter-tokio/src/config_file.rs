@@ -24,9 +24,16 @@
 //! check_parallelism = 0                # frames checked at once; 0: one per core, at most 4
 //! max_pending_sends = 200
 //! retry_on_auth_error = false
+//!
+//! [network]                            # every field optional
+//! proxy = "http://proxy.corp:3128"     # HTTP CONNECT proxy; "none": direct; default:
+//!                                      # HTTPS_PROXY / HTTP_PROXY / NO_PROXY
+//! ca_file = "certs/corp-ca.pem"        # extra trusted root(s), PEM
+//! native_roots = false                 # the OS's trust (feature native-roots)
 //! ```
 //!
-//! Relative paths are relative to the configuration file.
+//! Relative paths are relative to the configuration file. [`load`] gives the client
+//! configuration; [`load_with_network`] also the [`Network`] of `[network]`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +41,8 @@ use std::time::Duration;
 use alipay_msg_core::client::{ClientConfig, ConfigError, Credentials};
 use alipay_msg_core::endpoint::{Endpoint, EndpointError};
 use serde::Deserialize;
+
+use crate::network::{self, Network, Proxy};
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +104,20 @@ struct File {
     keys: Keys,
     #[serde(default)]
     tuning: Tuning,
+    #[serde(default)]
+    network: NetworkTable,
+}
+
+/// `[network]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NetworkTable {
+    /// `http://host:port`, or `none`; absent: the environment.
+    proxy: Option<String>,
+    /// Extra roots (PEM), trusted besides webpki's (or the system's).
+    ca_file: Option<PathBuf>,
+    /// Verify with the operating system's trust (feature `native-roots`).
+    native_roots: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -123,16 +146,34 @@ struct Tuning {
     retry_on_auth_error: Option<bool>,
 }
 
-/// Reads a configuration file into a [`ClientConfig`] (keys loaded and checked).
+/// Reads a configuration file into a [`ClientConfig`] (keys loaded and checked;
+/// `[network]` checked too, see [`load_with_network`]).
 pub fn load(path: &Path) -> Result<ClientConfig, ConfigFileError> {
+    load_with_network(path).map(|(config, _)| config)
+}
+
+/// Reads a configuration file into a [`ClientConfig`] and the [`Network`] of its
+/// `[network]` table (for [`crate::Client::connect_with_network`]).
+pub fn load_with_network(path: &Path) -> Result<(ClientConfig, Network), ConfigFileError> {
     let text = read(path)?;
-    parse(&text, path)
+    parse_with_network(&text, path)
 }
 
 /// Parses configuration text; `path` locates relative key files and names errors.
 pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
+    parse_with_network(text, path).map(|(config, _)| config)
+}
+
+/// [`parse`], with the [`Network`] of `[network]`: the proxy (`"none"`, a URL, or
+/// absent: the environment), and the TLS configuration when `ca_file` or
+/// `native_roots` asks for one other than the default.
+pub fn parse_with_network(
+    text: &str,
+    path: &Path,
+) -> Result<(ClientConfig, Network), ConfigFileError> {
     let file: File = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
     let base = path.parent().unwrap_or(Path::new("."));
+    let network = network_of(&file.network, base)?;
     let k = &file.keys;
     let inline_or_file =
         |name: &str, inline: &Option<String>, file: &Option<PathBuf>| match (inline, file) {
@@ -221,7 +262,56 @@ pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
     if let Some(v) = t.retry_on_auth_error {
         config.retry_on_auth_error = v;
     }
-    Ok(config)
+    Ok((config, network))
+}
+
+/// The [`Network`] of `[network]`; `base`: the configuration file's directory.
+fn network_of(table: &NetworkTable, base: &Path) -> Result<Network, ConfigFileError> {
+    let value = |field: &str, e: &dyn std::fmt::Display| {
+        ConfigFileError::Value(format!("[network] {field}: {e}"))
+    };
+    let proxy = match table.proxy.as_deref().map(str::trim) {
+        None => Proxy::FromEnv,
+        Some(none) if none.eq_ignore_ascii_case("none") => Proxy::None,
+        Some(url) => Proxy::http(url).map_err(|e| value("proxy", &e))?,
+    };
+    let extra = match &table.ca_file {
+        Some(file) => {
+            network::read_pem_certificates(&base.join(file)).map_err(|e| value("ca_file", &e))?
+        }
+        None => Vec::new(),
+    };
+    let tls = if table.native_roots == Some(true) {
+        Some(native_tls_config(extra)?)
+    } else if extra.is_empty() {
+        None
+    } else {
+        let mut roots = network::webpki_roots();
+        for cert in extra {
+            roots.add(cert).map_err(|e| value("ca_file", &e))?;
+        }
+        Some(network::tls_config(roots))
+    };
+    let mut network = Network::default().proxy(proxy);
+    network.tls = tls;
+    Ok(network)
+}
+
+#[cfg(feature = "native-roots")]
+fn native_tls_config(
+    extra: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, ConfigFileError> {
+    network::platform_tls_config(extra)
+        .map_err(|e| ConfigFileError::Value(format!("[network] native_roots: {e}")))
+}
+
+#[cfg(not(feature = "native-roots"))]
+fn native_tls_config(
+    _extra: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, ConfigFileError> {
+    Err(ConfigFileError::Value(
+        "[network] native_roots: this alipay-msg was built without the native-roots feature".into(),
+    ))
 }
 
 /// A line and column in a text, both from 1; the column counts characters.
@@ -435,5 +525,47 @@ mod tests {
         // A syntax error has a line too.
         let err = parse("app_id = \"1\n", Path::new("client.toml")).unwrap_err();
         assert!(err.to_string().starts_with("client.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn network_table() {
+        let dir = std::env::temp_dir().join(format!("alipay-msg-network-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = format!(
+            "app_id = \"2021000000000001\"\n[keys]\napp_private_key = \"{}\"\nalipay_public_key = \"{}\"\n",
+            alipay_msg_simulator::test_keys::APP_PRIVATE_KEY.replace('\n', "\\n"),
+            alipay_msg_simulator::test_keys::PLATFORM_PUBLIC_KEY.replace('\n', "\\n"),
+        );
+        let path = dir.join("config.toml");
+        let (_, network) = parse_with_network(&keys, &path).unwrap();
+        assert_eq!(network.proxy, Proxy::FromEnv);
+        assert!(network.tls.is_none());
+
+        let text = format!("{keys}[network]\nproxy = \"http://proxy.corp:3128\"\n");
+        let (_, network) = parse_with_network(&text, &path).unwrap();
+        assert_eq!(network.proxy, Proxy::http("proxy.corp:3128").unwrap());
+        let text = format!("{keys}[network]\nproxy = \"none\"\n");
+        assert_eq!(
+            parse_with_network(&text, &path).unwrap().1.proxy,
+            Proxy::None
+        );
+
+        let text = format!("{keys}[network]\nproxy = \"socks5://x:1\"\n");
+        let err = parse_with_network(&text, &path).unwrap_err().to_string();
+        assert!(err.contains("[network] proxy"), "{err}");
+
+        // A CA file: webpki roots plus it.
+        std::fs::write(
+            dir.join("ca.pem"),
+            include_str!("../../testdata/vectors/certs/root_ca.pem"),
+        )
+        .unwrap();
+        let text = format!("{keys}[network]\nca_file = \"ca.pem\"\n");
+        let (_, network) = parse_with_network(&text, &path).unwrap();
+        assert!(network.tls.is_some());
+        let text = format!("{keys}[network]\nca_file = \"missing.pem\"\n");
+        let err = parse_with_network(&text, &path).unwrap_err().to_string();
+        assert!(err.contains("[network] ca_file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use alipay_msg_tokio::{config_file, Client, ClientConfig, ClientError, ClientEvent, Message};
+use alipay_msg_tokio::{
+    config_file, Client, ClientConfig, ClientError, ClientEvent, Message, Network,
+};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -80,8 +82,8 @@ pub(crate) fn connect_failure(error: ClientError) -> Failure {
 }
 
 pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
-    let mut config =
-        config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
+    let (mut config, network) = config_file::load_with_network(&args.config)
+        .map_err(|e| Failure::malformed(e.to_string()))?;
     // Before connecting: a program that does not exist is a start-up error, not a FAIL
     // per message.
     let exec = args.exec.map(ExecCommand::new).transpose()?;
@@ -90,13 +92,18 @@ pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     config.first_connect_timeout = None;
     // After a second signal, handlers may still be running: dropping the runtime drops
     // them, and with them their `--exec` children.
-    crate::runtime()?.block_on(listen(config, exec))
+    crate::runtime()?.block_on(listen(config, network, exec))
 }
 
-async fn listen(config: ClientConfig, exec: Option<ExecCommand>) -> Result<u8, Failure> {
+async fn listen(
+    config: ClientConfig,
+    network: Network,
+    exec: Option<ExecCommand>,
+) -> Result<u8, Failure> {
     // Installed before the first attempt.
     let mut signals = StopSignals::install()?;
-    let connecting = Client::start(config).map_err(|e| Failure::malformed(e.to_string()))?;
+    let connecting = Client::start_with_network(config, network)
+        .map_err(|e| Failure::malformed(e.to_string()))?;
     print_events(connecting.events());
     let client = tokio::select! {
         signal = signals.recv() => {

@@ -22,8 +22,8 @@ pub(crate) struct SendArgs {
 }
 
 pub(crate) fn run(args: SendArgs) -> Result<u8, Failure> {
-    let mut config =
-        config_file::load(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
+    let (mut config, network) = config_file::load_with_network(&args.config)
+        .map_err(|e| Failure::malformed(e.to_string()))?;
     // One message does not wait for ever: give up after the connect timeout, naming
     // the last attempt's failure (exit status 3).
     config.first_connect_timeout = Some(config.connect_timeout);
@@ -33,7 +33,8 @@ pub(crate) fn run(args: SendArgs) -> Result<u8, Failure> {
         return Err(Failure::malformed("--biz-content must be a JSON object"));
     }
     crate::runtime()?.block_on(async move {
-        let connecting = Client::start(config).map_err(|e| Failure::malformed(e.to_string()))?;
+        let connecting = Client::start_with_network(config, network)
+            .map_err(|e| Failure::malformed(e.to_string()))?;
         crate::listen::print_events(connecting.events());
         let client = connecting
             .connected()
