@@ -264,7 +264,7 @@ pub enum ServerEvent {
         /// The connection.
         conn: ConnectionId,
         /// Closed by the server ([`ServerSession::disconnect`] or a fault) rather than
-        /// reported by [`ServerSession::handle_closed`].
+        /// reported by the client ([`ServerInput::Closed`], or its close frame).
         by_server: bool,
         /// Messages that were in flight on it (now scheduled for redelivery).
         unacked: usize,
