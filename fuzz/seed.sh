@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 testdata="$here/../testdata"
 corpus="$here/corpus"
-targets="frame message_json register_answer http_response notify_body keys cert_der client_session ws_client_frames ws_server_frames ws_upgrade_answer"
+targets="frame message_json register_answer http_response notify_body keys cert_der client_session ws_client_frames ws_server_frames ws_upgrade_answer server_session"
 for t in $targets; do
   mkdir -p "$corpus/$t"
   rm -f "$corpus/$t"/seed-*
@@ -207,6 +207,30 @@ upgrade = {
 for name, data in upgrade.items():
     put("ws_upgrade_answer", name, bytes([len(data) // 2 % 256]) + data)
 
+
+# --- server_session: a byte (bits 0-5: chunk size minus one; bit 6: to an open
+# websocket rather than a fresh connection; bit 7: end the connection after), then
+# client bytes.
+m = b"\x37\xfa\x21\x3d"
+c = lambda op, p, fin=True: ws_frame(op, p, fin, m)
+key_ok = "dGhlIHNhbXBsZSBub25jZQ=="
+def upgrade_req(key, query="app_id=2021000000000001&charset=UTF-8"):
+    return ("GET /websocket?%s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n" % (query, key)).encode()
+put("server_session", "register-unsigned-bytewise", b"\x00" + b"GET /websocket/register.do?app_id=2021000000000001&charset=UTF-8 HTTP/1.1\r\nHost: x\r\n\r\n")
+put("server_session", "register-post", b"\x3f" + b"POST /websocket/register.do HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+put("server_session", "upgrade-bad-key", b"\x3f" + upgrade_req("dG9vIHNob3J0"))
+put("server_session", "upgrade-unsigned", b"\x07" + upgrade_req(key_ok) + c(1, b"early"))
+put("server_session", "foreign", b"\x3f" + b"POST /admin/push HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+put("server_session", "head-too-long", b"\x3f" + b"GET /" + b"a" * 9000)
+ack = b'{"protocol":{"x-type":"message","x-cmd":"CONSUME_ACK","x-msgId":"m1","x-version":"1.0","x-status":"SUCCESS"}}'
+produce = b'stream-id:s1\r\n\r\n{"protocol":{"x-type":"message","x-cmd":"PRODUCE","x-version":"1.0"},"data":{"header":{"msgApi":"alipay.x.y"},"content":"{}"}}'
+put("server_session", "ws-ack-produce", b"\x7f" + c(1, b"from-sys:openchannel\r\n\r\n" + ack) + c(1, produce))
+put("server_session", "ws-fragments-ping-close", b"\x42" + c(1, produce[:20], False) + c(9, b"hb") + c(0, produce[20:]) + c(8, b"\x03\xe8"))
+put("server_session", "ws-undecodable", b"\x7f" + c(1, b"\xff\xfe"))
+put("server_session", "ws-unmasked", b"\x7f" + ws_frame(1, b"{}", True, None))
+put("server_session", "ws-oversize", b"\x7f" + c(1, b"x" * 5000))
+put("server_session", "ws-ping-then-eof", b"\xc0" + c(9, b"hb") + c(10, b"x"))
 PY
 
 for t in $targets; do

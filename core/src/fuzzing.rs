@@ -924,3 +924,236 @@ pub fn ws_upgrade_answer(data: &[u8]) {
         assert_eq!(split.read(b"\r\n\r\n").err(), whole.err());
     }
 }
+
+/// What `server_session` starts from, built once: the platform and app keys, and the
+/// requests that open a websocket on a fresh session (its link token is deterministic:
+/// the session's random source has a fixed seed).
+struct ServerFixture {
+    platform_key: PrivateKey,
+    app_key: PublicKey,
+    /// A signed `register.do` request of the app, at [`UNIX0`].
+    register: Vec<u8>,
+    /// The signed upgrade request with the token the first register answer carries.
+    upgrade: Vec<u8>,
+}
+
+const ALIPAY_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/vectors/keys/alipay_private_pkcs1.pem"
+));
+const APP_PUBLIC: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../testdata/vectors/keys/app_public.pem"
+));
+
+/// The seed of the session's link tokens.
+const SERVER_SEED: u64 = 7;
+
+fn new_server(fixture: &ServerFixture, t0: Instant) -> crate::server::ServerSession {
+    use crate::server::{AppRegistration, ServerConfig, ServerSession};
+    use rand_core::SeedableRng;
+
+    // The embedded vectors are known-good; failing here is a broken checkout.
+    let mut config = ServerConfig::from_platform_key(&fixture.platform_key)
+        .expect("vector key")
+        .with_app(
+            APP_ID,
+            AppRegistration::new(Verifier::new(&fixture.app_key).expect("vector key")),
+        );
+    config.limits = TIGHT;
+    config.max_links = 4;
+    let rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(SERVER_SEED);
+    ServerSession::new(config, Box::new(rng), t0, UNIX0)
+}
+
+fn server_fixture() -> &'static ServerFixture {
+    use crate::register::{RegisterParams, UpgradeParams};
+    use crate::server::{ServerInput, ServerOutput, REGISTER_PATH, WEBSOCKET_PATH};
+    use crate::signature::Signer;
+
+    static FIXTURE: OnceLock<ServerFixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        // The embedded vectors are known-good; failing here is a broken checkout.
+        let platform_key = PrivateKey::from_pem_or_base64(ALIPAY_PRIVATE).expect("vector key");
+        let app_key = PublicKey::from_pem_or_base64(APP_PUBLIC).expect("vector key");
+        let app = PrivateKey::from_pem_or_base64(APP_PRIVATE).expect("vector key");
+        let signer = Signer::new(&app, SignType::Rsa2).expect("vector key");
+        let params = RegisterParams {
+            app_id: APP_ID,
+            charset: Charset::Utf8,
+            timestamp_ms: UNIX0,
+            nonce: "0f8e3d1c2b4a59687766554433221100",
+            cert_sns: None,
+        }
+        .sign(&signer)
+        .expect("signing with the vector key");
+        let register = format!(
+            "GET {REGISTER_PATH}?{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            params.query(Charset::Utf8)
+        )
+        .into_bytes();
+        let mut server_fixture = ServerFixture {
+            platform_key,
+            app_key,
+            register,
+            upgrade: Vec::new(),
+        };
+        // The token a fresh session gives: the same for every input.
+        let t0 = Instant::now();
+        let mut server = new_server(&server_fixture, t0);
+        let conn = server.accept(t0).expect("a fresh session accepts");
+        let bytes = &server_fixture.register;
+        server.handle_input(ServerInput::Bytes { conn, bytes }, t0);
+        let mut answer = Vec::new();
+        while let Some(out) = server.poll_output() {
+            if let ServerOutput::Write { bytes, .. } = out {
+                answer.extend_from_slice(&bytes);
+            }
+        }
+        let response = parse_response(&answer, true, 1 << 16)
+            .expect("the session's answer")
+            .expect("complete");
+        let token = parse_register_answer(
+            &response,
+            Charset::Utf8,
+            &fixture().platform,
+            SignType::Rsa2,
+            None,
+        )
+        .expect("a link token")
+        .link_token;
+        let params = UpgradeParams {
+            app_id: APP_ID,
+            charset: Charset::Utf8,
+            link_token: &token,
+            timestamp_ms: UNIX0,
+            cert_sns: None,
+        }
+        .sign(&signer)
+        .expect("signing with the vector key");
+        let target = format!("{WEBSOCKET_PATH}?{}", params.query(Charset::Utf8));
+        let (_, upgrade) = crate::ws::handshake::ClientHandshake::start(
+            "localhost",
+            &target,
+            &[("cookie", "zone=SIM01;")],
+            [3; 16],
+        )
+        .expect("a valid request");
+        server_fixture.upgrade = upgrade;
+        server_fixture
+    })
+}
+
+/// A [`crate::server::ServerSession`] fed arbitrary client bytes. The first byte picks
+/// the chunk size (bits 0–5, plus one) and where the bytes go (bit 6): from the first
+/// byte of a fresh connection (HTTP request heads, routes, the upgrade handshake), or
+/// to an open websocket, after a register and an upgrade that succeed and a pushed
+/// message (frames, unmasking, charsets, acks, PRODUCEs, close handshakes). Bit 7 ends
+/// the connection after the bytes.
+///
+/// Invariants: the session's connections stay within `max_links`; nothing is written
+/// on a connection after its close, nor on one never accepted; a connection is closed
+/// at most once; [`crate::server::ServerOutput::Foreign`] only for a connection still
+/// reading its head; a session with nothing left reports no timeout in the past after
+/// its timers ran.
+pub fn server_session(data: &[u8]) {
+    use crate::server::ServerInput;
+
+    let fixture = server_fixture();
+    let mut input = Input { data };
+    let how = input.byte_or_zero();
+    let chunk = 1 + usize::from(how & 0x3f);
+    let to_websocket = how & 0x40 != 0;
+    let t0 = Instant::now();
+    let mut server = new_server(fixture, t0);
+    let mut seen = ServerWatch::default();
+    let conn = if to_websocket {
+        let register = seen.accept(&mut server, t0);
+        let bytes = &fixture.register;
+        server.handle_input(
+            ServerInput::Bytes {
+                conn: register,
+                bytes,
+            },
+            t0,
+        );
+        let conn = seen.accept(&mut server, t0);
+        let bytes = &fixture.upgrade;
+        server.handle_input(ServerInput::Bytes { conn, bytes }, t0);
+        assert_eq!(
+            server.connection_count(),
+            1,
+            "the fixture opens a websocket"
+        );
+        let _ = server.push(APP_ID, "alipay.x.y", r#"{"k":"v"}"#, t0);
+        conn
+    } else {
+        seen.accept(&mut server, t0)
+    };
+    seen.drain(&mut server);
+    let mut now = t0;
+    for piece in input.data.chunks(chunk) {
+        server.handle_input(ServerInput::Bytes { conn, bytes: piece }, now);
+        seen.drain(&mut server);
+        now += Duration::from_millis(100);
+        server.handle_timeout(now);
+        seen.drain(&mut server);
+        assert!(server.connection_count() <= 4);
+    }
+    if how & 0x80 != 0 {
+        server.handle_input(ServerInput::Closed { conn, error: None }, now);
+        seen.drain(&mut server);
+        assert_eq!(server.connection_count(), 0);
+    }
+    let later = now + Duration::from_secs(3600);
+    server.handle_timeout(later);
+    seen.drain(&mut server);
+    assert!(server.poll_timeout().is_none_or(|at| at > later));
+}
+
+/// The connections `server_session` accepted and saw closed.
+#[derive(Default)]
+struct ServerWatch {
+    accepted: HashSet<crate::server::ConnectionId>,
+    closed: HashSet<crate::server::ConnectionId>,
+}
+
+impl ServerWatch {
+    fn accept(
+        &mut self,
+        server: &mut crate::server::ServerSession,
+        now: Instant,
+    ) -> crate::server::ConnectionId {
+        let conn = server.accept(now).expect("below max_links");
+        self.accepted.insert(conn);
+        conn
+    }
+
+    /// Polls every output, checking the invariants of `server_session`.
+    fn drain(&mut self, server: &mut crate::server::ServerSession) {
+        use crate::server::ServerOutput;
+
+        while let Some(out) = server.poll_output() {
+            match out {
+                ServerOutput::Write { conn, .. } => {
+                    assert!(
+                        self.accepted.contains(&conn),
+                        "write on {conn}, never accepted"
+                    );
+                    assert!(
+                        !self.closed.contains(&conn),
+                        "write on {conn} after its close"
+                    );
+                }
+                ServerOutput::Close { conn } | ServerOutput::Foreign { conn, .. } => {
+                    assert!(
+                        self.accepted.contains(&conn),
+                        "close of {conn}, never accepted"
+                    );
+                    assert!(self.closed.insert(conn), "{conn} closed twice");
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -90,3 +90,8 @@ fn ws_server_frames() {
 fn ws_upgrade_answer() {
     replay("ws_upgrade_answer", fuzzing::ws_upgrade_answer);
 }
+
+#[test]
+fn server_session() {
+    replay("server_session", fuzzing::server_session);
+}

@@ -3,15 +3,16 @@
 //! demos and `alipay-msg simulate`.
 //!
 //! One port serves everything, plain HTTP/1.1 (no TLS): each connection's request head
-//! is read (bounded, with `httparse`) and routed by method and path —
-//! `GET /websocket/register.do?…` is answered by the state machine and closed;
-//! `GET /websocket?…` is checked by the state machine and, when accepted, answered
-//! `101` and kept as a websocket; `POST /admin/push` and `GET /admin/status` are
-//! [admin endpoints](self#admin-endpoints); anything else is `404`.
+//! is read (bounded, with `httparse`) and routed by method and path. `POST /admin/push`
+//! and `GET /admin/status` are [admin endpoints](self#admin-endpoints), served here;
+//! every other connection is handed to the state machine as bytes, from its first
+//! byte: it answers `GET /websocket/register.do?…` and closes, checks `GET
+//! /websocket?…` and, when accepted, answers `101` and speaks the websocket (framing,
+//! the connection's charset, 1007 on undecodable text); anything else is `404`.
 //!
 //! One task owns the state machine; connections and the [`Simulator`] handle talk to it
-//! through bounded channels (the sans-IO habit: the session decides, the tasks move
-//! bytes).
+//! through bounded channels (the sans-IO habit: the session decides, each connection
+//! task only moves bytes).
 //!
 //! ```no_run
 //! use alipay_msg_simulator::{Simulator, SimulatorOptions};
@@ -38,6 +39,7 @@
 
 mod admin;
 mod blocking;
+mod connection;
 mod event;
 mod http;
 mod listener;
@@ -45,7 +47,6 @@ mod options;
 mod platform;
 mod push_file;
 mod tls;
-mod websocket;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -150,7 +151,6 @@ impl Simulator {
         let rng = Box::new(
             <rand_xoshiro::Xoshiro256PlusPlus as rand_core::SeedableRng>::seed_from_u64(seed),
         );
-        let max_frame_bytes = options.server.limits.max_frame_bytes;
         let session = ServerSession::new(options.server, rng, Instant::now(), unix_ms());
         let (requests, request_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events, _) = broadcast::channel(options.event_queue.max(1));
@@ -162,7 +162,6 @@ impl Simulator {
         let platform = Platform::new(session, events.clone(), status_tx, options.app_id.clone());
         let shared = Shared {
             requests: requests.clone(),
-            max_frame_bytes,
             max_queued_frames: options.max_queued_frames,
             stop: stop_rx.clone(),
         };

@@ -1,18 +1,18 @@
-//! The one port: accepts TCP connections, reads each request head and routes it —
-//! `register.do`, the websocket upgrade, the admin endpoints — or answers 404.
+//! The one port: accepts TCP connections, reads each request head and routes it: the
+//! admin endpoints here, everything else (`register.do`, the websocket upgrade, unknown
+//! paths) to the platform session as bytes ([`super::connection`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alipay_msg_core::server::{REGISTER_PATH, WEBSOCKET_PATH};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::http::{self, RequestHead};
+use super::http;
 use super::platform::Request;
-use super::{admin, websocket};
+use super::{admin, connection};
 
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,7 +24,6 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub(super) struct Shared {
     pub(super) requests: mpsc::Sender<Request>,
-    pub(super) max_frame_bytes: usize,
     pub(super) max_queued_frames: usize,
     pub(super) stop: watch::Receiver<bool>,
 }
@@ -91,30 +90,15 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Shared) {
     };
     tracing::debug!(%peer, method = %head.method, target = %head.target, "request");
     match (head.method.as_str(), head.path()) {
-        ("GET", REGISTER_PATH) => register(stream, head, &shared).await,
-        ("GET", WEBSOCKET_PATH) => websocket::serve(stream, head, shared).await,
         ("POST", admin::PUSH_PATH) => admin::push(stream, head, &shared).await,
         ("GET", admin::STATUS_PATH) => admin::status(stream, &shared).await,
-        (_, REGISTER_PATH | WEBSOCKET_PATH | admin::PUSH_PATH | admin::STATUS_PATH) => {
+        (_, admin::PUSH_PATH | admin::STATUS_PATH) => {
             http::answer(&mut stream, &http::text_response(405, "method not allowed")).await;
         }
-        _ => http::answer(&mut stream, &http::text_response(404, "not found")).await,
+        // register.do, the upgrade and anything else: the session's, from the first
+        // byte (it hands back paths that are not the platform's).
+        _ => connection::pump(stream, head, shared).await,
     }
-}
-
-/// `register.do`: the platform state machine writes the whole answer.
-async fn register(mut stream: TcpStream, head: RequestHead, shared: &Shared) {
-    let (reply, answer) = oneshot::channel();
-    let request = Request::Register {
-        target: head.target,
-        reply,
-    };
-    let bytes = match shared.requests.send(request).await {
-        Ok(()) => answer.await.ok(),
-        Err(_) => None,
-    };
-    let bytes = bytes.unwrap_or_else(stopped);
-    http::answer(&mut stream, &bytes).await;
 }
 
 /// The answer when the platform task has stopped.

@@ -1,16 +1,19 @@
 //! The one task that owns the [`ServerSession`]: connections and the handle talk to it
-//! through a bounded channel; it feeds every input to the session, drains every output
-//! (frames to connection writers, closes, events to subscribers) and sleeps until the
-//! session's next deadline.
+//! through a bounded channel; it feeds every input to the session (bytes as read),
+//! drains every output (bytes to connection writers, closes, events to subscribers) and
+//! sleeps until the session's next deadline.
 
 use std::collections::HashMap;
+use std::io;
 use std::time::Instant;
 
-use alipay_msg_core::charset::{Charset, MalformedText};
-use alipay_msg_core::server::{ConnectionId, ServerOutput, ServerSession, UpgradeRefusal};
+use alipay_msg_core::server::{
+    ConnectionId, ServerEvent, ServerInput, ServerOutput, ServerSession,
+};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::event::SimulatorEvent;
+use super::http;
 use super::listener::stop_requested;
 
 /// Work run on the session by the handle ([`super::Simulator::with_session`] and every
@@ -19,31 +22,21 @@ pub(super) type Job = Box<dyn FnOnce(&mut Platform, Instant) + Send>;
 
 /// An input for the platform task.
 pub(super) enum Request {
-    /// `GET /websocket/register.do?…`: answer with the HTTP bytes.
-    Register {
-        target: String,
-        reply: oneshot::Sender<Vec<u8>>,
+    /// A connection for the session, with its first bytes (the request head the
+    /// listener read, and what followed): the session's writes for it go to `writer`.
+    /// The answer is its id, `None` when the session refuses more connections.
+    Accept {
+        writer: mpsc::Sender<Vec<u8>>,
+        first: Vec<u8>,
+        reply: oneshot::Sender<Option<ConnectionId>>,
     },
-    /// `GET /websocket?…` with valid websocket headers: accept or refuse. On success
-    /// the frames for the connection go to `writer`, and the answer carries the
-    /// connection's charset (its frames' bytes, both ways, PROTOCOL §4).
-    Upgrade {
-        target: String,
-        cookie: Option<String>,
-        writer: mpsc::Sender<String>,
-        reply: oneshot::Sender<Result<(ConnectionId, Charset), UpgradeRefusal>>,
-    },
-    /// A text frame from a client, decoded in the connection's charset.
-    Text { conn: ConnectionId, text: String },
-    /// A client sent a text frame that is not valid in the connection's charset; the
-    /// connection task closed the websocket with 1007, as the platform's Java client
-    /// does (PROTOCOL §4).
-    Undecodable {
+    /// Bytes read from a connection.
+    Bytes { conn: ConnectionId, bytes: Vec<u8> },
+    /// A connection ended (`error`: how, when not a clean end of stream).
+    Closed {
         conn: ConnectionId,
-        error: MalformedText,
+        error: Option<io::ErrorKind>,
     },
-    /// A client connection ended.
-    Closed { conn: ConnectionId },
     /// Work from the handle.
     Run(Job),
 }
@@ -60,8 +53,9 @@ pub(super) struct Status {
 /// The platform task's state.
 pub(super) struct Platform {
     pub(super) session: ServerSession,
-    /// The writer of each open connection; dropping one closes the connection.
-    writers: HashMap<ConnectionId, mpsc::Sender<String>>,
+    /// The writer of each connection the session knows; dropping one closes the
+    /// connection once what it queued is written.
+    writers: HashMap<ConnectionId, mpsc::Sender<Vec<u8>>>,
     pub(super) events: broadcast::Sender<SimulatorEvent>,
     status: watch::Sender<Status>,
     /// The app pushed to by default.
@@ -116,46 +110,39 @@ impl Platform {
 
     fn handle(&mut self, request: Request, now: Instant) {
         match request {
-            Request::Register { target, reply } => {
-                let answer = self.session.handle_register(&target, now);
-                let _ = reply.send(answer.to_http_bytes());
-            }
-            Request::Upgrade {
-                target,
-                cookie,
+            Request::Accept {
                 writer,
+                first,
                 reply,
             } => {
-                let result = self.session.accept_upgrade(&target, cookie.as_deref(), now);
-                if let Ok(conn) = &result {
-                    // Registered before draining: queued messages may go out at once.
-                    self.writers.insert(*conn, writer);
+                let Ok(conn) = self.session.accept(now) else {
+                    let _ = reply.send(None);
+                    return;
+                };
+                // Registered before the first bytes: the answer may go out at once.
+                self.writers.insert(conn, writer);
+                if reply.send(Some(conn)).is_err() {
+                    // The connection task is gone already.
+                    self.lost(conn, now);
+                    return;
                 }
-                let answer = result.clone().map(|conn| {
-                    let charset = self.session.connection_charset(conn);
-                    // An accepted connection is open until the next input.
-                    (conn, charset.unwrap_or_default())
-                });
-                if reply.send(answer).is_err() {
-                    // The connection task is gone before the handshake finished.
-                    if let Ok(conn) = result {
-                        self.writers.remove(&conn);
-                        self.session.handle_closed(conn, now);
-                    }
-                }
+                let input = ServerInput::Bytes {
+                    conn,
+                    bytes: &first,
+                };
+                self.session.handle_input(input, now);
             }
-            Request::Text { conn, text } => self.session.handle_text(conn, &text, now),
-            Request::Undecodable { conn, error } => {
-                let _ = self
-                    .events
-                    .send(SimulatorEvent::UndecodableText { conn, error });
-                // Closed by the platform side: its messages in flight are redelivered.
-                self.writers.remove(&conn);
-                self.session.disconnect(conn, now);
+            Request::Bytes { conn, bytes } => {
+                let input = ServerInput::Bytes {
+                    conn,
+                    bytes: &bytes,
+                };
+                self.session.handle_input(input, now);
             }
-            Request::Closed { conn } => {
+            Request::Closed { conn, error } => {
                 self.writers.remove(&conn);
-                self.session.handle_closed(conn, now);
+                self.session
+                    .handle_input(ServerInput::Closed { conn, error }, now);
             }
             Request::Run(job) => job(self, now),
         }
@@ -165,10 +152,22 @@ impl Platform {
     pub(super) fn drain(&mut self) {
         while let Some(output) = self.session.poll_output() {
             match output {
-                ServerOutput::Send { conn, text } => self.send(conn, text),
+                ServerOutput::Write { conn, bytes } => self.write(conn, bytes),
                 ServerOutput::Close { conn } => {
-                    // The writer sends what is queued, then the close frame.
+                    // The connection writes what is queued, then closes.
                     self.writers.remove(&conn);
+                }
+                ServerOutput::Foreign { conn, request } => {
+                    // The listener routes the admin endpoints itself: nothing else
+                    // is served here.
+                    tracing::debug!(%conn, target = %request.target, "no such path");
+                    self.write(conn, http::text_response(404, "not found"));
+                    self.writers.remove(&conn);
+                }
+                ServerOutput::Event(ServerEvent::UndecodableText { conn, error }) => {
+                    let _ = self
+                        .events
+                        .send(SimulatorEvent::UndecodableText { conn, error });
                 }
                 ServerOutput::Event(event) => {
                     // No subscriber is fine.
@@ -179,7 +178,7 @@ impl Platform {
         }
         let status = Status {
             settled: self.session.is_settled(),
-            connections: self.writers.len(),
+            connections: self.session.connection_count(),
         };
         self.status.send_if_modified(|s| {
             let changed = *s != status;
@@ -188,24 +187,33 @@ impl Platform {
         });
     }
 
-    fn send(&mut self, conn: ConnectionId, text: String) {
+    fn write(&mut self, conn: ConnectionId, bytes: Vec<u8>) {
         let Some(writer) = self.writers.get(&conn) else {
             return;
         };
-        match writer.try_send(text) {
+        match writer.try_send(bytes) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 // Never block the platform on one slow client: drop it, as a real
                 // server would, and redeliver its messages elsewhere.
                 tracing::warn!(%conn, "client is not reading; closing the connection");
                 self.writers.remove(&conn);
-                self.session.disconnect(conn, Instant::now());
+                let now = Instant::now();
+                self.session.disconnect(conn, now);
+                self.lost(conn, now);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.writers.remove(&conn);
-                self.session.handle_closed(conn, Instant::now());
-            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.lost(conn, Instant::now()),
         }
+    }
+
+    /// The connection task is gone: the session forgets the connection.
+    fn lost(&mut self, conn: ConnectionId, now: Instant) {
+        self.writers.remove(&conn);
+        let input = ServerInput::Closed {
+            conn,
+            error: Some(io::ErrorKind::BrokenPipe),
+        };
+        self.session.handle_input(input, now);
     }
 }
 
@@ -247,6 +255,6 @@ impl Platform {
 
     /// Open websocket connections.
     pub(super) fn connection_count(&self) -> usize {
-        self.writers.len()
+        self.session.connection_count()
     }
 }

@@ -135,6 +135,9 @@ pub struct ServerConfig {
     /// Most open connections per app; more upgrades are refused with HTTP 429 (default
     /// 4). PROTOCOL §8.
     pub max_connections_per_app: usize,
+    /// TCP connections open at once, request heads being read plus websockets
+    /// ([`super::ServerSession::accept`] refuses more; default 4096).
+    pub max_links: usize,
     /// Most unacknowledged CONSUMEs per connection; further messages wait (default 1024).
     pub max_in_flight_per_connection: usize,
     /// Most events waiting in the output queue; further events are counted and dropped
@@ -175,6 +178,7 @@ impl ServerConfig {
             limits: FrameLimits::default(),
             max_queued: 100_000,
             max_connections_per_app: 4,
+            max_links: 4096,
             max_in_flight_per_connection: 1024,
             max_pending_events: 65_536,
             max_settled_records: 100_000,

@@ -8,6 +8,18 @@
 //!
 //! # Driving it
 //!
+//! The session speaks bytes, as [`crate::client::ClientSession`] does: the embedder
+//! accepts a TCP connection and tells the session ([`ServerSession::accept`]), feeds what
+//! it reads ([`ServerInput::Bytes`]) and its end ([`ServerInput::Closed`]), and writes
+//! what [`ServerOutput::Write`] gives, closing on [`ServerOutput::Close`]. Per connection
+//! the session reads the HTTP/1.1 request head from the first byte (module `link`):
+//! `register.do` is answered and closed (PROTOCOL §2–3); a websocket upgrade is checked
+//! (RFC 6455 §4.2, PROTOCOL §2, §8) and answered `101` or refused; then the websocket
+//! (RFC 6455 framing, unmasking, pings, the close handshake, module `websocket`) carries
+//! text frames in the connection's charset both ways (PROTOCOL §4). A request for any
+//! other path comes back as [`ServerOutput::Foreign`] for the embedder to answer (the
+//! simulator's admin endpoints).
+//!
 //! Inputs carry the current time (`now: Instant`); nothing reads a clock. **After every
 //! input, call [`ServerSession::poll_output`] until it returns `None`**, then wait until
 //! [`ServerSession::poll_timeout`] (if any) and call [`ServerSession::handle_timeout`].
@@ -15,7 +27,7 @@
 //! ```
 //! use std::time::Instant;
 //! use alipay_msg_core::key::{PrivateKey, PublicKey};
-//! use alipay_msg_core::server::{AppRegistration, ServerConfig, ServerOutput, ServerSession};
+//! use alipay_msg_core::server::{AppRegistration, ServerConfig, ServerInput, ServerOutput, ServerSession};
 //! use alipay_msg_core::signature::Verifier;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors/keys");
@@ -28,11 +40,18 @@
 //! let t0 = Instant::now();
 //! let mut server = ServerSession::new(config, rng, t0, 1_795_430_400_000);
 //! let msg_id = server.push("2021000000000001", "alipay.x.y", r#"{"k":"v"}"#, t0)?;
-//! // No connection yet: the message waits.
+//! // No websocket yet: the message waits. A socket is accepted and sends a request:
+//! let conn = server.accept(t0)?;
+//! let request = b"GET /admin/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+//! server.handle_input(ServerInput::Bytes { conn, bytes: request }, t0);
 //! while let Some(out) = server.poll_output() {
 //!     match out {
-//!         ServerOutput::Send { conn, text } => { /* write `text`, encoded in the connection's charset, to websocket `conn` */ }
-//!         ServerOutput::Close { conn } => { /* close websocket `conn` */ }
+//!         ServerOutput::Write { conn, bytes } => { /* write `bytes` on socket `conn` */ }
+//!         ServerOutput::Close { conn } => { /* flush, then close socket `conn` */ }
+//!         ServerOutput::Foreign { conn, request } => {
+//!             // Not the platform's path: the embedder answers it.
+//!             assert_eq!(request.path(), "/admin/status");
+//!         }
 //!         ServerOutput::Event(event) => println!("{event:?}"),
 //!         _ => {}
 //!     }
@@ -45,30 +64,38 @@
 mod config;
 mod delivery;
 mod faults;
+mod link;
 mod produce;
 mod register;
+mod websocket;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
-use crate::charset::Charset;
+use crate::charset::{Charset, MalformedText};
 use crate::clock::WallClock;
 use crate::consume::{AckStatus, ConsumeAck};
 use crate::frame::{Command, Frame, FrameError};
 use crate::produce_ack::ProduceAck;
 use crate::signature::SignType;
+use crate::ws::handshake::HandshakeError;
+use crate::ws::{ProtocolViolation, WsConnection, WsLimits};
 
 pub use config::{AppRegistration, ProduceFailure, ServerConfig};
+
 pub use delivery::{DeliveryKind, MessageCounts, MessageState, PresignedContent};
 pub use faults::{CloseAfterFrames, FaultPlan, GARBAGE_FRAME};
+pub use link::{ConnectionId, ForeignRequest};
 pub use produce::ProduceVerdict;
 pub use register::{RegisterRefusal, RegisterReply, UpgradeRefusal};
 
 use delivery::{Message, Settled};
+use link::{HeadReader, Route};
 use register::{check_params, failure_text, success_text, LinkTokens, Params};
 
 /// The path of `register.do` (PROTOCOL §1).
@@ -76,23 +103,6 @@ pub const REGISTER_PATH: &str = "/websocket/register.do";
 
 /// The path of the websocket upgrade (PROTOCOL §1).
 pub const WEBSOCKET_PATH: &str = "/websocket";
-
-/// One accepted websocket connection. Ids are never reused within a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(u64);
-
-impl ConnectionId {
-    /// The number behind the id.
-    pub fn as_u64(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "conn#{}", self.0)
-    }
-}
 
 /// A message id (`x-msgId`) the platform gave a pushed message or an accepted PRODUCE:
 /// 20 decimal digits, unique within the session (PROTOCOL §4, §6).
@@ -118,24 +128,57 @@ impl fmt::Display for MsgId {
     }
 }
 
+/// What happened on a connection the embedder accepted, for
+/// [`ServerSession::handle_input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerInput<'a> {
+    /// Bytes read from the connection, in order. Any split is fine.
+    Bytes {
+        /// The connection.
+        conn: ConnectionId,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// The connection ended: `error: None` at end of stream (the client closed), `Some`
+    /// when a read or write failed. Messages in flight on its websocket are redelivered
+    /// (PROTOCOL §6).
+    Closed {
+        /// The connection.
+        conn: ConnectionId,
+        /// The I/O error, if the end was not a clean end of stream.
+        error: Option<io::ErrorKind>,
+    },
+}
+
 /// What the caller does next (see the module docs for the loop).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 #[non_exhaustive]
 pub enum ServerOutput {
-    /// Send this text frame on the connection, its bytes in the connection's charset
-    /// ([`ServerSession::connection_charset`], PROTOCOL §4).
-    Send {
+    /// Write these bytes on the connection, in order: HTTP answers, then websocket
+    /// frames (text in the connection's charset, PROTOCOL §4; pongs; close frames).
+    Write {
         /// The connection.
         conn: ConnectionId,
-        /// The whole frame (PROTOCOL §4).
-        text: String,
+        /// The bytes.
+        bytes: Vec<u8>,
     },
-    /// Close the connection. The session already treats it as closed; a later
-    /// [`ServerSession::handle_closed`] for it is ignored.
+    /// Write what is queued for the connection, then close it (a client may still send
+    /// its close frame: reading on for a short grace before dropping the socket avoids
+    /// a reset). The session has forgotten the connection; later input for it is
+    /// ignored.
     Close {
         /// The connection.
         conn: ConnectionId,
+    },
+    /// The request on the connection is for a path the platform does not serve: the
+    /// embedder answers it (the session has forgotten the connection).
+    Foreign {
+        /// The connection.
+        conn: ConnectionId,
+        /// The request head, and what followed it.
+        request: Box<ForeignRequest>,
     },
     /// Something happened that a simulator prints and tests assert on.
     Event(ServerEvent),
@@ -221,7 +264,7 @@ pub enum ServerEvent {
         /// The connection.
         conn: ConnectionId,
         /// Closed by the server ([`ServerSession::disconnect`] or a fault) rather than
-        /// reported by [`ServerSession::handle_closed`].
+        /// reported by the client ([`ServerInput::Closed`], or its close frame).
         by_server: bool,
         /// Messages that were in flight on it (now scheduled for redelivery).
         unacked: usize,
@@ -326,6 +369,46 @@ pub enum ServerEvent {
         /// The connection.
         conn: ConnectionId,
     },
+    /// A request was refused before the platform looked at its parameters: a malformed
+    /// or oversized HTTP head, or an upgrade request RFC 6455 §4.2.1 refuses (bad
+    /// `Sec-WebSocket-Key`, version, missing headers). Answered with
+    /// [`HandshakeError::server_answer`] (400, 405, 426 or 431) and closed.
+    RequestRefused {
+        /// The connection.
+        conn: ConnectionId,
+        /// Why.
+        error: HandshakeError,
+    },
+    /// A client sent a text frame whose bytes are not valid in its connection's
+    /// charset: the websocket was closed with 1007, as the platform's Java client does
+    /// (PROTOCOL §4), and its messages in flight are redelivered.
+    UndecodableText {
+        /// The connection.
+        conn: ConnectionId,
+        /// The charset and where the first malformed sequence starts.
+        error: MalformedText,
+    },
+    /// A client broke RFC 6455 (e.g. an unmasked frame, §5.1) or sent a message over
+    /// [`crate::frame::FrameLimits::max_frame_bytes`]: the websocket was failed with
+    /// the violation's close code (1002, or 1009 for sizes, RFC 6455 §7.4.1).
+    ProtocolViolation {
+        /// The connection.
+        conn: ConnectionId,
+        /// What the client did.
+        violation: ProtocolViolation,
+    },
+}
+
+/// Why [`ServerSession::accept`] refused a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// [`ServerConfig::max_links`] connections are open.
+    #[error("{limit} connections are already open")]
+    TooManyConnections {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Why a message could not be queued.
@@ -355,12 +438,14 @@ pub enum PushError {
     Signature(#[from] crate::signature::SignatureError),
 }
 
-/// An open connection.
+/// An open websocket connection.
 #[derive(Debug)]
 struct Connection {
     app_id: String,
     /// The `charset` of its upgrade: frames on it are written in it (PROTOCOL §4).
     charset: Charset,
+    /// Its websocket, in the server role.
+    ws: WsConnection,
     /// Messages in flight here (primary copies only).
     in_flight: HashSet<MsgId>,
     /// Marked by a close fault: no more frames; closed at the end of the input.
@@ -394,6 +479,8 @@ pub struct ServerSession {
     clock: WallClock,
     faults: FaultPlan,
     tokens: LinkTokens,
+    /// Accepted connections still reading their request head.
+    links: HashMap<ConnectionId, HeadReader>,
     connections: HashMap<ConnectionId, Connection>,
     apps: HashMap<String, AppState>,
     messages: HashMap<MsgId, Message>,
@@ -444,6 +531,7 @@ impl ServerSession {
             clock: WallClock::new(now, unix_ms),
             faults: FaultPlan::default(),
             tokens: LinkTokens::default(),
+            links: HashMap::new(),
             connections: HashMap::new(),
             apps,
             messages: HashMap::new(),
@@ -530,14 +618,20 @@ impl ServerSession {
         key
     }
 
-    /// Sends a frame unless the connection is gone or closing; applies the
-    /// close-after-frames fault.
+    /// Sends a text frame, encoded in the connection's charset (PROTOCOL §4), unless
+    /// the connection is gone or closing; applies the close-after-frames fault.
     fn send_frame(&mut self, conn: ConnectionId, text: String) {
-        match self.connections.get(&conn) {
-            Some(c) if !c.closing => {}
-            _ => return,
+        let Some(c) = self.connections.get_mut(&conn).filter(|c| !c.closing) else {
+            return;
+        };
+        match c
+            .ws
+            .encode_text(&c.charset.encode(&text), websocket::NO_MASK)
+        {
+            Ok(bytes) => self.outputs.push_back(ServerOutput::Write { conn, bytes }),
+            // A close went either way: no data frame may follow (RFC 6455 §5.5.1).
+            Err(_) => return,
         }
-        self.outputs.push_back(ServerOutput::Send { conn, text });
         let fire = match &mut self.faults.close_after_frames {
             Some(f) if f.conn.is_none_or(|c| c == conn) => {
                 f.frames = f.frames.saturating_sub(1);
@@ -547,10 +641,7 @@ impl ServerSession {
         };
         if fire {
             self.faults.close_after_frames = None;
-            if let Some(c) = self.connections.get_mut(&conn) {
-                c.closing = true;
-            }
-            self.outputs.push_back(ServerOutput::Close { conn });
+            self.close_websocket(conn, crate::ws::CloseCode::NORMAL, "");
             self.to_close.push(conn);
         }
     }
@@ -595,7 +686,7 @@ impl ServerSession {
     /// request's sign type and charset; a success carries a fresh single-use link token,
     /// `alipay_cert_sn` when configured, and the zone cookie. A path other than
     /// [`REGISTER_PATH`] gets 404.
-    pub fn handle_register(&mut self, target: &str, now: Instant) -> RegisterReply {
+    fn handle_register(&mut self, target: &str, now: Instant) -> RegisterReply {
         let now_ms = self.clock.unix_ms(now);
         let Some((path, params)) = Params::from_target(target) else {
             return self.refuse_register(None, register::ParamProblem::TooLong, &Params::default());
@@ -686,41 +777,41 @@ impl ServerSession {
     /// and issued to this app — it is consumed here, even if the connection limit then
     /// refuses; at most [`ServerConfig::max_connections_per_app`] open connections.
     ///
-    /// On success the connection is recorded and queued messages for the app start
-    /// flowing: complete the websocket handshake before sending what
-    /// [`ServerSession::poll_output`] gives.
-    pub fn accept_upgrade(
+    /// On success `conn` is recorded as a websocket and queued messages for the app
+    /// start flowing (the caller writes the `101` answer first: outputs are queued
+    /// behind it until the next [`ServerSession::finish`]).
+    fn upgrade(
         &mut self,
+        conn: ConnectionId,
         target: &str,
         cookie: Option<&str>,
         now: Instant,
-    ) -> Result<ConnectionId, UpgradeRefusal> {
-        let result = self.check_upgrade(target, cookie, now);
+    ) -> Result<(), UpgradeRefusal> {
+        let result = self.check_upgrade(conn, target, cookie, now);
         match &result {
-            Ok((conn, app_id)) => {
+            Ok(app_id) => {
                 let zone = cookie.and_then(register::zone_in_cookie).map(str::to_owned);
                 self.event(ServerEvent::Connected {
-                    conn: *conn,
+                    conn,
                     app_id: app_id.clone(),
                     zone,
                 });
-                self.finish(now);
             }
             Err((app_id, refusal)) => self.event(ServerEvent::UpgradeRefused {
                 app_id: app_id.clone(),
                 refusal: refusal.clone(),
             }),
         }
-        result.map(|(conn, _)| conn).map_err(|(_, refusal)| refusal)
+        result.map(|_| ()).map_err(|(_, refusal)| refusal)
     }
 
-    #[allow(clippy::type_complexity)]
     fn check_upgrade(
         &mut self,
+        conn: ConnectionId,
         target: &str,
         cookie: Option<&str>,
         now: Instant,
-    ) -> Result<(ConnectionId, String), (Option<String>, UpgradeRefusal)> {
+    ) -> Result<String, (Option<String>, UpgradeRefusal)> {
         let Some((path, params)) = Params::from_target(target) else {
             return Err((None, UpgradeRefusal::TooLong));
         };
@@ -757,19 +848,21 @@ impl ServerSession {
         if app.conns.len() >= limit {
             return refuse(UpgradeRefusal::TooManyConnections { limit });
         }
-        let conn = ConnectionId(self.next_conn);
-        self.next_conn += 1;
         app.conns.push(conn);
+        let limits = WsLimits {
+            max_message_bytes: self.config.limits.max_frame_bytes,
+        };
         self.connections.insert(
             conn,
             Connection {
                 app_id: app_id.clone(),
                 charset,
+                ws: WsConnection::new(crate::ws::Role::Server, limits),
                 in_flight: HashSet::new(),
                 closing: false,
             },
         );
-        Ok((conn, app_id))
+        Ok(app_id)
     }
 
     /// The open connections of `app_id`, in accept order.
@@ -780,11 +873,12 @@ impl ServerSession {
             .unwrap_or_default()
     }
 
-    /// The charset of open connection `conn`: the `charset` parameter of its upgrade.
-    /// Every text frame on it is written and read in it (PROTOCOL §4): the
-    /// [`ServerOutput::Send`] text is to be encoded in it, and text frames received on it
-    /// decoded with it (strictly; the platform's client closes with 1007 on bytes that do
-    /// not decode). CONSUMEs to it carry it as `x-charset` and are signed over its bytes.
+    /// The charset of open websocket `conn`: the `charset` parameter of its upgrade.
+    /// Every text frame on it is written and read in it (PROTOCOL §4): texts the session
+    /// sends are encoded in it, and text frames received on it decoded with it
+    /// (strictly; the platform's client closes with 1007 on bytes that do not decode,
+    /// [`ServerEvent::UndecodableText`]). CONSUMEs to it carry it as `x-charset` and are
+    /// signed over its bytes.
     pub fn connection_charset(&self, conn: ConnectionId) -> Option<Charset> {
         self.connections.get(&conn).map(|c| c.charset)
     }
@@ -794,29 +888,123 @@ impl ServerSession {
         self.tokens.len()
     }
 
-    // ----- connection lifecycle -----
+    /// Open websocket connections (all apps).
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
 
-    /// The client's websocket closed (or the adapter gave up on it). Every message in
-    /// flight on it is scheduled for redelivery after the schedule's next wait, exactly
-    /// as for a FAIL (PROTOCOL §6). Unknown connections are ignored.
-    pub fn handle_closed(&mut self, conn: ConnectionId, now: Instant) {
-        if self.connections.contains_key(&conn) {
-            self.close_connection(conn, false, now);
+    // ----- connections and their bytes -----
+
+    /// A TCP connection the embedder accepted: the session reads its request from the
+    /// first byte ([`ServerInput::Bytes`]). Refused when [`ServerConfig::max_links`]
+    /// connections (request heads being read, plus websockets) are open: close the
+    /// socket.
+    pub fn accept(&mut self, _now: Instant) -> Result<ConnectionId, AcceptError> {
+        let limit = self.config.max_links;
+        if self.links.len() + self.connections.len() >= limit {
+            return Err(AcceptError::TooManyConnections { limit });
+        }
+        let conn = ConnectionId(self.next_conn);
+        self.next_conn += 1;
+        self.links.insert(conn, HeadReader::default());
+        Ok(conn)
+    }
+
+    /// Handles what happened on an accepted connection (see [`ServerInput`]). Input for
+    /// a connection the session does not know (never accepted, or forgotten after a
+    /// [`ServerOutput::Close`] or [`ServerOutput::Foreign`]) is ignored.
+    pub fn handle_input(&mut self, input: ServerInput<'_>, now: Instant) {
+        match input {
+            ServerInput::Bytes { conn, bytes } => {
+                if self.links.contains_key(&conn) {
+                    self.read_request(conn, bytes, now);
+                } else if self.connections.contains_key(&conn) {
+                    self.read_websocket(conn, bytes, now);
+                }
+            }
+            ServerInput::Closed { conn, error: _ } => {
+                self.links.remove(&conn);
+                if self.connections.contains_key(&conn) {
+                    self.close_connection(conn, false, now);
+                }
+            }
         }
         self.finish(now);
     }
 
-    /// Closes a connection from the platform side: outputs [`ServerOutput::Close`] and
-    /// handles it as [`ServerSession::handle_closed`] does.
-    pub fn disconnect(&mut self, conn: ConnectionId, now: Instant) {
-        if let Some(c) = self.connections.get_mut(&conn) {
-            if !c.closing {
-                c.closing = true;
+    /// Bytes of the request head of `conn`, and the route it takes once complete.
+    fn read_request(&mut self, conn: ConnectionId, bytes: &[u8], now: Instant) {
+        let Some(reader) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let route = match reader.read(bytes) {
+            Ok(None) => return,
+            Ok(Some(route)) => route,
+            Err(error) => {
+                self.links.remove(&conn);
+                let bytes = error.server_answer();
+                self.event(ServerEvent::RequestRefused { conn, error });
+                self.outputs.push_back(ServerOutput::Write { conn, bytes });
+                self.outputs.push_back(ServerOutput::Close { conn });
+                return;
+            }
+        };
+        self.links.remove(&conn);
+        match route {
+            Route::Register { target } => {
+                let bytes = self.handle_register(&target, now).to_http_bytes();
+                self.outputs.push_back(ServerOutput::Write { conn, bytes });
                 self.outputs.push_back(ServerOutput::Close { conn });
             }
+            Route::Upgrade { upgrade, rest } => {
+                let cookie = upgrade
+                    .header("cookie")
+                    .map(|v| String::from_utf8_lossy(v).trim().to_owned());
+                let target = &upgrade.path_and_query;
+                match self.upgrade(conn, target, cookie.as_deref(), now) {
+                    Ok(()) => {
+                        let bytes = upgrade.accept_answer();
+                        self.outputs.push_back(ServerOutput::Write { conn, bytes });
+                        if !rest.is_empty() {
+                            self.read_websocket(conn, &rest, now);
+                        }
+                    }
+                    Err(refusal) => {
+                        let bytes = refusal.http_answer();
+                        self.outputs.push_back(ServerOutput::Write { conn, bytes });
+                        self.outputs.push_back(ServerOutput::Close { conn });
+                    }
+                }
+            }
+            Route::Foreign(request) => {
+                self.outputs
+                    .push_back(ServerOutput::Foreign { conn, request });
+            }
+        }
+    }
+
+    /// Closes a connection from the platform side: writes a close frame (1000), outputs
+    /// [`ServerOutput::Close`], and schedules the messages in flight on it for
+    /// redelivery (PROTOCOL §6).
+    pub fn disconnect(&mut self, conn: ConnectionId, now: Instant) {
+        if self.connections.contains_key(&conn) {
+            self.close_websocket(conn, crate::ws::CloseCode::NORMAL, "");
             self.close_connection(conn, true, now);
         }
         self.finish(now);
+    }
+
+    /// Writes the close frame (unless one went either way) and the
+    /// [`ServerOutput::Close`] of websocket `conn`, once; marks it closing.
+    fn close_websocket(&mut self, conn: ConnectionId, code: crate::ws::CloseCode, reason: &str) {
+        let Some(c) = self.connections.get_mut(&conn).filter(|c| !c.closing) else {
+            return;
+        };
+        c.closing = true;
+        if let Ok(bytes) = c.ws.close(code, reason, websocket::NO_MASK) {
+            self.outputs.push_back(ServerOutput::Write { conn, bytes });
+        }
+        self.outputs.push_back(ServerOutput::Close { conn });
     }
 
     // ----- text from clients -----
@@ -825,7 +1013,7 @@ impl ServerSession {
     /// charset ([`ServerSession::connection_charset`]): a CONSUME_ACK settles or fails a
     /// delivery (PROTOCOL §6), a PRODUCE is checked and answered (§7). Anything else is
     /// reported as [`ServerEvent::MalformedFromClient`] and the connection is kept.
-    pub fn handle_text(&mut self, conn: ConnectionId, text: &str, now: Instant) {
+    fn on_text(&mut self, conn: ConnectionId, text: &str, now: Instant) {
         if !self.connections.contains_key(&conn) {
             self.event(ServerEvent::TextOnUnknownConnection { conn });
             return;
@@ -844,7 +1032,6 @@ impl ServerSession {
                 }),
             },
         }
-        self.finish(now);
     }
 
     fn on_produce(&mut self, conn: ConnectionId, frame: &Frame<'_>, now: Instant) {

@@ -422,6 +422,26 @@ pub enum UpgradeRefusal {
 }
 
 impl UpgradeRefusal {
+    /// The whole HTTP answer refusing the upgrade: [`UpgradeRefusal::http_status`], a
+    /// plain-text body naming the refusal, `Connection: close` (write it, then close).
+    pub fn http_answer(&self) -> Vec<u8> {
+        let status = self.http_status();
+        let reason = match status {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            429 => "Too Many Requests",
+            _ => "Error",
+        };
+        let body = format!("websocket upgrade refused: {self}\n");
+        format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
     /// The HTTP status to answer: 404 wrong path, 400 malformed parameters, 401 bad
     /// signature or link token, 403 unknown app or wrong zone, 429 too many connections.
     pub fn http_status(&self) -> u16 {

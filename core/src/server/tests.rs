@@ -63,11 +63,66 @@ fn drain(s: &mut ServerSession) -> Vec<ServerOutput> {
     std::iter::from_fn(|| s.poll_output()).collect()
 }
 
+/// Text-level hooks over the byte-level session, for the tests of the platform's rules
+/// (the byte level has its own tests at the end of this file).
+impl ServerSession {
+    /// The upgrade checks for `target`, on a connection made for it (its websocket has
+    /// no socket behind it: frames to it come back as [`ServerOutput::Write`]s).
+    fn accept_upgrade(
+        &mut self,
+        target: &str,
+        cookie: Option<&str>,
+        now: Instant,
+    ) -> Result<ConnectionId, UpgradeRefusal> {
+        let conn = self.accept(now).expect("below max_links");
+        self.links.remove(&conn);
+        let result = self.upgrade(conn, target, cookie, now).map(|()| conn);
+        self.finish(now);
+        result
+    }
+
+    /// A text frame from the client on `conn`, as decoded from its websocket.
+    fn handle_text(&mut self, conn: ConnectionId, text: &str, now: Instant) {
+        self.on_text(conn, text, now);
+        self.finish(now);
+    }
+
+    /// The client's connection ended.
+    fn handle_closed(&mut self, conn: ConnectionId, now: Instant) {
+        self.handle_input(ServerInput::Closed { conn, error: None }, now);
+    }
+}
+
+/// The text frames in websocket bytes the server wrote, decoded as UTF-8 or, failing
+/// that, GBK (the tests' texts in GBK are Chinese, never valid UTF-8).
+fn texts_in(bytes: &[u8]) -> Vec<String> {
+    let mut ws = WsConnection::new(crate::ws::Role::Client, WsLimits::default());
+    let mut texts = Vec::new();
+    let mut input = bytes;
+    while !input.is_empty() {
+        let Ok((used, event)) = ws.read(input) else {
+            break;
+        };
+        input = &input[used..];
+        if let Some(crate::ws::WsEvent::Text(payload)) = event {
+            let text = Charset::Utf8
+                .decode_strict(&payload)
+                .or_else(|_| Charset::Gbk.decode_strict(&payload))
+                .expect("text in UTF-8 or GBK")
+                .into_owned();
+            texts.push(text);
+        }
+    }
+    texts
+}
+
 fn sends(outs: &[ServerOutput]) -> Vec<(ConnectionId, String)> {
     outs.iter()
-        .filter_map(|o| match o {
-            ServerOutput::Send { conn, text } => Some((*conn, text.clone())),
-            _ => None,
+        .flat_map(|o| match o {
+            ServerOutput::Write { conn, bytes } => {
+                texts_in(bytes).into_iter().map(|t| (*conn, t)).collect()
+            }
+            _ => Vec::new(),
         })
         .collect()
 }
@@ -1048,12 +1103,13 @@ fn fault_close_after_frames() {
     let kinds: Vec<&str> = outs
         .iter()
         .filter_map(|o| match o {
-            ServerOutput::Send { .. } => Some("send"),
+            ServerOutput::Write { bytes, .. } if bytes[0] == 0x81 => Some("send"),
+            ServerOutput::Write { bytes, .. } if bytes[0] == 0x88 => Some("close frame"),
             ServerOutput::Close { .. } => Some("close"),
             _ => None,
         })
         .collect();
-    assert_eq!(kinds, ["send", "send", "close"]);
+    assert_eq!(kinds, ["send", "send", "close frame", "close"]);
     assert!(events(&outs).contains(&ServerEvent::Disconnected {
         conn,
         by_server: true,
@@ -1394,7 +1450,11 @@ fn server_side_disconnect_outputs_close_and_redelivers() {
     let (mut s, conn, id, _) = one_message(config(), t0);
     s.disconnect(conn, t0);
     let outs = drain(&mut s);
-    assert_eq!(outs[0], ServerOutput::Close { conn });
+    // A close frame (1000), then the close.
+    assert!(
+        matches!(&outs[0], ServerOutput::Write { bytes, .. } if bytes[..4] == [0x88, 2, 0x03, 0xe8])
+    );
+    assert_eq!(outs[1], ServerOutput::Close { conn });
     assert!(events(&outs).contains(&ServerEvent::Disconnected {
         conn,
         by_server: true,
@@ -1492,4 +1552,320 @@ fn consumes_are_signed_in_the_apps_sign_type() {
 
     let (_, _, _, text) = one_message(config(), t0);
     assert_eq!(consume(&text).sign_type.as_deref(), Some("RSA2"));
+}
+
+// ----- the byte level: HTTP requests, the upgrade, websocket framing -----
+
+use crate::ws::frame::{encode_frame, OpCode};
+use crate::ws::handshake::ClientHandshake;
+use crate::ws::{CloseCode, ProtocolViolation, WsConnection, WsLimits};
+
+/// A client frame, masked (RFC 6455 §5.1).
+const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+
+/// Feeds `bytes` to `conn` and drains.
+fn feed(
+    s: &mut ServerSession,
+    conn: ConnectionId,
+    bytes: &[u8],
+    now: Instant,
+) -> Vec<ServerOutput> {
+    s.handle_input(ServerInput::Bytes { conn, bytes }, now);
+    drain(s)
+}
+
+/// Everything written, concatenated, and whether a close followed.
+fn written(outs: &[ServerOutput]) -> (Vec<u8>, bool) {
+    let mut all = Vec::new();
+    let mut closed = false;
+    for out in outs {
+        match out {
+            ServerOutput::Write { bytes, .. } => {
+                assert!(!closed, "a write after the close");
+                all.extend_from_slice(bytes);
+            }
+            ServerOutput::Close { .. } => closed = true,
+            _ => {}
+        }
+    }
+    (all, closed)
+}
+
+fn register_request(app_id: &str, now_ms: i64, charset: Charset) -> Vec<u8> {
+    let target = register_target(app_id, now_ms, &app_signer(), charset);
+    format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n").into_bytes()
+}
+
+/// register.do and the upgrade over bytes, in `charset`: the websocket's id, the
+/// client handshake's answer already checked.
+fn connect_bytes(s: &mut ServerSession, charset: Charset, t0: Instant) -> ConnectionId {
+    let conn = s.accept(t0).unwrap();
+    let (answer, closed) = written(&feed(s, conn, &register_request(APP, UNIX0, charset), t0));
+    assert!(closed);
+    let response = parse_response(&answer, true, 1 << 16).unwrap().unwrap();
+    let token = parse_register_answer(
+        &response,
+        charset,
+        &platform_verifier(),
+        SignType::Rsa2,
+        None,
+    )
+    .unwrap()
+    .link_token;
+    let target = upgrade_target_in(APP, &token, UNIX0, &app_signer(), charset);
+    let (mut handshake, request) =
+        ClientHandshake::start("127.0.0.1", &target, &[("cookie", "zone=SIM01;")], [9; 16])
+            .unwrap();
+    let conn = s.accept(t0).unwrap();
+    let outs = feed(s, conn, &request, t0);
+    let (answer, closed) = written(&outs);
+    assert!(!closed, "{}", String::from_utf8_lossy(&answer));
+    let upgraded = handshake.read(&answer).unwrap().expect("a 101 answer");
+    assert_eq!(upgraded.consumed, answer.len());
+    assert_eq!(s.connection_charset(conn), Some(charset));
+    conn
+}
+
+#[test]
+fn register_over_bytes_split_at_every_byte() {
+    let t0 = Instant::now();
+    let request = register_request(APP, UNIX0, Charset::Utf8);
+    for split in 0..=request.len() {
+        let mut s = server_with(config(), t0);
+        let conn = s.accept(t0).unwrap();
+        let mut outs = feed(&mut s, conn, &request[..split], t0);
+        if split < request.len() {
+            assert!(outs.is_empty(), "answered after {split} bytes");
+            outs = feed(&mut s, conn, &request[split..], t0);
+        }
+        let (answer, closed) = written(&outs);
+        assert!(closed, "split {split}");
+        let response = parse_response(&answer, true, 1 << 16).unwrap().unwrap();
+        let parsed = parse_register_answer(
+            &response,
+            Charset::Utf8,
+            &platform_verifier(),
+            SignType::Rsa2,
+            None,
+        );
+        assert_eq!(parsed.unwrap().link_token.len(), 32, "split {split}");
+        assert!(events(&outs).contains(&ServerEvent::Registered { app_id: APP.into() }));
+        // The connection is forgotten: more bytes and its end change nothing.
+        assert!(feed(&mut s, conn, b"GET / HTTP/1.1\r\n\r\n", t0).is_empty());
+        s.handle_input(ServerInput::Closed { conn, error: None }, t0);
+        assert!(drain(&mut s).is_empty());
+    }
+}
+
+#[test]
+fn upgrade_with_a_bad_key_is_refused() {
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    let conn = s.accept(t0).unwrap();
+    let request = "GET /websocket?app_id=x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dG9vIHNob3J0\r\n\r\n";
+    let outs = feed(&mut s, conn, request.as_bytes(), t0);
+    let (answer, closed) = written(&outs);
+    assert!(closed);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 400 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(events(&outs).contains(&ServerEvent::RequestRefused {
+        conn,
+        error: HandshakeError::BadKey
+    }));
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn upgrade_refusals_are_http_answers_and_other_paths_are_foreign() {
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    // A valid handshake whose parameters the platform refuses: 400, closed.
+    let (_, request) = ClientHandshake::start("h", "/websocket?app_id=x", &[], [1; 16]).unwrap();
+    let conn = s.accept(t0).unwrap();
+    let (answer, closed) = written(&feed(&mut s, conn, &request, t0));
+    assert!(closed && answer.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+    // Another path goes to the embedder, with what followed the head.
+    let conn = s.accept(t0).unwrap();
+    let outs = feed(
+        &mut s,
+        conn,
+        b"POST /admin/push HTTP/1.1\r\nContent-Length: 4\r\n\r\n{}",
+        t0,
+    );
+    let [ServerOutput::Foreign { conn: c, request }] = &outs[..] else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(
+        (*c, request.path(), &request.rest[..]),
+        (conn, "/admin/push", &b"{}"[..])
+    );
+    assert!(feed(&mut s, conn, b"..", t0).is_empty());
+}
+
+#[test]
+fn accept_is_bounded() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.max_links = 2;
+    let mut s = server_with(config, t0);
+    let a = s.accept(t0).unwrap();
+    s.accept(t0).unwrap();
+    assert_eq!(
+        s.accept(t0),
+        Err(AcceptError::TooManyConnections { limit: 2 })
+    );
+    s.handle_input(
+        ServerInput::Closed {
+            conn: a,
+            error: None,
+        },
+        t0,
+    );
+    assert!(s.accept(t0).is_ok());
+}
+
+#[test]
+fn a_gbk_connections_frames_are_gbk_on_the_wire() {
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    let conn = connect_bytes(&mut s, Charset::Gbk, t0);
+    drain(&mut s);
+    let biz = r#"{"title":"订单已支付"}"#;
+    let id = s.push(APP, API, biz, t0).unwrap();
+    let (bytes, _) = written(&drain(&mut s));
+    let mut ws = WsConnection::new(crate::ws::Role::Client, WsLimits::default());
+    let (_, event) = ws.read(&bytes).unwrap();
+    let Some(crate::ws::WsEvent::Text(payload)) = event else {
+        panic!("{event:?}")
+    };
+    assert!(
+        std::str::from_utf8(&payload).is_err(),
+        "GBK bytes, not UTF-8"
+    );
+    let text = Charset::Gbk.decode_strict(&payload).unwrap().into_owned();
+    let frame = consume(&text);
+    assert_eq!(
+        (frame.biz_content(), frame.charset.as_deref()),
+        (biz, Some("GBK"))
+    );
+    assert_eq!(frame.verify(&platform_verifier()), SignatureStatus::Valid);
+    // The ack comes back in GBK, masked, split in two.
+    let ack = Charset::Gbk
+        .encode(&ack(&text, AckStatus::Success))
+        .into_owned();
+    let frame = encode_frame(true, OpCode::Text, &ack, Some(MASK));
+    let (a, b) = frame.split_at(5);
+    feed(&mut s, conn, a, t0);
+    let outs = feed(&mut s, conn, b, t0);
+    assert!(events(&outs)
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Acked { msg_id, .. } if *msg_id == id)));
+    assert!(s.is_settled());
+}
+
+#[test]
+fn undecodable_text_is_closed_with_1007() {
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    let conn = connect_bytes(&mut s, Charset::Utf8, t0);
+    drain(&mut s);
+    let id = s.push(APP, API, "{}", t0).unwrap();
+    drain(&mut s);
+    let outs = feed(
+        &mut s,
+        conn,
+        &encode_frame(true, OpCode::Text, &[0xff, 0xfe], Some(MASK)),
+        t0,
+    );
+    let (bytes, closed) = written(&outs);
+    assert!(closed);
+    let mut ws = WsConnection::new(crate::ws::Role::Client, WsLimits::default());
+    let (_, event) = ws.read(&bytes).unwrap();
+    assert!(matches!(
+        event,
+        Some(crate::ws::WsEvent::Closed { code: Some(CloseCode::INVALID_PAYLOAD), ref reason, .. }) if reason == "not valid UTF-8"
+    ));
+    let events = events(&outs);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::UndecodableText { conn: c, .. } if *c == conn)));
+    assert!(events.contains(&ServerEvent::Disconnected {
+        conn,
+        by_server: true,
+        unacked: 1
+    }));
+    assert!(matches!(
+        s.message_state(id.as_str()),
+        Some(MessageState::WaitingRetry { .. })
+    ));
+    // The client's close echo, after ours, changes nothing.
+    assert!(feed(
+        &mut s,
+        conn,
+        &encode_frame(true, OpCode::Close, &[3, 0xef], Some(MASK)),
+        t0
+    )
+    .is_empty());
+}
+
+#[test]
+fn an_unmasked_client_frame_fails_the_connection_with_1002() {
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    let conn = connect_bytes(&mut s, Charset::Utf8, t0);
+    drain(&mut s);
+    let outs = feed(
+        &mut s,
+        conn,
+        &encode_frame(true, OpCode::Text, b"{}", None),
+        t0,
+    );
+    let (bytes, closed) = written(&outs);
+    assert!(closed);
+    assert_eq!(bytes, [0x88, 2, 0x03, 0xea], "close 1002");
+    assert!(events(&outs).contains(&ServerEvent::ProtocolViolation {
+        conn,
+        violation: ProtocolViolation::UnmaskedClientFrame
+    }));
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn a_fragmented_produce_is_reassembled_and_pings_are_answered() {
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    let conn = connect_bytes(&mut s, Charset::Utf8, t0);
+    drain(&mut s);
+    let text = produce("s-1", API, UNIX0, &app_signer());
+    let (a, b) = text.as_bytes().split_at(text.len() / 2);
+    let mut bytes = encode_frame(false, OpCode::Text, a, Some(MASK));
+    // A ping between the fragments (RFC 6455 §5.4 allows control frames there).
+    bytes.extend(encode_frame(true, OpCode::Ping, b"hb", Some(MASK)));
+    bytes.extend(encode_frame(true, OpCode::Continuation, b, Some(MASK)));
+    let outs = feed(&mut s, conn, &bytes, t0);
+    let (pong, closed) = written(&outs);
+    assert!(!closed);
+    assert!(pong.starts_with(&[0x8a, 2, b'h', b'b']), "the pong first");
+    let ack = produce_ack(&outs);
+    assert_eq!(
+        (ack.stream_id.as_str(), ack.code.as_deref()),
+        ("s-1", Some("10000"))
+    );
+    // The client's close: echoed, then closed, not by the server.
+    let outs = feed(
+        &mut s,
+        conn,
+        &encode_frame(true, OpCode::Close, &[3, 0xe8], Some(MASK)),
+        t0,
+    );
+    let (echo, closed) = written(&outs);
+    assert!(closed && echo == [0x88, 2, 3, 0xe8]);
+    assert!(events(&outs).contains(&ServerEvent::Disconnected {
+        conn,
+        by_server: false,
+        unacked: 0
+    }));
 }

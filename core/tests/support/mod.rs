@@ -29,11 +29,12 @@ use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::frame::{Command, Frame, FrameLimits};
 use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::server::{
-    AppRegistration, ConnectionId, MsgId, ServerConfig, ServerEvent, ServerOutput, ServerSession,
+    AppRegistration, ConnectionId, MsgId, ServerConfig, ServerEvent, ServerInput, ServerOutput,
+    ServerSession,
 };
 use alipay_msg_core::signature::{SignType, Signer, Verifier};
-use alipay_msg_core::ws::handshake::{reject_answer, ServerHandshake};
-use alipay_msg_core::ws::{CloseCode, Role, WsConnection, WsEvent, WsLimits};
+use alipay_msg_core::ws::handshake::ServerHandshake;
+use alipay_msg_core::ws::{Role, WsConnection, WsEvent, WsLimits};
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -360,22 +361,20 @@ pub enum C2s {
     Close,
 }
 
-/// What travels client → server on an open websocket, after decoding.
+/// What travels client → server on an open websocket.
 #[derive(Debug, Clone)]
 enum Wire {
-    Text(String),
-    /// A ping, with the pong bytes the platform's websocket answers it with.
-    Ping(Vec<u8>),
+    /// Bytes the client wrote.
+    Bytes(Vec<u8>),
+    /// The client closed the connection.
     Close,
 }
 
 #[derive(Debug, Clone)]
 enum S2c {
-    /// A text frame, encoded in the connection's charset when delivered.
-    Text(String),
-    /// Raw bytes (a pong, or something a test injects).
-    Raw(Vec<u8>),
-    /// The platform closes the connection.
+    /// Bytes the platform wrote (or a test injects).
+    Bytes(Vec<u8>),
+    /// The platform closed the connection.
     Close,
 }
 
@@ -386,16 +385,23 @@ enum LinkKind {
     Upgrade,
 }
 
-/// The platform's end of one client connection.
+/// One client connection: the server session's id of it, and what the harness decodes
+/// of the client's bytes for [`Pair::transmits`] (the server session decodes them too).
 struct Link {
+    /// The server session's id of the connection.
+    server: ConnectionId,
+    /// Register or upgrade: decided at connect time (for the network modes), checked
+    /// against the request.
     kind: LinkKind,
-    /// Request bytes so far (register.do).
-    request: Vec<u8>,
-    handshake: ServerHandshake,
-    /// The websocket, once upgraded.
-    ws: Option<WsConnection>,
+    /// A server-role websocket reading the client's frames (for the record), once the
+    /// upgrade request is written.
+    tee: Option<WsConnection>,
+    /// The upgrade request's charset.
     charset: Charset,
-    /// The register answer was written.
+    /// The server answered `101`: the connection is the client's websocket, on the
+    /// delayed, lossy part of the link.
+    upgraded: bool,
+    /// The server answered register.do with 200.
     answered: bool,
     /// The client's leaving was handled.
     left: bool,
@@ -477,6 +483,7 @@ impl PairBuilder {
             client_ws: None,
             links: HashMap::new(),
             upgrade_next: false,
+            by_server: HashMap::new(),
             jobs: Vec::new(),
             c2s: VecDeque::new(),
             s2c: VecDeque::new(),
@@ -489,7 +496,6 @@ impl PairBuilder {
             server_events: Vec::new(),
             msgs: BTreeMap::new(),
             register_replies: 0,
-            s2c_texts: 0,
         }
     }
 }
@@ -516,8 +522,10 @@ pub struct Pair {
     pub client_conn: Option<ConnectionId>,
     /// The client's id of its open websocket.
     pub client_ws: Option<ConnId>,
-    /// The platform's end of each client connection.
+    /// Each client connection the harness knows.
     links: HashMap<ConnId, Link>,
+    /// The client's id of each server connection.
+    by_server: HashMap<ConnectionId, ConnId>,
     /// The client's last output closed an answered register connection: its next
     /// `Connect` is the upgrade.
     upgrade_next: bool,
@@ -543,8 +551,6 @@ pub struct Pair {
     pub msgs: BTreeMap<String, MsgRecord>,
     /// register.do answers the server gave.
     pub register_replies: usize,
-    /// Text frames delivered to the client.
-    s2c_texts: u64,
 }
 
 impl Default for Pair {
@@ -814,18 +820,6 @@ impl Pair {
                 } else {
                     LinkKind::Register
                 };
-                self.links.insert(
-                    conn,
-                    Link {
-                        kind,
-                        request: Vec::new(),
-                        handshake: ServerHandshake::new(),
-                        ws: None,
-                        charset: Charset::Utf8,
-                        answered: false,
-                        left: false,
-                    },
-                );
                 let refused = match kind {
                     LinkKind::Register => self.net.register == RegisterMode::NetworkError,
                     LinkKind::Upgrade => self.net.upgrade == UpgradeMode::NetworkError,
@@ -833,24 +827,82 @@ impl Pair {
                 if refused {
                     let error = std::io::ErrorKind::ConnectionRefused;
                     self.input(Input::ConnectFailed { conn, error });
-                } else {
-                    self.input(Input::Connected(conn));
+                    return;
                 }
+                let server = self.server.accept(self.now).expect("below max_links");
+                self.by_server.insert(server, conn);
+                self.links.insert(
+                    conn,
+                    Link {
+                        server,
+                        kind,
+                        tee: None,
+                        charset: Charset::Utf8,
+                        upgraded: false,
+                        answered: false,
+                        left: false,
+                    },
+                );
+                self.input(Input::Connected(conn));
             }
             Transmit::Write { conn, bytes } => {
                 let Some(link) = self.links.get(&conn) else {
                     panic!("write on {conn}, which the client never connected")
                 };
-                match (link.kind, link.ws.is_some()) {
-                    (LinkKind::Register, _) => self.on_register(conn, &bytes),
-                    (LinkKind::Upgrade, false) => self.on_upgrade(conn, &bytes),
-                    (LinkKind::Upgrade, true) => self.on_ws_bytes(conn, &bytes),
+                let (server, kind, upgraded) = (link.server, link.kind, link.upgraded);
+                if upgraded {
+                    // Forwarded first: what the record sees may end the connection.
+                    self.send_to_server(server, Wire::Bytes(bytes.clone()));
+                    self.record_frames(conn, &bytes);
+                    return;
+                }
+                match kind {
+                    LinkKind::Register => self.record_register(&bytes),
+                    LinkKind::Upgrade => self.record_upgrade(conn, &bytes),
+                }
+                let answer = match kind {
+                    LinkKind::Register => match self.net.register {
+                        RegisterMode::Answer => true,
+                        RegisterMode::Silent => false,
+                        RegisterMode::NetworkError => unreachable!("refused at connect"),
+                        RegisterMode::Status(status) => {
+                            let bytes = format!(
+                                "HTTP/1.1 {status} Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            );
+                            self.input(Input::Bytes {
+                                conn,
+                                bytes: bytes.as_bytes(),
+                            });
+                            self.input(Input::Closed { conn, error: None });
+                            false
+                        }
+                    },
+                    LinkKind::Upgrade => match self.net.upgrade {
+                        UpgradeMode::Answer => true,
+                        UpgradeMode::Silent => false,
+                        UpgradeMode::NetworkError => unreachable!("refused at connect"),
+                    },
+                };
+                if answer {
+                    let input = ServerInput::Bytes {
+                        conn: server,
+                        bytes: &bytes,
+                    };
+                    self.server.handle_input(input, self.now);
                 }
             }
             Transmit::Close { conn } => {
                 let Some(link) = self.links.remove(&conn) else {
                     return;
                 };
+                if !link.upgraded {
+                    // The server forgets it (it may have already).
+                    let input = ServerInput::Closed {
+                        conn: link.server,
+                        error: None,
+                    };
+                    self.server.handle_input(input, self.now);
+                }
                 match link.kind {
                     LinkKind::Register if link.answered => self.upgrade_next = true,
                     _ if link.left => {}
@@ -865,55 +917,24 @@ impl Pair {
         }
     }
 
-    /// Bytes of a `register.do` request.
-    fn on_register(&mut self, conn: ConnId, bytes: &[u8]) {
-        let link = self.links.get_mut(&conn).expect("known link");
-        link.request.extend_from_slice(bytes);
+    /// Records a `register.do` request.
+    fn record_register(&mut self, bytes: &[u8]) {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut request = httparse::Request::new(&mut headers);
-        let status = request.parse(&link.request).expect("an HTTP request");
+        let status = request.parse(bytes).expect("an HTTP request");
         assert!(status.is_complete(), "the whole request in one write");
         assert_eq!(request.method, Some("GET"));
-        let target = request.path.expect("request target").to_owned();
-        let text = String::from_utf8(link.request.clone()).expect("register request is ASCII");
+        let text = String::from_utf8(bytes.to_vec()).expect("register request is ASCII");
         self.record(C2s::Register(text));
-        match self.net.register {
-            RegisterMode::Silent => {}
-            RegisterMode::NetworkError => unreachable!("refused at connect"),
-            RegisterMode::Status(status) => {
-                let bytes = format!(
-                    "HTTP/1.1 {status} Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                self.input(Input::Bytes {
-                    conn,
-                    bytes: bytes.as_bytes(),
-                });
-                self.input(Input::Closed { conn, error: None });
-            }
-            RegisterMode::Answer => {
-                let reply = self.server.handle_register(&target, self.now);
-                self.register_replies += 1;
-                if let Some(link) = self.links.get_mut(&conn) {
-                    link.answered = reply.status == 200;
-                }
-                let bytes = reply.to_http_bytes();
-                // In two pieces, as a socket may deliver them.
-                let (a, b) = bytes.split_at(bytes.len() / 2);
-                self.input(Input::Bytes { conn, bytes: a });
-                self.input(Input::Bytes { conn, bytes: b });
-                self.input(Input::Closed { conn, error: None });
-            }
-        }
     }
 
-    /// Bytes of a websocket upgrade request.
-    fn on_upgrade(&mut self, conn: ConnId, bytes: &[u8]) {
-        let link = self.links.get_mut(&conn).expect("known link");
-        let upgrade = link
-            .handshake
+    /// Records a websocket upgrade request, and starts reading the client's frames.
+    fn record_upgrade(&mut self, conn: ConnId, bytes: &[u8]) {
+        let upgrade = ServerHandshake::new()
             .read(bytes)
             .expect("a valid upgrade request")
             .expect("the whole request in one write");
+        assert_eq!(upgrade.consumed, bytes.len(), "no frames before the answer");
         let target = upgrade.path_and_query.clone();
         let headers: Vec<(String, String)> = upgrade
             .headers
@@ -925,57 +946,23 @@ impl Pair {
             .find_map(|kv| kv.strip_prefix("charset="))
             .and_then(|c| c.parse().ok())
             .unwrap_or(Charset::Utf8);
-        link.charset = charset;
-        self.record(C2s::Upgrade {
-            target: target.clone(),
-            headers,
-        });
-        let cookie = upgrade
-            .header("cookie")
-            .map(|v| String::from_utf8_lossy(v).into_owned());
-        match self.net.upgrade {
-            UpgradeMode::Silent => {}
-            UpgradeMode::NetworkError => unreachable!("refused at connect"),
-            UpgradeMode::Answer => {
-                match self
-                    .server
-                    .accept_upgrade(&target, cookie.as_deref(), self.now)
-                {
-                    Ok(server_conn) => {
-                        self.client_conn = Some(server_conn);
-                        self.client_ws = Some(conn);
-                        self.s2c.clear();
-                        let limits = WsLimits {
-                            max_message_bytes: usize::MAX / 2,
-                        };
-                        if let Some(link) = self.links.get_mut(&conn) {
-                            link.ws = Some(WsConnection::new(Role::Server, limits));
-                        }
-                        let answer = upgrade.accept_answer();
-                        self.input(Input::Bytes {
-                            conn,
-                            bytes: &answer,
-                        });
-                    }
-                    Err(refusal) => {
-                        let answer = reject_answer(refusal.http_status(), "Refused", &[]);
-                        self.input(Input::Bytes {
-                            conn,
-                            bytes: &answer,
-                        });
-                        self.input(Input::Closed { conn, error: None });
-                    }
-                }
-            }
+        if let Some(link) = self.links.get_mut(&conn) {
+            link.charset = charset;
+            let limits = WsLimits {
+                max_message_bytes: usize::MAX / 2,
+            };
+            link.tee = Some(WsConnection::new(Role::Server, limits));
         }
+        self.record(C2s::Upgrade { target, headers });
     }
 
-    /// Websocket frames the client wrote.
-    fn on_ws_bytes(&mut self, conn: ConnId, mut bytes: &[u8]) {
+    /// Records the websocket frames the client wrote.
+    fn record_frames(&mut self, conn: ConnId, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let link = self.links.get_mut(&conn).expect("known link");
             let charset = link.charset;
-            let ws = link.ws.as_mut().expect("upgraded");
+            let server = link.server;
+            let ws = link.tee.as_mut().expect("upgraded");
             let (used, event) = ws.read(bytes).expect("the client writes valid frames");
             bytes = &bytes[used..];
             let pong = ws.poll_transmit([0; 4]);
@@ -988,9 +975,8 @@ impl Pair {
                         .into_owned();
                     let stamp = self.record(C2s::Text(text.clone()));
                     if let Some(ack) = parse_consume_ack(&text) {
-                        let dropped = self
-                            .client_conn
-                            .is_none_or(|c| self.net.dead_c2s.contains(&c));
+                        let current = self.client_conn == Some(server);
+                        let dropped = !current || self.net.dead_c2s.contains(&server);
                         self.msgs
                             .entry(ack.msg_id.clone())
                             .or_default()
@@ -1002,7 +988,6 @@ impl Pair {
                                 dropped,
                             });
                     }
-                    self.send_to_server(Wire::Text(text));
                 }
                 Some(WsEvent::Closed { .. }) => {
                     if let Some(link) = self.links.get_mut(&conn) {
@@ -1016,9 +1001,9 @@ impl Pair {
                 }
                 Some(other) => panic!("unexpected client frame {other:?}"),
             }
-            if let Some(pong) = pong {
+            // A ping is seen by the pong it asks for (not the close echo).
+            if pong.is_some_and(|frame| frame.first() == Some(&0x8a)) {
                 self.record(C2s::Ping);
-                self.send_to_server(Wire::Ping(pong));
             }
         }
     }
@@ -1040,12 +1025,12 @@ impl Pair {
         }
     }
 
-    fn send_to_server(&mut self, item: Wire) {
-        if let Some(conn) = self.client_conn {
-            if !self.net.dead_c2s.contains(&conn) {
-                let at = self.now + self.net.delay_c2s;
-                self.c2s.push_back((at, conn, item));
-            }
+    /// Puts client bytes on the websocket's link, unless it is the client's current one
+    /// and loses them (half-open).
+    fn send_to_server(&mut self, server: ConnectionId, item: Wire) {
+        if self.client_conn == Some(server) && !self.net.dead_c2s.contains(&server) {
+            let at = self.now + self.net.delay_c2s;
+            self.c2s.push_back((at, server, item));
         }
     }
 
@@ -1055,8 +1040,8 @@ impl Pair {
         while let Some(out) = self.server.poll_output() {
             progress = true;
             match out {
-                ServerOutput::Send { conn, text } => self.send_to_client(conn, S2c::Text(text)),
-                ServerOutput::Close { conn } => self.send_to_client(conn, S2c::Close),
+                ServerOutput::Write { conn, bytes } => self.server_wrote(conn, bytes),
+                ServerOutput::Close { conn } => self.server_closed(conn),
                 ServerOutput::Event(e) => {
                     let stamp = self.stamp();
                     self.server_events.push((stamp, e));
@@ -1067,10 +1052,61 @@ impl Pair {
         progress
     }
 
-    fn send_to_client(&mut self, conn: ConnectionId, item: S2c) {
-        if self.client_conn == Some(conn) && !self.net.dead_s2c.contains(&conn) {
+    /// Bytes the server wrote on `server`: before the upgrade straight to the client
+    /// (register answers in two pieces, as a socket may deliver them), after it through
+    /// the link.
+    fn server_wrote(&mut self, server: ConnectionId, bytes: Vec<u8>) {
+        let Some(&conn) = self.by_server.get(&server) else {
+            return;
+        };
+        let Some(link) = self.links.get_mut(&conn) else {
+            // The client closed it.
+            return;
+        };
+        if link.upgraded {
+            if self.client_conn == Some(server) && !self.net.dead_s2c.contains(&server) {
+                let at = self.now + self.net.delay_s2c;
+                self.s2c.push_back((at, S2c::Bytes(bytes)));
+            }
+            return;
+        }
+        match link.kind {
+            LinkKind::Register => {
+                self.register_replies += 1;
+                link.answered = bytes.starts_with(b"HTTP/1.1 200 ");
+                let (a, b) = bytes.split_at(bytes.len() / 2);
+                self.input(Input::Bytes { conn, bytes: a });
+                self.input(Input::Bytes { conn, bytes: b });
+            }
+            LinkKind::Upgrade => {
+                if bytes.starts_with(b"HTTP/1.1 101 ") {
+                    link.upgraded = true;
+                    self.client_conn = Some(server);
+                    self.client_ws = Some(conn);
+                    self.s2c.clear();
+                }
+                self.input(Input::Bytes {
+                    conn,
+                    bytes: &bytes,
+                });
+            }
+        }
+    }
+
+    /// The server closed `server`: before the upgrade at once, after it through the
+    /// link.
+    fn server_closed(&mut self, server: ConnectionId) {
+        let Some(&conn) = self.by_server.get(&server) else {
+            return;
+        };
+        let Some(link) = self.links.get(&conn) else {
+            return;
+        };
+        if !link.upgraded {
+            self.input(Input::Closed { conn, error: None });
+        } else if self.client_conn == Some(server) && !self.net.dead_s2c.contains(&server) {
             let at = self.now + self.net.delay_s2c;
-            self.s2c.push_back((at, item));
+            self.s2c.push_back((at, S2c::Close));
         }
         // Otherwise the client is gone from that connection (or the link eats it).
     }
@@ -1081,17 +1117,11 @@ impl Pair {
             return false;
         }
         let (_, conn, item) = self.c2s.pop_front().expect("checked");
-        match item {
-            Wire::Text(text) => self.server.handle_text(conn, &text, self.now),
-            Wire::Ping(pong) => {
-                let open = self.server.connections_of(APP).contains(&conn);
-                if open && self.client_conn == Some(conn) && !self.net.dead_s2c.contains(&conn) {
-                    let at = self.now + self.net.delay_s2c;
-                    self.s2c.push_back((at, S2c::Raw(pong)));
-                }
-            }
-            Wire::Close => self.server.handle_closed(conn, self.now),
-        }
+        let input = match &item {
+            Wire::Bytes(bytes) => ServerInput::Bytes { conn, bytes },
+            Wire::Close => ServerInput::Closed { conn, error: None },
+        };
+        self.server.handle_input(input, self.now);
         true
     }
 
@@ -1110,40 +1140,17 @@ impl Pair {
         let Some(conn) = self.client_ws else {
             return true;
         };
-        let link = self
-            .links
-            .get_mut(&conn)
-            .expect("the open websocket's link");
-        let charset = link.charset;
-        let ws = link.ws.as_mut().expect("upgraded");
         match item {
-            S2c::Text(text) => {
-                self.s2c_texts += 1;
-                let bytes = ws
-                    .encode_text(&charset.encode(&text), [0; 4])
-                    .expect("the platform's end is open");
-                self.input(Input::Bytes {
-                    conn,
-                    bytes: &bytes,
-                });
-            }
-            S2c::Raw(bytes) => self.input(Input::Bytes {
+            S2c::Bytes(bytes) => self.input(Input::Bytes {
                 conn,
                 bytes: &bytes,
             }),
             S2c::Close => {
-                let close = ws.close(CloseCode::GOING_AWAY, "", [0; 4]).ok();
                 self.client_conn = None;
                 self.client_ws = None;
                 self.s2c.clear();
                 if let Some(link) = self.links.get_mut(&conn) {
                     link.left = true;
-                }
-                if let Some(bytes) = close {
-                    self.input(Input::Bytes {
-                        conn,
-                        bytes: &bytes,
-                    });
                 }
                 self.input(Input::Closed { conn, error: None });
             }
@@ -1167,7 +1174,9 @@ impl Pair {
                 let error = Some(std::io::ErrorKind::ConnectionReset);
                 self.input(Input::Closed { conn: ws, error });
             }
-            self.server.handle_closed(conn, self.now);
+            let error = Some(std::io::ErrorKind::ConnectionReset);
+            self.server
+                .handle_input(ServerInput::Closed { conn, error }, self.now);
         }
         self.drive();
     }
@@ -1200,20 +1209,29 @@ impl Pair {
                 .filter(|c| Some(*c) != self.client_conn),
         );
         for conn in gone {
-            self.server.handle_closed(conn, self.now);
+            let error = Some(std::io::ErrorKind::ConnectionReset);
+            self.server
+                .handle_input(ServerInput::Closed { conn, error }, self.now);
         }
         self.drive();
     }
 
-    /// A frame as if the platform sent it on the client's connection.
+    /// A frame as if the platform sent it on the client's connection, in the
+    /// connection's charset.
     pub fn inject(&mut self, text: String) {
-        self.s2c.push_back((self.now, S2c::Text(text)));
-        self.drive();
+        let charset = self
+            .client_conn
+            .and_then(|c| self.server.connection_charset(c))
+            .unwrap_or(Charset::Utf8);
+        let bytes = Pair::server_ws()
+            .encode_text(&charset.encode(&text), [0; 4])
+            .expect("a new websocket is open");
+        self.inject_bytes(bytes);
     }
 
     /// Raw bytes as if the platform wrote them on the client's websocket.
     pub fn inject_bytes(&mut self, bytes: Vec<u8>) {
-        self.s2c.push_back((self.now, S2c::Raw(bytes)));
+        self.s2c.push_back((self.now, S2c::Bytes(bytes)));
         self.drive();
     }
 
