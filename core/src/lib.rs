@@ -64,6 +64,8 @@ pub mod notify;
 pub mod produce;
 pub mod produce_ack;
 pub mod register;
+#[cfg(feature = "serde")]
+mod serde_impls;
 pub mod server;
 pub mod sign_content;
 pub mod signature;
