@@ -50,5 +50,7 @@ mod transport;
 pub use alipay_msg_core as core;
 pub use alipay_msg_core::client::{ClientConfig, Credentials};
 pub use alipay_msg_core::produce_ack::ProduceAck;
-pub use client::{Client, ClientError, ClientEvent, Deliveries, Error, Events, Incoming, Message};
+pub use client::{
+    Client, ClientError, ClientEvent, Connecting, Deliveries, Error, Events, Incoming, Message,
+};
 pub use network::{Network, Proxy};

@@ -59,7 +59,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
     Application, CheckJob, CheckedFrame, ClientError, ClientEvent, ClientSession, ConnId,
-    DeliveryId, FrameChecker, Input as SessionInput, Message, Outcome, Output, SendError, Transmit,
+    DeliverError, DeliveryId, FrameChecker, Input as SessionInput, Message, Outcome, Output,
+    SendError, Transmit,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
@@ -104,6 +105,9 @@ pub(crate) enum Input {
     },
     /// A handler's outcome.
     Complete { id: DeliveryId, outcome: Outcome },
+    /// A consumer (`run`, `deliveries`) attached or went away
+    /// ([`ClientSession::set_consumer`]).
+    Consumer(bool),
     /// Graceful shutdown.
     Shutdown,
     /// A connect thread's result for `conn`: the open stream, or why it could not be
@@ -131,7 +135,7 @@ pub(crate) struct Shared {
 }
 
 /// Hands a message to the handler pool; `Err` (why) when the pool takes no more.
-pub(crate) type HandlerSink = Box<dyn Fn(Message) -> Result<(), String> + Send + Sync>;
+pub(crate) type HandlerSink = Box<dyn Fn(Message) -> Result<(), DeliverError> + Send + Sync>;
 
 /// Where the session's events go ([`ClientSession::dispatch`]): the I/O thread's
 /// channels, borrowed for one event.
@@ -144,7 +148,7 @@ struct AppSide<'a> {
 }
 
 impl Application for AppSide<'_> {
-    fn deliver(&mut self, message: Message) -> Result<(), String> {
+    fn deliver(&mut self, message: Message) -> Result<(), DeliverError> {
         // Held while the message goes to the channel too: `run` drains the channel
         // under this lock before it installs the sink, so order is kept.
         let handlers = lock(&self.shared.handlers);
@@ -155,10 +159,8 @@ impl Application for AppSide<'_> {
             Ok(()) => Ok(()),
             // The session admits at most `max_in_flight` deliveries and the channel
             // holds that many, so it is never full.
-            Err(TrySendError::Full(_)) => Err("the delivery queue is full".to_owned()),
-            Err(TrySendError::Disconnected(_)) => {
-                Err("nobody takes deliveries any more".to_owned())
-            }
+            Err(TrySendError::Full(_)) => Err(DeliverError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(DeliverError::Closed),
         }
     }
 
@@ -184,7 +186,9 @@ impl Application for AppSide<'_> {
 
     fn publish(&mut self, event: ClientEvent) {
         match &event {
-            ClientEvent::KeyWarning { .. } | ClientEvent::Fatal(_) => tracing::warn!(%event),
+            ClientEvent::KeyWarning { .. } | ClientEvent::Fatal(_) | ClientEvent::GaveUp { .. } => {
+                tracing::warn!(%event)
+            }
             _ => tracing::debug!(%event),
         }
         // Published before `connect` returns (the session publishes `Connected`
@@ -673,6 +677,7 @@ impl IoThread {
                 // shutdown timeout) has nothing left to do.
                 let _ = self.session.complete(id, outcome, now);
             }
+            Input::Consumer(attached) => self.session.set_consumer(attached, now),
             Input::Shutdown => self.session.shutdown(now),
             Input::Opened { conn: id, result } => {
                 // A connection the session closed meanwhile: dropped (and so closed).

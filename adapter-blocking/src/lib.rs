@@ -58,7 +58,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use alipay_msg_core::client::{ClientSession, Outcome};
+use alipay_msg_core::client::{ClientSession, DeliverError, Outcome};
 
 pub use alipay_msg_core as core;
 pub use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent, Credentials, Message};
@@ -132,10 +132,16 @@ impl Client {
     /// `config.connect_timeout`) until `config.first_connect_timeout` (default 30 s;
     /// `None`: for ever) passes; then the call fails with [`Error::ConnectTimeout`],
     /// which names the last attempt's failure (a typed
-    /// [`core::client::DisconnectReason`], e.g. `Network(ConnectionRefused)`). The events of the attempts (and key warnings) go to the first
-    /// [`Client::events`] subscription.
+    /// [`core::client::DisconnectReason`], e.g. `Network(ConnectionRefused)`). The
+    /// events of the attempts (and key warnings) go to the first [`Client::events`]
+    /// subscription; to watch them while connecting, use [`Client::start`].
+    ///
+    /// Messages that arrive before [`Client::run`] or [`Client::deliveries`] is called
+    /// wait for it up to `config.consumer_grace` (default 500 ms); a client that never
+    /// calls either (one that only sends) answers them FAIL after that, and the
+    /// platform redelivers them to a connection that consumes.
     pub fn connect(config: ClientConfig) -> Result<Client, Error> {
-        Client::start(config, PoolConfig::default(), Network::default(), None)
+        Client::launch(config, PoolConfig::default(), Network::default(), None)?.connected()
     }
 
     /// [`Client::connect`] with the given TLS configuration and proxy ([`Network`];
@@ -145,7 +151,7 @@ impl Client {
     /// so the call ends in [`Error::ConnectTimeout`] naming it; a proxy environment
     /// variable that is not a proxy URL fails at once ([`Error::Io`]).
     pub fn connect_with_network(config: ClientConfig, network: Network) -> Result<Client, Error> {
-        Client::start(config, PoolConfig::default(), network, None)
+        Client::launch(config, PoolConfig::default(), network, None)?.connected()
     }
 
     /// [`Client::connect_with_network`] with a handler pool of the given size
@@ -155,7 +161,30 @@ impl Client {
         pool: PoolConfig,
         network: Network,
     ) -> Result<Client, Error> {
-        Client::start(config, pool, network, None)
+        Client::launch(config, pool, network, None)?.connected()
+    }
+
+    /// Validates `config` and starts connecting on the client's I/O thread, with the
+    /// default [`PoolConfig`]: [`Client::connect`] in two steps, so that the first
+    /// connection's events can be watched ([`Connecting::events`]) before waiting
+    /// ([`Connecting::connected`]).
+    pub fn start(config: ClientConfig) -> Result<Connecting, Error> {
+        Client::launch(config, PoolConfig::default(), Network::default(), None)
+    }
+
+    /// [`Client::start`] with a handler pool of the given size for [`Client::run`].
+    pub fn start_with(config: ClientConfig, pool: PoolConfig) -> Result<Connecting, Error> {
+        Client::launch(config, pool, Network::default(), None)
+    }
+
+    /// [`Client::start`] with a handler pool and the given TLS configuration and proxy
+    /// ([`Client::connect_with_network`]).
+    pub fn start_with_network(
+        config: ClientConfig,
+        pool: PoolConfig,
+        network: Network,
+    ) -> Result<Connecting, Error> {
+        Client::launch(config, pool, network, None)
     }
 
     /// [`Client::connect`], giving up after `timeout` (it replaces
@@ -163,17 +192,18 @@ impl Client {
     /// last reason a connection attempt failed). The client started for the attempt is
     /// shut down before this returns.
     pub fn connect_timeout(config: ClientConfig, timeout: Duration) -> Result<Client, Error> {
-        Client::start(
+        Client::launch(
             config,
             PoolConfig::default(),
             Network::default(),
             Some(timeout),
-        )
+        )?
+        .connected()
     }
 
     /// [`Client::connect`] with a handler pool of the given size for [`Client::run`].
     pub fn connect_with(config: ClientConfig, pool: PoolConfig) -> Result<Client, Error> {
-        Client::start(config, pool, Network::default(), None)
+        Client::launch(config, pool, Network::default(), None)?.connected()
     }
 
     /// [`Client::connect_with`] with the time limit of [`Client::connect_timeout`].
@@ -182,15 +212,15 @@ impl Client {
         pool: PoolConfig,
         timeout: Duration,
     ) -> Result<Client, Error> {
-        Client::start(config, pool, Network::default(), Some(timeout))
+        Client::launch(config, pool, Network::default(), Some(timeout))?.connected()
     }
 
-    fn start(
+    fn launch(
         config: ClientConfig,
         pool_config: PoolConfig,
         network: Network,
         timeout: Option<Duration>,
-    ) -> Result<Client, Error> {
+    ) -> Result<Connecting, Error> {
         let connector = network.connector()?;
         let mut config = config;
         if timeout.is_some() {
@@ -200,7 +230,10 @@ impl Client {
         // The session's random source (nonces, websocket keys and masks, jitter).
         let mut seed = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
-        let session = ClientSession::new(config, seed, Instant::now(), io_thread::unix_ms())?;
+        let mut session = ClientSession::new(config, seed, Instant::now(), io_thread::unix_ms())?;
+        // No consumer until `run` or `deliveries`: a client that only sends answers the
+        // platform's pushes FAIL after `consumer_grace` instead of holding them.
+        session.set_consumer(false, Instant::now());
         let (inputs, input_rx) = mpsc::channel();
         let (delivery_tx, delivery_rx) = mpsc::sync_channel(max_in_flight);
         let (connected_tx, connected_rx) = mpsc::sync_channel(1);
@@ -232,24 +265,15 @@ impl Client {
             pool_config,
             pool: Mutex::new(PoolSlot::NotStarted),
         };
-        // The session answers: connected, refused, or given up after
-        // `first_connect_timeout` (`Error::ConnectTimeout`, naming the last cause).
-        match connected_rx.recv() {
-            Ok(Ok(())) => Ok(client),
-            Ok(Err(e)) => {
-                client.shutdown();
-                Err(e)
-            }
-            Err(_) => {
-                client.shutdown();
-                Err(Error::Closed)
-            }
-        }
+        Ok(Connecting {
+            client,
+            connected: connected_rx,
+        })
     }
 
     /// Runs `handler` for every verified message until the client shuts down, on the
     /// handler pool ([`PoolConfig`]). `Ok` acks SUCCESS; `Err` or a panic acks FAIL
-    /// (and publishes [`ClientEvent::HandlerFailed`]); the platform delivers a failed
+    /// (and the session publishes [`ClientEvent::HandlerFailed`]); the platform delivers a failed
     /// message again later.
     ///
     /// Blocks the calling thread, which hands messages to the pool. Returns after
@@ -275,9 +299,9 @@ impl Client {
             pool
         };
         let handler = Arc::new(handler);
-        let (inputs, events, jobs) = (self.inputs.clone(), self.events.clone(), pool.clone());
+        let (inputs, jobs) = (self.inputs.clone(), pool.clone());
         let execute = move |message: Message| {
-            let (handler, inputs, events) = (handler.clone(), inputs.clone(), events.clone());
+            let (handler, inputs) = (handler.clone(), inputs.clone());
             let job = Box::new(move || {
                 let id = message.delivery_id();
                 let msg_id = message.msg_id().to_owned();
@@ -288,20 +312,16 @@ impl Client {
                 };
                 if let Outcome::Failure(error) = &outcome {
                     tracing::warn!(%msg_id, %error, "handler failed");
-                    events.publish(&ClientEvent::HandlerFailed {
-                        msg_id,
-                        error: error.clone(),
-                    });
                 }
                 // A closed channel: the client has stopped, the platform redelivers.
                 let _ = inputs.send(Input::Complete { id, outcome });
             });
-            jobs.execute(job)
-                .map_err(|_| "the handler pool takes no more messages".to_owned())
+            jobs.execute(job).map_err(|_| DeliverError::Closed)
         };
         let execute = Arc::new(execute);
         let hand_over = |message| {
             if let Err(reason) = execute(message) {
+                let reason = format!("the handler pool takes no more messages ({reason})");
                 // Closed by shutdown, or no thread could be started; the dropped job's
                 // message is redelivered by the platform.
                 tracing::warn!(%reason, "a message could not be handed to the handler pool");
@@ -321,6 +341,8 @@ impl Client {
             let direct = execute.clone();
             *sink = Some(Box::new(move |message| direct(message)));
         }
+        // Attached after the sink is in place: held messages go straight to the pool.
+        let _ = self.inputs.send(Input::Consumer(true));
         // The channel closes when the I/O thread ends.
         while let Ok(message) = deliveries.recv() {
             if self.shared.finished.load(Ordering::SeqCst) {
@@ -350,8 +372,10 @@ impl Client {
     /// or [`Incoming::fail`]; dropping one unanswered answers FAIL. At most
     /// `max_in_flight` may be unanswered at once: then no more arrive.
     pub fn deliveries(&self) -> Result<Deliveries, Error> {
+        let receiver = self.take_deliveries()?;
+        let _ = self.inputs.send(Input::Consumer(true));
         Ok(Deliveries {
-            receiver: self.take_deliveries()?,
+            receiver,
             inputs: self.inputs.clone(),
             shared: self.shared.clone(),
         })
@@ -454,8 +478,53 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// A client on its way to the first connection ([`Client::start`]): watch its
+/// [`Connecting::events`], then wait with [`Connecting::connected`]. Dropping it shuts
+/// the client down.
+pub struct Connecting {
+    client: Client,
+    connected: Receiver<Result<(), Error>>,
+}
+
+impl Connecting {
+    /// The client's events from the start ([`Client::events`]): key warnings, then each
+    /// attempt of the first connection and how it failed (cause, next delay).
+    pub fn events(&self) -> Events {
+        self.client.events()
+    }
+
+    /// Waits for the first connection. Fails with [`Error::Refused`] when the platform
+    /// refuses the configuration, and with [`Error::ConnectTimeout`] (naming the last
+    /// attempt's failure) when `first_connect_timeout` passes first; the client has
+    /// shut down (every thread joined) when it returns an error.
+    pub fn connected(self) -> Result<Client, Error> {
+        // The session answers: connected, refused, or given up after
+        // `first_connect_timeout` (`Error::ConnectTimeout`, naming the last cause).
+        match self.connected.recv() {
+            Ok(Ok(())) => Ok(self.client),
+            Ok(Err(e)) => {
+                self.client.shutdown();
+                Err(e)
+            }
+            Err(_) => {
+                self.client.shutdown();
+                Err(Error::Closed)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Connecting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connecting")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The verified messages as a blocking iterator ([`Client::deliveries`]). It ends when
-/// the client has shut down.
+/// the client has shut down; dropping it detaches the consumer (later messages are
+/// answered FAIL after `consumer_grace`).
 pub struct Deliveries {
     receiver: Receiver<Message>,
     inputs: Sender<Input>,
@@ -490,6 +559,12 @@ impl Iterator for Deliveries {
     fn next(&mut self) -> Option<Incoming> {
         let message = self.receiver.recv().ok()?;
         self.incoming(message)
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        let _ = self.inputs.send(Input::Consumer(false));
     }
 }
 

@@ -21,6 +21,7 @@
 //! connect_timeout_ms = 10000
 //! send_timeout_ms = 10000
 //! max_in_flight = 64
+//! consumer_grace_ms = 500              # a push waits this long for a consumer, then FAIL
 //! check_parallelism = 0                # frames checked at once; 0: one per core, at most 4
 //! max_pending_sends = 200
 //! retry_on_auth_error = false
@@ -141,6 +142,7 @@ struct Tuning {
     send_timeout_ms: Option<u64>,
     shutdown_timeout_ms: Option<u64>,
     max_in_flight: Option<usize>,
+    consumer_grace_ms: Option<u64>,
     check_parallelism: Option<usize>,
     max_pending_sends: Option<usize>,
     retry_on_auth_error: Option<bool>,
@@ -252,6 +254,9 @@ pub fn parse_with_network(
     }
     if let Some(v) = t.max_in_flight {
         config.max_in_flight = v;
+    }
+    if let Some(v) = t.consumer_grace_ms {
+        config.consumer_grace = ms(v);
     }
     if let Some(v) = t.check_parallelism {
         config.check_parallelism = v;

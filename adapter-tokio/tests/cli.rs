@@ -840,3 +840,128 @@ fn send_names_the_likely_key_mix_up() {
     );
     assert!(last.contains("app_private_key_file"), "{last}");
 }
+
+/// Issue 18: `send` consumes nothing, so a message queued for the app (no listener
+/// running) that the platform pushes to `send`'s connection is answered FAIL at once
+/// instead of being held until the connection closes (it took 30 s: the shutdown
+/// waited for it); a `listen` started afterwards handles it, and says when it connects
+/// (the first connection included).
+#[test]
+fn send_fails_a_queued_push_at_once_and_listen_handles_it() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("alipay-msg-cli-{}-sendonly", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let push = dir.join("push.jsonl");
+    std::fs::write(
+        &push,
+        "{\"msg_api\":\"alipay.open.mini.version.audit.passed\",\"biz_content\":{\"n\":1}}\n",
+    )
+    .unwrap();
+    let mut simulate = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["simulate", "--listen", "127.0.0.1:0"])
+            .arg("--push")
+            .arg(&push)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut sim_out = BufReader::new(simulate.0.stdout.take().unwrap());
+    let mut first = String::new();
+    sim_out.read_line(&mut first).unwrap();
+    let endpoint = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    let sim_lines =
+        std::thread::spawn(move || sim_out.lines().map_while(Result::ok).collect::<Vec<_>>());
+    let config = dir.join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "app_id = \"2021000000000001\"\nendpoint = \"{endpoint}\"\n\
+             [keys]\napp_private_key_file = \"{}\"\nalipay_public_key_file = \"{}\"\n",
+            path("keys/app_private_pkcs1.pem"),
+            path("keys/alipay_public.pem"),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let started = Instant::now();
+    let out = run(
+        &[
+            "send",
+            "--config",
+            config,
+            "--events",
+            "json",
+            "--msg-api",
+            "alipay.open.app.openbizmock.message.send",
+            "--biz-content",
+            "{\"shop_id\":\"1001\"}",
+        ],
+        b"",
+    );
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(took < Duration::from_secs(5), "send took {took:?}: {err}");
+    let events: Vec<Value> = err
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    assert!(
+        events.iter().any(|e| e["event"] == "connected"),
+        "JSON events on stderr: {err}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "rejected"
+            && ["no_consumer", "shutting_down"]
+                .contains(&e["reason"]["kind"].as_str().unwrap_or(""))),
+        "the queued push was answered FAIL: {err}"
+    );
+
+    let mut listen = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["listen", "--config", config])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(listen.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let message: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("listen printed {line:?}: {e}"));
+    assert_eq!(message["biz_content"]["n"], 1);
+    let interrupted = Command::new("kill")
+        .args(["-INT", &listen.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    assert_eq!(listen.0.wait().unwrap().code(), Some(0));
+    let mut listened = String::new();
+    std::io::Read::read_to_string(&mut listen.0.stderr.take().unwrap(), &mut listened).unwrap();
+    assert!(
+        listened.lines().any(|l| l == "alipay-msg: connected"),
+        "listen says when it connects: {listened}"
+    );
+    let stopped = Command::new("kill")
+        .args(["-INT", &simulate.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    simulate.0.wait().unwrap();
+    let printed = sim_lines.join().unwrap().join("\n");
+    assert!(printed.contains("ack FAIL"), "{printed}");
+    assert!(printed.contains("ack SUCCESS"), "{printed}");
+}

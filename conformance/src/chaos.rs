@@ -726,7 +726,7 @@ pub fn chaos<C: ClientUnderTest>() {
     let reasons: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
-            ClientEvent::Disconnected { reason, .. } => Some(reason.clone()),
+            ClientEvent::Disconnected { reason, .. } => Some(reason.to_string()),
             _ => None,
         })
         .collect();

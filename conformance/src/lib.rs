@@ -24,10 +24,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alipay_msg_core::client::RejectReason;
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent, Credentials, Message};
 use alipay_msg_core::key::PrivateKey;
 use alipay_msg_core::produce_ack::ProduceAck;
-use alipay_msg_core::server::{FaultPlan, ProduceFailure};
+use alipay_msg_core::server::{FaultPlan, MessageState, ProduceFailure};
 use alipay_msg_core::signature::{SignType, Signer};
 use alipay_msg_simulator::{test_keys, AppKey, Simulator, SimulatorHandle, SimulatorOptions};
 use serde_json::{json, Value};
@@ -111,6 +112,10 @@ macro_rules! conformance_suite {
         #[test]
         fn gbk_app_exchanges_chinese_text() {
             $crate::gbk_app_exchanges_chinese_text::<$client>();
+        }
+        #[test]
+        fn send_only_client_fails_pushes_at_once() {
+            $crate::send_only_client_fails_pushes_at_once::<$client>();
         }
         #[test]
         fn chaos() {
@@ -632,6 +637,62 @@ pub fn key_warnings_at_start_up<C: ClientUnderTest>() {
 }
 
 /// Waits (bounded) until `done` holds.
+/// A client that never consumes (no `run`, no `deliveries`: one that only sends) does
+/// not hold the platform's pushes: a message pushed to it is answered FAIL within about
+/// a second (`consumer_grace`, 500 ms by default), reported as `Rejected` with
+/// `NoConsumer`, and a consuming client started afterwards handles it (issue 18).
+pub fn send_only_client_fails_pushes_at_once<C: ClientUnderTest>() {
+    let sim = simulator();
+    let sender: C = connect(config(&sim));
+    let pushed = Instant::now();
+    let id = sim
+        .push("alipay.open.mini.version.audit.passed", r#"{"n":1}"#)
+        .expect("push");
+    // Answered FAIL: the simulator counts an attempt that is no longer in flight.
+    let failed = || {
+        matches!(
+            sim.message_state(&id).expect("simulator runs"),
+            Some(MessageState::WaitingRetry { attempts, .. } | MessageState::Queued { attempts })
+                if attempts >= 1
+        )
+    };
+    while !failed() {
+        assert!(
+            pushed.elapsed() < Duration::from_secs(2),
+            "the send-only client answered within about a second: {:?}",
+            sim.message_state(&id)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let fail_took = pushed.elapsed();
+    wait_for(|| {
+        count(&sender, |e| {
+            matches!(
+                e,
+                ClientEvent::Rejected {
+                    reason: RejectReason::NoConsumer { .. },
+                    ..
+                }
+            )
+        }) >= 1
+    });
+
+    let consumer: C = connect(config(&sim));
+    let tally = Arc::new(Tally::default());
+    consumer.start(tally.handler(0, false, Duration::ZERO));
+    settle(&sim);
+    consumer.shutdown();
+    sender.shutdown();
+    tally.assert_each_once(&[id.as_str().to_owned()]);
+    assert_eq!(
+        count(&sender, |e| matches!(e, ClientEvent::HandlerFailed { .. })),
+        0,
+        "the sender ran no handler"
+    );
+    eprintln!("send-only client: FAILed {fail_took:?} after the push");
+    sim.shutdown();
+}
+
 fn wait_for(done: impl Fn() -> bool) {
     let deadline = Instant::now() + LIMIT;
     while !done() {

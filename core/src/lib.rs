@@ -65,6 +65,8 @@ pub mod produce;
 pub mod produce_ack;
 pub mod proxy;
 pub mod register;
+#[cfg(feature = "serde")]
+mod serde_impls;
 pub mod server;
 pub mod sign_content;
 pub mod signature;

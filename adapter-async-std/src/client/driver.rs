@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, CheckJob, CheckedFrame, ClientError, ClientEvent, ClientSession, DeliveryId,
-    Input, Message, Outcome, Output, SendError, Transmit,
+    Application, CheckJob, CheckedFrame, ClientError, ClientEvent, ClientSession, DeliverError,
+    DeliveryId, Input, Message, Outcome, Output, SendError, Transmit,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
@@ -44,6 +44,9 @@ pub(crate) enum Command {
         id: DeliveryId,
         outcome: Outcome,
     },
+    /// A consumer (`run`, `deliveries`) attached or went away
+    /// ([`ClientSession::set_consumer`]).
+    Consumer(bool),
     Shutdown,
 }
 
@@ -72,13 +75,13 @@ pub(crate) struct AppSide {
 }
 
 impl Application for AppSide {
-    fn deliver(&mut self, message: Message) -> Result<(), String> {
+    fn deliver(&mut self, message: Message) -> Result<(), DeliverError> {
         // The session admits at most `max_in_flight` deliveries and the channel holds
-        // that many, so this fails only when nobody is receiving any more (shutting
-        // down).
-        self.deliveries
-            .try_send(message)
-            .map_err(|e| format!("no receiver: {e}"))
+        // that many, so this fails only when nobody is receiving any more.
+        self.deliveries.try_send(message).map_err(|e| match e {
+            async_channel::TrySendError::Full(_) => DeliverError::Full,
+            async_channel::TrySendError::Closed(_) => DeliverError::Closed,
+        })
     }
 
     fn produce_ack(&mut self, stream_id: String, result: Result<ProduceAck, SendError>) {
@@ -375,6 +378,7 @@ impl Pump {
                     // a shutdown timeout) has nothing left to do.
                     let _ = session.complete(id, outcome, now);
                 }
+                Command::Consumer(attached) => session.set_consumer(attached, now),
                 Command::Shutdown => session.shutdown(now),
             },
             Wake::Io(io) => match io {

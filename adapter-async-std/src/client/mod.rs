@@ -1,5 +1,6 @@
-//! The async-std client: [`Client::connect`], [`Client::run`], [`Client::deliveries`],
-//! [`Client::send`], [`Client::events`], [`Client::shutdown`].
+//! The async-std client: [`Client::connect`] (or [`Client::start`] to watch the first
+//! connection), [`Client::run`], [`Client::deliveries`], [`Client::send`],
+//! [`Client::events`], [`Client::shutdown`].
 
 mod connection;
 mod driver;
@@ -69,9 +70,15 @@ impl Client {
     /// and the call fails with [`Error::ConnectTimeout`], which names the last attempt's
     /// failure (a typed [`DisconnectReason`](alipay_msg_core::client::DisconnectReason)).
     /// Dropping the future stops the attempts. The events of the attempts (and key
-    /// warnings) go to the first [`Client::events`] subscription.
+    /// warnings) go to the first [`Client::events`] subscription; to watch them while
+    /// connecting, use [`Client::start`].
+    ///
+    /// Messages that arrive before [`Client::run`] or [`Client::deliveries`] is called
+    /// wait for it up to `config.consumer_grace` (default 500 ms); a client that never
+    /// calls either (one that only sends) answers them FAIL after that, and the
+    /// platform redelivers them to a connection that consumes.
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
-        Client::connect_with_network(config, Network::default()).await
+        Client::start(config)?.connected().await
     }
 
     /// [`Client::connect`] with the given TLS configuration and proxy ([`Network`];
@@ -85,13 +92,31 @@ impl Client {
         config: ClientConfig,
         network: Network,
     ) -> Result<Client, Error> {
+        Client::start_with_network(config, network)?
+            .connected()
+            .await
+    }
+
+    /// Validates `config` and starts connecting on a task of its own: [`Client::connect`]
+    /// in two steps, so that the first connection's events can be watched
+    /// ([`Connecting::events`]) and the wait abandoned (drop the [`Connecting`]).
+    pub fn start(config: ClientConfig) -> Result<Connecting, Error> {
+        Client::start_with_network(config, Network::default())
+    }
+
+    /// [`Client::start`] with the given TLS configuration and proxy
+    /// ([`Client::connect_with_network`]).
+    pub fn start_with_network(config: ClientConfig, network: Network) -> Result<Connecting, Error> {
         let connector = network.connector()?;
         let max_in_flight = config.max_in_flight;
         // Nonces, websocket keys and masks, jitter: seeded from the operating system.
         let mut seed = [0u8; 32];
         rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut seed)
             .map_err(|e| Error::Io(format!("no random seed from the operating system: {e}")))?;
-        let session = ClientSession::new(config, seed, Instant::now(), driver::unix_ms())?;
+        let mut session = ClientSession::new(config, seed, Instant::now(), driver::unix_ms())?;
+        // No consumer until `run` or `deliveries`: a client that only sends answers the
+        // platform's pushes FAIL after `consumer_grace` instead of holding them.
+        session.set_consumer(false, Instant::now());
         let (commands, command_rx) = async_channel::bounded(1024);
         let (delivery_tx, delivery_rx) = async_channel::bounded(max_in_flight);
         let (mut events, subscribers) = async_broadcast::broadcast(EVENT_CAPACITY);
@@ -129,17 +154,10 @@ impl Client {
             max_in_flight,
             tasks,
         };
-        // The session answers: connected, refused, or gave up past
-        // `first_connect_timeout`.
-        match connected_rx.await {
-            Ok(Ok(())) => Ok(client),
-            Ok(Err(e)) => {
-                client.shutdown().await;
-                Err(e)
-            }
-            // The driver ended without an answer.
-            Err(_) => Err(Error::Closed),
-        }
+        Ok(Connecting {
+            client,
+            connected: connected_rx,
+        })
     }
 
     /// Runs `handler` for every verified message until the client shuts down, at most
@@ -155,6 +173,7 @@ impl Client {
         E: std::fmt::Display + Send + 'static,
     {
         let deliveries = self.take_deliveries()?;
+        let _ = self.commands.send(Command::Consumer(true)).await;
         // `done` closes when this function returns (or its future is dropped).
         let (done, done_rx) = async_channel::bounded::<()>(1);
         *lock(&self.handlers_done) = Some(done_rx);
@@ -163,8 +182,7 @@ impl Client {
         let mut running: Vec<Task<()>> = Vec::new();
         while let Ok(message) = deliveries.recv().await {
             let permit = limit.acquire_arc().await;
-            let (handler, commands, events) =
-                (handler.clone(), self.commands.clone(), self.events.clone());
+            let (handler, commands) = (handler.clone(), self.commands.clone());
             running.retain(|task| !task.is_finished());
             running.push(self.tasks.spawn(async move {
                 let id = message.delivery_id();
@@ -177,12 +195,9 @@ impl Client {
                     Ok(Err(e)) => Outcome::Failure(e.to_string()),
                     Err(panic) => Outcome::from_panic(&*panic),
                 };
+                // The session publishes the failure ([`ClientEvent::HandlerFailed`]).
                 if let Outcome::Failure(error) = &outcome {
                     tracing::warn!(%msg_id, %error, "handler failed; acking FAIL");
-                    let _ = events.try_broadcast(ClientEvent::HandlerFailed {
-                        msg_id,
-                        error: error.clone(),
-                    });
                 }
                 let _ = commands.send(Command::Complete { id, outcome }).await;
                 drop(permit);
@@ -203,8 +218,10 @@ impl Client {
     /// pulling to [`Client::run`]. Each must be answered with [`Incoming::ack`] or
     /// [`Incoming::fail`]; dropping one unanswered answers FAIL.
     pub fn deliveries(&self) -> Result<Deliveries, Error> {
+        let receiver = Box::pin(self.take_deliveries()?);
+        send_soon(&self.commands, &self.tasks, Command::Consumer(true));
         Ok(Deliveries {
-            receiver: Box::pin(self.take_deliveries()?),
+            receiver,
             commands: self.commands.clone(),
             tasks: self.tasks.clone(),
         })
@@ -270,7 +287,56 @@ impl Client {
     }
 }
 
-/// A stream of verified messages ([`Client::deliveries`]).
+/// A client on its way to the first connection ([`Client::start`]): watch its
+/// [`Connecting::events`], then await [`Connecting::connected`]. Dropping it stops the
+/// attempts.
+pub struct Connecting {
+    client: Client,
+    connected: oneshot::Receiver<Result<(), Error>>,
+}
+
+impl Connecting {
+    /// The client's events from the start ([`Client::events`]): key warnings, then each
+    /// attempt of the first connection and how it failed (cause, next delay).
+    pub fn events(&self) -> Events {
+        self.client.events()
+    }
+
+    /// Waits for the first connection. Fails with [`Error::Refused`] when the platform
+    /// refuses the configuration, and with [`Error::ConnectTimeout`] (naming the last
+    /// attempt's failure) when `first_connect_timeout` passes first; the attempts have
+    /// stopped when it returns an error.
+    pub async fn connected(self) -> Result<Client, Error> {
+        // The session answers: connected, refused, or gave up past
+        // `first_connect_timeout`.
+        match self.connected.await {
+            Ok(Ok(())) => Ok(self.client),
+            Ok(Err(e)) => {
+                self.client.shutdown().await;
+                Err(e)
+            }
+            // The driver ended without an answer.
+            Err(_) => Err(Error::Closed),
+        }
+    }
+}
+
+/// Sends `command` to the driver from synchronous code: at once when its queue has
+/// room, else from a task of the client (when the queue is closed the client is gone
+/// and nothing is left to tell).
+fn send_soon(commands: &Sender<Command>, tasks: &Tasks, command: Command) {
+    if let Err(async_channel::TrySendError::Full(command)) = commands.try_send(command) {
+        let commands = commands.clone();
+        tasks
+            .spawn(async move {
+                let _ = commands.send(command).await;
+            })
+            .detach();
+    }
+}
+
+/// A stream of verified messages ([`Client::deliveries`]). Dropping it detaches the
+/// consumer: later messages are answered FAIL after `consumer_grace`.
 pub struct Deliveries {
     receiver: Pin<Box<Receiver<Message>>>,
     commands: Sender<Command>,
@@ -301,6 +367,12 @@ impl Stream for Deliveries {
             .as_mut()
             .poll_next(cx)
             .map(|m| m.map(|message| self.incoming(message)))
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        send_soon(&self.commands, &self.tasks, Command::Consumer(false));
     }
 }
 

@@ -8,8 +8,8 @@ use std::io;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
-    Application, CheckJob, CheckedFrame, ClientSession, ConnId, FrameChecker, Input, Outcome,
-    Output, SendError, Transmit,
+    Application, CheckJob, CheckedFrame, ClientSession, ConnId, DeliverError, FrameChecker, Input,
+    Outcome, Output, SendError, Transmit,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
@@ -31,6 +31,9 @@ pub(crate) enum Command {
         id: alipay_msg_core::client::DeliveryId,
         outcome: Outcome,
     },
+    /// A consumer (`run`, `deliveries`) attached or went away
+    /// ([`ClientSession::set_consumer`]).
+    Consumer(bool),
     Shutdown,
 }
 
@@ -70,13 +73,13 @@ pub(crate) struct AppSide {
 }
 
 impl Application for AppSide {
-    fn deliver(&mut self, message: Message) -> Result<(), String> {
+    fn deliver(&mut self, message: Message) -> Result<(), DeliverError> {
         // The session admits at most `max_in_flight` deliveries and the channel holds
-        // that many, so this fails only when nobody is receiving any more (shutting
-        // down).
-        self.deliveries
-            .try_send(message)
-            .map_err(|e| format!("no receiver: {e}"))
+        // that many, so this fails only when nobody is receiving any more.
+        self.deliveries.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => DeliverError::Full,
+            mpsc::error::TrySendError::Closed(_) => DeliverError::Closed,
+        })
     }
 
     fn produce_ack(&mut self, stream_id: String, result: Result<ProduceAck, SendError>) {
@@ -294,6 +297,9 @@ impl Driver {
                         // A completion for a delivery the session no longer tracks (after a
                         // shutdown timeout) has nothing left to do.
                         let _ = self.session.complete(id, outcome, Instant::now());
+                    }
+                    Some(Command::Consumer(attached)) => {
+                        self.session.set_consumer(attached, Instant::now());
                     }
                     Some(Command::Shutdown) => self.session.shutdown(Instant::now()),
                     None => {

@@ -116,7 +116,10 @@ impl Client {
         // The session's random source (nonces, websocket keys and masks, jitter).
         let mut seed = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
-        let session = ClientSession::new(config, seed, Instant::now(), driver::unix_ms())?;
+        let mut session = ClientSession::new(config, seed, Instant::now(), driver::unix_ms())?;
+        // No consumer until `run` or `deliveries`: a client that only sends answers the
+        // platform's pushes FAIL after `consumer_grace` instead of holding them.
+        session.set_consumer(false, Instant::now());
         let (commands, command_rx) = mpsc::channel(1024);
         let (delivery_tx, delivery_rx) = mpsc::channel(max_in_flight);
         let (events, first_events) = broadcast::channel(1024);
@@ -164,6 +167,7 @@ impl Client {
         E: std::fmt::Display + Send + 'static,
     {
         let mut deliveries = self.take_deliveries()?;
+        let _ = self.commands.send(Command::Consumer(true)).await;
         let (done_tx, done_rx) = watch::channel(false);
         *self.handlers_done.lock().await = Some(done_rx);
         let handler = Arc::new(handler);
@@ -172,11 +176,9 @@ impl Client {
         while let Some(message) = deliveries.recv().await {
             // The semaphore is never closed, so acquiring cannot fail.
             let permit = limit.clone().acquire_owned().await.expect("semaphore open");
-            let (handler, commands, events) =
-                (handler.clone(), self.commands.clone(), self.events.clone());
+            let (handler, commands) = (handler.clone(), self.commands.clone());
             running.spawn(async move {
                 let id = message.delivery_id();
-                let msg_id = message.msg_id().to_owned();
                 let result = std::panic::AssertUnwindSafe(handler(message))
                     .catch_unwind()
                     .await;
@@ -185,12 +187,7 @@ impl Client {
                     Ok(Err(e)) => Outcome::Failure(e.to_string()),
                     Err(panic) => Outcome::from_panic(&*panic),
                 };
-                if let Outcome::Failure(error) = &outcome {
-                    let _ = events.send(ClientEvent::HandlerFailed {
-                        msg_id,
-                        error: error.clone(),
-                    });
-                }
+                // A failure is published by the session ([`ClientEvent::HandlerFailed`]).
                 let _ = commands.send(Command::Complete { id, outcome }).await;
                 drop(permit);
             });
@@ -211,8 +208,10 @@ impl Client {
     /// pulling to [`Client::run`]. Each must be answered with [`Incoming::ack`] or
     /// [`Incoming::fail`]; dropping one unanswered answers FAIL.
     pub fn deliveries(&self) -> Result<Deliveries, Error> {
+        let receiver = self.take_deliveries()?;
+        send_soon(&self.commands, Command::Consumer(true));
         Ok(Deliveries {
-            receiver: self.take_deliveries()?,
+            receiver,
             commands: self.commands.clone(),
         })
     }
@@ -274,7 +273,22 @@ impl Client {
     }
 }
 
-/// A stream of verified messages ([`Client::deliveries`]).
+/// Sends `command` to the driver from synchronous code: at once when its queue has
+/// room, else from a task of the current runtime (without one, the client is gone
+/// with its runtime and nothing is left to tell).
+fn send_soon(commands: &mpsc::Sender<Command>, command: Command) {
+    if let Err(mpsc::error::TrySendError::Full(command)) = commands.try_send(command) {
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let commands = commands.clone();
+            handle.spawn(async move {
+                let _ = commands.send(command).await;
+            });
+        }
+    }
+}
+
+/// A stream of verified messages ([`Client::deliveries`]). Dropping it detaches the
+/// consumer: later messages are answered FAIL after `consumer_grace`.
 pub struct Deliveries {
     receiver: mpsc::Receiver<Message>,
     commands: mpsc::Sender<Command>,
@@ -305,6 +319,12 @@ impl futures_util::Stream for Deliveries {
                 commands: Some(commands),
             })
         })
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        send_soon(&self.commands, Command::Consumer(false));
     }
 }
 

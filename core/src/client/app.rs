@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::key::KeyWarning;
 use crate::register::RegisterError;
 
-use super::{ConfigError, Delivery, DeliveryId, DisconnectReason, Event, SendError};
+use super::{ConfigError, Delivery, DeliveryId, DisconnectReason, Event, RejectReason, SendError};
 use crate::produce_ack::ProduceAck;
 use serde::de::DeserializeOwned;
 
@@ -62,7 +62,16 @@ impl Message {
 }
 
 /// What happens on the connection, for logs and metrics (the adapters' `events()`).
+/// `Display` is one human line; with the `serde` feature it serializes as one JSON
+/// object tagged by `"event"` (`"connected"`, `"disconnected"`, …), durations in
+/// milliseconds (`retry_in_ms`, `waited_ms`), reasons as objects with a `"kind"` and
+/// their human `"message"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "event", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum ClientEvent {
     /// A connection attempt started.
@@ -76,39 +85,62 @@ pub enum ClientEvent {
         /// Which key: `"app private key"` or `"platform public key"`.
         which: &'static str,
         /// What is wrong with it.
+        #[cfg_attr(
+            feature = "serde",
+            serde(serialize_with = "crate::serde_impls::display")
+        )]
         warning: KeyWarning,
     },
-    /// Connected.
+    /// Connected (every time, the first connection included).
     Connected,
     /// The connection or attempt ended.
     Disconnected {
         /// Why.
-        reason: String,
+        reason: DisconnectReason,
         /// When the next attempt starts, if one will.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "retry_in_ms", serialize_with = "crate::serde_impls::opt_ms")
+        )]
         retry_in: Option<Duration>,
     },
-    /// A frame was not delivered (unsigned, forged, foreign app id, stale, malformed).
+    /// A frame was not delivered (unsigned, forged, foreign app id, stale, malformed;
+    /// shutting down; no consumer attached).
     Rejected {
         /// `x-msgId`, when known.
         msg_id: Option<String>,
         /// Why.
-        reason: String,
+        reason: RejectReason,
     },
     /// A redelivered message was not handed to the handler again.
     Duplicate {
         /// `x-msgId`.
         msg_id: String,
     },
-    /// A handler failed (returned an error or panicked): the message was acked FAIL and
-    /// will be redelivered.
+    /// A handler failed (returned an error, panicked, or its message was dropped
+    /// unanswered): the message was acked FAIL and will be redelivered.
     HandlerFailed {
         /// `x-msgId`.
         msg_id: String,
-        /// The error.
+        /// The application's text of the failure.
         error: String,
     },
-    /// The platform refused the configuration; the client stopped.
-    Fatal(String),
+    /// The platform refused the configuration (or this client refused the platform's
+    /// register answer); the client stopped. `connect` and `run` return
+    /// [`ClientError::Refused`] with the same error.
+    Fatal(RegisterError),
+    /// No connection opened within `first_connect_timeout`; the client stopped.
+    /// `connect` returns [`ClientError::ConnectTimeout`] with the same fields.
+    GaveUp {
+        /// `first_connect_timeout`.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "waited_ms", serialize_with = "crate::serde_impls::ms")
+        )]
+        waited: Duration,
+        /// Why the last attempt failed, if one did.
+        last: Option<DisconnectReason>,
+    },
     /// Shutdown finished.
     ShutdownComplete,
 }
@@ -135,6 +167,13 @@ impl fmt::Display for ClientEvent {
                 write!(f, "handler failed for {msg_id}: {error}")
             }
             ClientEvent::Fatal(e) => write!(f, "fatal: {e}"),
+            ClientEvent::GaveUp { waited, last } => {
+                write!(f, "fatal: not connected within {waited:?}")?;
+                match last {
+                    Some(last) => write!(f, "; last attempt: {last}"),
+                    None => Ok(()),
+                }
+            }
             ClientEvent::ShutdownComplete => f.write_str("shut down"),
         }
     }
@@ -148,7 +187,7 @@ impl ClientEvent {
             Event::Connecting { attempt } => ClientEvent::Connecting { attempt: *attempt },
             Event::Connected => ClientEvent::Connected,
             Event::Disconnected { reason, retry_in } => ClientEvent::Disconnected {
-                reason: describe(reason),
+                reason: reason.clone(),
                 retry_in: *retry_in,
             },
             Event::Duplicate { msg_id, .. } => ClientEvent::Duplicate {
@@ -156,16 +195,17 @@ impl ClientEvent {
             },
             Event::Rejected { msg_id, reason } => ClientEvent::Rejected {
                 msg_id: msg_id.clone(),
-                reason: reason.to_string(),
+                reason: reason.clone(),
             },
-            Event::Fatal(error) => ClientEvent::Fatal(error.to_string()),
-            Event::GaveUp { waited, last } => ClientEvent::Fatal(
-                ClientError::ConnectTimeout {
-                    waited: *waited,
-                    last: last.clone().map(Box::new),
-                }
-                .to_string(),
-            ),
+            Event::HandlerFailed { msg_id, error } => ClientEvent::HandlerFailed {
+                msg_id: msg_id.clone(),
+                error: error.clone(),
+            },
+            Event::Fatal(error) => ClientEvent::Fatal(error.clone()),
+            Event::GaveUp { waited, last } => ClientEvent::GaveUp {
+                waited: *waited,
+                last: last.clone(),
+            },
             Event::KeyWarning { which, warning } => ClientEvent::KeyWarning {
                 which,
                 warning: *warning,
@@ -176,13 +216,28 @@ impl ClientEvent {
     }
 }
 
+/// Why [`Application::deliver`] could not hand a message to the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliverError {
+    /// Nobody receives deliveries any more (the consumer ended, or shutting down).
+    #[error("nobody receives deliveries any more")]
+    Closed,
+    /// The application's queue is full (adapters size it to `max_in_flight`, which
+    /// the session never exceeds, so this is a bug in the adapter).
+    #[error("the delivery queue is full")]
+    Full,
+}
+
 /// An adapter's application side: where [`super::ClientSession::dispatch`] sends what
 /// each session [`Event`] means — the adapter only says how its channels carry it.
 pub trait Application {
-    /// Hands a verified message to the application. `Err(reason)` when nobody takes it
-    /// any more (shutting down): the session then answers FAIL and the platform
-    /// delivers it again.
-    fn deliver(&mut self, message: Message) -> Result<(), String>;
+    /// Hands a verified message to the application's consumer (the session hands
+    /// messages out only while one is attached: [`super::ClientSession::set_consumer`]).
+    /// `Err` when nobody takes it any more: the session then answers FAIL (the
+    /// platform delivers it again) and publishes [`ClientEvent::Rejected`] with
+    /// [`super::RejectReason::Undeliverable`].
+    fn deliver(&mut self, message: Message) -> Result<(), DeliverError>;
 
     /// The PRODUCE_ACK (or failure) of the send whose `stream-id` is `stream_id`.
     fn produce_ack(&mut self, stream_id: String, result: Result<ProduceAck, SendError>);
@@ -195,10 +250,6 @@ pub trait Application {
 
     /// An event for subscribers ([`ClientEvent`]).
     fn publish(&mut self, event: ClientEvent);
-}
-
-fn describe(reason: &DisconnectReason) -> String {
-    reason.to_string()
 }
 
 /// Why a client call failed, on every runtime.
@@ -244,6 +295,162 @@ pub enum ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every event kind serializes to one tagged JSON object of a stable shape.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn events_serialize_as_tagged_json() {
+        use crate::ws::CloseCode;
+        use serde_json::json;
+        let json = |event: ClientEvent| serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json(ClientEvent::Connecting { attempt: 2 }),
+            json!({"event": "connecting", "attempt": 2})
+        );
+        assert_eq!(
+            json(ClientEvent::KeyWarning {
+                which: "app private key",
+                warning: KeyWarning::SmallModulus { bits: 1024 },
+            }),
+            json!({
+                "event": "key_warning",
+                "which": "app private key",
+                "warning": KeyWarning::SmallModulus { bits: 1024 }.to_string(),
+            })
+        );
+        assert_eq!(json(ClientEvent::Connected), json!({"event": "connected"}));
+        assert_eq!(
+            json(ClientEvent::Disconnected {
+                reason: DisconnectReason::Network(std::io::ErrorKind::ConnectionRefused),
+                retry_in: Some(Duration::from_millis(1500)),
+            }),
+            json!({
+                "event": "disconnected",
+                "reason": {
+                    "kind": "network",
+                    "message": "network error: connection refused",
+                    "error": "ConnectionRefused",
+                },
+                "retry_in_ms": 1500,
+            })
+        );
+        assert_eq!(
+            json(ClientEvent::Disconnected {
+                reason: DisconnectReason::ClosedByPeer {
+                    code: Some(CloseCode::GOING_AWAY),
+                    reason: "bye".into(),
+                },
+                retry_in: None,
+            })["reason"],
+            json!({
+                "kind": "closed_by_peer",
+                "message": DisconnectReason::ClosedByPeer {
+                    code: Some(CloseCode::GOING_AWAY),
+                    reason: "bye".into(),
+                }
+                .to_string(),
+                "code": 1001,
+                "reason": "bye",
+            })
+        );
+        assert_eq!(
+            json(ClientEvent::Rejected {
+                msg_id: Some("m1".into()),
+                reason: RejectReason::NoConsumer {
+                    waited: Duration::from_millis(500),
+                },
+            }),
+            json!({
+                "event": "rejected",
+                "msg_id": "m1",
+                "reason": {
+                    "kind": "no_consumer",
+                    "message": RejectReason::NoConsumer { waited: Duration::from_millis(500) }.to_string(),
+                    "waited_ms": 500,
+                },
+            })
+        );
+        assert_eq!(
+            json(ClientEvent::Rejected {
+                msg_id: None,
+                reason: RejectReason::Unsigned,
+            }),
+            json!({
+                "event": "rejected",
+                "msg_id": null,
+                "reason": {"kind": "unsigned", "message": "unsigned message"},
+            })
+        );
+        assert_eq!(
+            json(ClientEvent::Duplicate {
+                msg_id: "m2".into()
+            }),
+            json!({"event": "duplicate", "msg_id": "m2"})
+        );
+        assert_eq!(
+            json(ClientEvent::HandlerFailed {
+                msg_id: "m3".into(),
+                error: "boom".into(),
+            }),
+            json!({"event": "handler_failed", "msg_id": "m3", "error": "boom"})
+        );
+        let refused = RegisterError::Refused {
+            code: "40002".into(),
+            msg: "Invalid Arguments".into(),
+            sub_code: Some("isv.invalid-app-id".into()),
+            sub_msg: None,
+            signature_verified: true,
+        };
+        assert_eq!(
+            json(ClientEvent::Fatal(refused.clone())),
+            json!({
+                "event": "fatal",
+                "kind": "refused",
+                "message": refused.to_string(),
+                "code": "40002",
+                "msg": "Invalid Arguments",
+                "sub_code": "isv.invalid-app-id",
+                "sub_msg": null,
+                "signature_verified": true,
+            })
+        );
+        assert_eq!(
+            json(ClientEvent::GaveUp {
+                waited: Duration::from_secs(2),
+                last: Some(DisconnectReason::ConnectTimeout),
+            }),
+            json!({
+                "event": "gave_up",
+                "waited_ms": 2000,
+                "last": {"kind": "connect_timeout", "message": "connect attempt timed out"},
+            })
+        );
+        assert_eq!(
+            json(ClientEvent::Disconnected {
+                reason: DisconnectReason::Register(refused.clone()),
+                retry_in: None,
+            })["reason"]["register"]["code"],
+            json!("40002")
+        );
+        assert_eq!(
+            json(ClientEvent::ShutdownComplete),
+            json!({"event": "shutdown_complete"})
+        );
+    }
+
+    #[test]
+    fn gave_up_reads_as_the_connect_timeout() {
+        let last = DisconnectReason::Network(std::io::ErrorKind::ConnectionRefused);
+        let event = ClientEvent::GaveUp {
+            waited: Duration::from_secs(2),
+            last: Some(last.clone()),
+        };
+        let error = ClientError::ConnectTimeout {
+            waited: Duration::from_secs(2),
+            last: Some(Box::new(last)),
+        };
+        assert_eq!(event.to_string(), format!("fatal: {error}"));
+    }
 
     #[test]
     fn connect_timeout_names_the_last_cause() {

@@ -230,6 +230,13 @@ pub struct ClientConfig {
     /// Deliveries awaiting completion before the session asks the adapter to stop
     /// reading (default 64).
     pub max_in_flight: usize,
+    /// How long a verified message waits for a consumer while none is attached
+    /// ([`super::ClientSession::set_consumer`]: the clients attach one when `run` or
+    /// `deliveries` is called) before it is answered FAIL for the platform to redeliver
+    /// to a connection that consumes (default 500 ms). It covers the moment between
+    /// `connect` returning and `run` starting; a client that only sends answers every
+    /// push FAIL after it.
+    pub consumer_grace: Duration,
     /// How many frames the adapters check at once, each on a thread or task of its own
     /// ([`super::FrameChecker`]: parsing, and the CONSUME signature, nearly all of a
     /// message's cost): `0` (default) for one per core — per worker thread of the
@@ -303,6 +310,7 @@ impl ClientConfig {
             duplicate_capacity: 100_000,
             duplicate_max_age: Duration::from_secs(25 * 3600),
             max_in_flight: 64,
+            consumer_grace: Duration::from_millis(500),
             check_parallelism: 0,
             max_pending_sends: 200,
             send_timeout: Duration::from_secs(10),

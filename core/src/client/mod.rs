@@ -130,7 +130,7 @@ use std::time::{Duration, Instant};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-pub use app::{Application, ClientError, ClientEvent, Message};
+pub use app::{Application, ClientError, ClientEvent, DeliverError, Message};
 pub use backoff::BackoffConfig;
 pub use check::{CheckJob, CheckedFrame, FrameChecker};
 pub use config::{ClientConfig, ConfigError, Credentials};
@@ -203,6 +203,12 @@ pub struct ClientSession {
     first_deadline: Option<Instant>,
     /// Why the last attempt failed, for [`Event::GaveUp`].
     last_failure: Option<DisconnectReason>,
+    /// A consumer takes [`Event::Message`]s ([`ClientSession::set_consumer`]).
+    consumer: bool,
+    /// Verified deliveries waiting for a consumer, in arrival order, each until its
+    /// deadline (`consumer_grace` after it arrived). They are in `in_flight` too: they
+    /// count toward `max_in_flight`. At most `max_in_flight` of them.
+    held: VecDeque<(Instant, Delivery)>,
 }
 
 #[derive(Debug)]
@@ -303,6 +309,8 @@ impl ClientSession {
             fatal: None,
             first_deadline: config.first_connect_timeout.map(|t| now + t),
             last_failure: None,
+            consumer: true,
+            held: VecDeque::new(),
             config,
         };
         for (which, warning) in session.config.credentials.warnings() {
@@ -337,6 +345,64 @@ impl ClientSession {
     /// inside [`ClientSession::handle_input`].
     pub fn set_check_offload(&mut self, max_outstanding: usize) {
         self.max_outstanding = max_outstanding;
+    }
+
+    /// Whether a consumer takes the verified messages ([`Event::Message`]); `true`
+    /// when the session starts. While none is attached, a verified message waits at
+    /// most `consumer_grace` (default 500 ms) for one; then it is answered FAIL at once
+    /// (the platform redelivers it to a connection that consumes) and reported as
+    /// [`Event::Rejected`] with [`RejectReason::NoConsumer`]. Attaching one hands it
+    /// the waiting messages, in arrival order. Waiting messages count toward
+    /// `max_in_flight`; shutting down answers them FAIL at once.
+    ///
+    /// The adapters start their sessions detached and attach when the application
+    /// calls `run` or `deliveries`: a client that only sends does not hold the
+    /// platform's pushes (which the platform sends to every connection of the app),
+    /// while a message that arrives between `connect` and `run` still reaches the
+    /// handler.
+    pub fn set_consumer(&mut self, attached: bool, now: Instant) {
+        self.consumer = attached;
+        if attached {
+            while let Some((_, delivery)) = self.held.pop_front() {
+                self.emit(Event::Message(delivery));
+            }
+        } else {
+            self.expire_held(now);
+        }
+    }
+
+    /// Whether a consumer is attached ([`ClientSession::set_consumer`]).
+    pub fn has_consumer(&self) -> bool {
+        self.consumer
+    }
+
+    /// Verified deliveries waiting for a consumer ([`ClientSession::set_consumer`]).
+    pub fn waiting_for_consumer(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Answers FAIL the held deliveries whose grace has passed.
+    fn expire_held(&mut self, now: Instant) {
+        while self.held.front().is_some_and(|(until, _)| *until <= now) {
+            if let Some((_, delivery)) = self.held.pop_front() {
+                self.fail_held(
+                    delivery,
+                    RejectReason::NoConsumer {
+                        waited: self.config.consumer_grace,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    /// Answers FAIL a delivery no consumer took, reporting why.
+    fn fail_held(&mut self, delivery: Delivery, reason: RejectReason, now: Instant) {
+        if self.in_flight.contains_key(&delivery.id) {
+            self.reject(Some(delivery.frame.msg_id), reason);
+            // Known: checked above.
+            let _ = self.finish(delivery.id, AckStatus::Fail, now);
+        }
     }
 
     /// The session wants bytes from the open websocket: it is connected, fewer than
@@ -400,6 +466,7 @@ impl ClientSession {
     /// the shutdown deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.handled.expire(now);
+        self.expire_held(now);
         for stream_id in self.pending.take_expired(now) {
             self.emit(Event::ProduceAck {
                 stream_id,
@@ -468,6 +535,7 @@ impl ClientSession {
             self.pending.next_deadline(),
             self.shutdown_deadline,
             self.first_deadline,
+            self.held.front().map(|(until, _)| *until),
         ]
         .into_iter()
         .flatten()
@@ -818,10 +886,15 @@ impl ClientSession {
     pub fn dispatch(&mut self, event: Event, app: &mut impl Application, now: Instant) {
         match event {
             Event::Message(delivery) => {
-                let id = delivery.id;
-                if let Err(reason) = app.deliver(Message::new(delivery)) {
+                let (id, msg_id) = (delivery.id, delivery.frame.msg_id.clone());
+                if let Err(error) = app.deliver(Message::new(delivery)) {
                     // Known: it was just delivered.
-                    let _ = self.complete(id, Outcome::Failure(reason), now);
+                    if self.finish(id, AckStatus::Fail, now).is_ok() {
+                        app.publish(ClientEvent::Rejected {
+                            msg_id: Some(msg_id),
+                            reason: RejectReason::Undeliverable(error),
+                        });
+                    }
                 }
             }
             Event::ProduceAck { stream_id, result } => app.produce_ack(stream_id, result),
@@ -830,16 +903,18 @@ impl ClientSession {
                 app.connect_result(Ok(()));
             }
             Event::Fatal(error) => {
-                app.publish(ClientEvent::Fatal(error.to_string()));
+                app.publish(ClientEvent::Fatal(error.clone()));
                 app.connect_result(Err(ClientError::Refused(error)));
             }
             Event::GaveUp { waited, last } => {
-                let error = ClientError::ConnectTimeout {
+                app.publish(ClientEvent::GaveUp {
+                    waited,
+                    last: last.clone(),
+                });
+                app.connect_result(Err(ClientError::ConnectTimeout {
                     waited,
                     last: last.map(Box::new),
-                };
-                app.publish(ClientEvent::Fatal(error.to_string()));
-                app.connect_result(Err(error));
+                }));
             }
             other => {
                 if let Some(event) = ClientEvent::from_event(&other) {
@@ -914,7 +989,14 @@ impl ClientSession {
                 }],
             },
         );
-        self.emit(Event::Message(Delivery { id, frame: consume }));
+        let delivery = Delivery { id, frame: consume };
+        if self.consumer {
+            self.emit(Event::Message(delivery));
+        } else {
+            self.held
+                .push_back((now + self.config.consumer_grace, delivery));
+            self.expire_held(now);
+        }
     }
 
     /// Rules 2 and 3: signature, app id, timestamp window.
@@ -956,23 +1038,40 @@ impl ClientSession {
     }
 
     /// The application finished handling a delivery. SUCCESS remembers the message as
-    /// handled; the ack goes to every connection still open that delivered it.
+    /// handled; the ack goes to every connection still open that delivered it. A
+    /// [`Outcome::Failure`] is reported as [`Event::HandlerFailed`].
     pub fn complete(
         &mut self,
         id: DeliveryId,
         outcome: Outcome,
         now: Instant,
     ) -> Result<(), UnknownDelivery> {
+        match outcome {
+            Outcome::Success => self.finish(id, AckStatus::Success, now).map(drop),
+            Outcome::Failure(error) => {
+                let msg_id = self.finish(id, AckStatus::Fail, now)?;
+                self.emit(Event::HandlerFailed { msg_id, error });
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends a delivery with `status`: acks it, remembers a success. Returns its
+    /// `x-msgId`.
+    fn finish(
+        &mut self,
+        id: DeliveryId,
+        status: AckStatus,
+        now: Instant,
+    ) -> Result<String, UnknownDelivery> {
         let was_full = !self.can_take_frames();
         let entry = self.in_flight.remove(&id).ok_or(UnknownDelivery(id))?;
         self.in_flight_by_msg.remove(&entry.msg_id);
-        let status = match outcome {
-            Outcome::Success => {
-                self.handled.insert(&entry.msg_id, now);
-                AckStatus::Success
-            }
-            Outcome::Failure(_) => AckStatus::Fail,
-        };
+        // Completed before it was handed out (an id guessed by the application).
+        self.held.retain(|(_, delivery)| delivery.id != id);
+        if status == AckStatus::Success {
+            self.handled.insert(&entry.msg_id, now);
+        }
         if let State::Open { last_pong, .. } = &mut self.state {
             if was_full {
                 // Reading resumes now; the time spent paused was not silence.
@@ -993,7 +1092,7 @@ impl ClientSession {
             self.finish_shutdown(now);
         }
         self.resume_reading(now);
-        Ok(())
+        Ok(entry.msg_id)
     }
 
     fn ack(&mut self, headers: &FrameHeaders, msg_id: &str, status: AckStatus) {
@@ -1089,6 +1188,13 @@ impl ClientSession {
             return;
         }
         self.shutdown_deadline = Some(now + self.config.shutdown_timeout);
+        // Nobody will take the deliveries waiting for a consumer: FAIL them now.
+        while let Some((_, delivery)) = self.held.pop_front() {
+            self.fail_held(delivery, RejectReason::ShuttingDown, now);
+            if matches!(self.state, State::Ended) {
+                return;
+            }
+        }
         if self.in_flight.is_empty() || !self.is_connected() {
             self.finish_shutdown(now);
         }

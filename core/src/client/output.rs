@@ -207,6 +207,15 @@ pub enum Event {
         /// What is wrong with it.
         warning: crate::key::KeyWarning,
     },
+    /// A delivery was completed with [`Outcome::Failure`] (the handler returned an
+    /// error, panicked, or its answer was dropped): it was acked FAIL and the platform
+    /// delivers it again later. Emitted by [`super::ClientSession::complete`].
+    HandlerFailed {
+        /// `x-msgId`.
+        msg_id: String,
+        /// The application's text of the failure ([`Outcome::Failure`]).
+        error: String,
+    },
     /// Shutdown finished: in-flight deliveries completed (or the shutdown timeout
     /// passed) and the connection is closed.
     ShutdownComplete,
@@ -324,6 +333,18 @@ pub enum RejectReason {
     /// The session is shutting down and takes no new deliveries (answered FAIL).
     #[error("shutting down: not taking new messages")]
     ShuttingDown,
+    /// No consumer was attached ([`super::ClientSession::set_consumer`]: no `run`, no
+    /// `deliveries`) within `consumer_grace` of the message's arrival: answered FAIL at
+    /// once, so that the platform redelivers it to a connection that consumes.
+    #[error("no consumer attached within {}ms (a client that only sends): answered FAIL for redelivery", waited.as_millis())]
+    NoConsumer {
+        /// How long the message waited for a consumer (`consumer_grace`).
+        waited: Duration,
+    },
+    /// The application's side could not take the message
+    /// ([`super::Application::deliver`] failed): answered FAIL.
+    #[error("not delivered: {0}")]
+    Undeliverable(super::DeliverError),
     /// A frame of a kind the client does not expect, or a PRODUCE_ACK for no pending
     /// send.
     #[error("unexpected {cmd} frame")]

@@ -26,6 +26,19 @@ pub(crate) struct ListenArgs {
     /// command's program must exist at start-up; one with shell syntax is not checked.
     #[arg(long, value_name = "CMD")]
     exec: Option<String>,
+    /// How the client's events are printed on stderr: `human` (one line each) or
+    /// `json` (one JSON object per line, tagged by "event").
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = EventFormat::Human)]
+    events: EventFormat,
+}
+
+/// How [`print_events`] prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum EventFormat {
+    /// `alipay-msg: connected`, … (attempt starts are not shown).
+    Human,
+    /// `{"event":"connected"}`, … every event, one per line.
+    Json,
 }
 
 /// The JSON line printed (and given to `--exec`) for a message.
@@ -41,11 +54,19 @@ pub(crate) fn message_json(message: &Message) -> Value {
 }
 
 /// Prints the client's events on stderr from start-up on (key warnings, every failed
-/// attempt with its cause and next delay, reconnections), but the attempts' starts.
-pub(crate) fn print_events(mut events: tokio::sync::broadcast::Receiver<ClientEvent>) {
+/// attempt with its cause and next delay, every connection, the first included): as
+/// human lines (but the attempts' starts), or as JSON lines (every event).
+pub(crate) fn print_events(
+    mut events: tokio::sync::broadcast::Receiver<ClientEvent>,
+    format: EventFormat,
+) {
     tokio::spawn(async move {
         loop {
             match events.recv().await {
+                Ok(event) if format == EventFormat::Json => match serde_json::to_string(&event) {
+                    Ok(line) => eprintln!("{line}"),
+                    Err(e) => eprintln!("alipay-msg: event not serialisable ({e}): {event}"),
+                },
                 Ok(ClientEvent::Connecting { .. }) => {}
                 Ok(event) => {
                     if matches!(event, ClientEvent::KeyWarning { .. }) {
@@ -53,9 +74,10 @@ pub(crate) fn print_events(mut events: tokio::sync::broadcast::Receiver<ClientEv
                     }
                     eprintln!("alipay-msg: {event}");
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    eprintln!("alipay-msg: ({n} events not shown)");
-                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => match format {
+                    EventFormat::Json => eprintln!("{}", json!({"event": "lagged", "lost": n})),
+                    EventFormat::Human => eprintln!("alipay-msg: ({n} events not shown)"),
+                },
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
@@ -92,19 +114,20 @@ pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     config.first_connect_timeout = None;
     // After a second signal, handlers may still be running: dropping the runtime drops
     // them, and with them their `--exec` children.
-    crate::runtime()?.block_on(listen(config, network, exec))
+    crate::runtime()?.block_on(listen(config, network, exec, args.events))
 }
 
 async fn listen(
     config: ClientConfig,
     network: Network,
     exec: Option<ExecCommand>,
+    format: EventFormat,
 ) -> Result<u8, Failure> {
     // Installed before the first attempt.
     let mut signals = StopSignals::install()?;
     let connecting = Client::start_with_network(config, network)
         .map_err(|e| Failure::malformed(e.to_string()))?;
-    print_events(connecting.events());
+    print_events(connecting.events(), format);
     let client = tokio::select! {
         signal = signals.recv() => {
             eprintln!(

@@ -63,6 +63,9 @@ enum Command {
     Listen(listen::ListenArgs),
     /// Send one message (PRODUCE) and print its PRODUCE_ACK; exit 0 when accepted, 3
     /// when the platform cannot be reached within the configuration's connect timeout.
+    /// It consumes nothing: a message the platform pushes to its connection meanwhile
+    /// is answered FAIL at once (after `consumer_grace_ms`, 500 ms), for the platform to
+    /// redeliver to a listener.
     Send(send::SendArgs),
     /// Run the local platform simulator (register.do, websocket, pushes, redelivery)
     /// until Ctrl-C, printing one line per event.

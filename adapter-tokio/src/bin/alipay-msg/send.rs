@@ -6,6 +6,7 @@ use alipay_msg_tokio::{config_file, Client};
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::listen::EventFormat;
 use crate::Failure;
 
 #[derive(Args)]
@@ -19,6 +20,10 @@ pub(crate) struct SendArgs {
     /// The business content: one JSON object.
     #[arg(long, value_name = "JSON")]
     biz_content: String,
+    /// How the client's events are printed on stderr: `human` or `json` (one JSON
+    /// object per line).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = EventFormat::Human)]
+    events: EventFormat,
 }
 
 pub(crate) fn run(args: SendArgs) -> Result<u8, Failure> {
@@ -35,7 +40,7 @@ pub(crate) fn run(args: SendArgs) -> Result<u8, Failure> {
     crate::runtime()?.block_on(async move {
         let connecting = Client::start_with_network(config, network)
             .map_err(|e| Failure::malformed(e.to_string()))?;
-        crate::listen::print_events(connecting.events());
+        crate::listen::print_events(connecting.events(), args.events);
         let client = connecting
             .connected()
             .await
