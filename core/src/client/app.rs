@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::key::KeyWarning;
 use crate::register::RegisterError;
 
+use super::output::HumanDuration;
 use super::{ConfigError, Delivery, DeliveryId, DisconnectReason, Event, RejectReason, SendError};
 use crate::produce_ack::ProduceAck;
 use serde::de::DeserializeOwned;
@@ -152,7 +153,12 @@ impl fmt::Display for ClientEvent {
             ClientEvent::KeyWarning { which, warning } => write!(f, "warning: {which}: {warning}"),
             ClientEvent::Connected => f.write_str("connected"),
             ClientEvent::Disconnected { reason, retry_in } => match retry_in {
-                Some(d) => write!(f, "disconnected: {reason}; retrying in {d:?}"),
+                Some(d) if d.is_zero() => write!(f, "disconnected: {reason}; retrying now"),
+                Some(d) => write!(
+                    f,
+                    "disconnected: {reason}; retrying in {}",
+                    HumanDuration(*d)
+                ),
                 None => write!(f, "disconnected: {reason}"),
             },
             ClientEvent::Rejected { msg_id, reason } => {
@@ -168,7 +174,7 @@ impl fmt::Display for ClientEvent {
             }
             ClientEvent::Fatal(e) => write!(f, "fatal: {e}"),
             ClientEvent::GaveUp { waited, last } => {
-                write!(f, "fatal: not connected within {waited:?}")?;
+                write!(f, "fatal: not connected within {}", HumanDuration(*waited))?;
                 match last {
                     Some(last) => write!(f, "; last attempt: {last}"),
                     None => Ok(()),
@@ -279,7 +285,7 @@ pub enum ClientError {
     AlreadyConsuming,
     /// No connection within the time allowed (`ClientConfig::first_connect_timeout`,
     /// or the blocking client's `connect_timeout`).
-    #[error("not connected within {waited:?}{}", last.as_ref().map(|l| format!("; last attempt: {l}")).unwrap_or_default())]
+    #[error("not connected within {}{}", HumanDuration(*waited), last.as_ref().map(|l| format!("; last attempt: {l}")).unwrap_or_default())]
     ConnectTimeout {
         /// The time allowed.
         waited: std::time::Duration,
@@ -453,6 +459,21 @@ mod tests {
     }
 
     #[test]
+    fn retry_delays_read_as_people_write_them() {
+        let disconnected = |ms| ClientEvent::Disconnected {
+            reason: DisconnectReason::Eof,
+            retry_in: Some(Duration::from_millis(ms)),
+        };
+        assert!(disconnected(0).to_string().ends_with("; retrying now"));
+        assert!(disconnected(1_200)
+            .to_string()
+            .ends_with("; retrying in 1.2 s"));
+        assert!(disconnected(350)
+            .to_string()
+            .ends_with("; retrying in 350 ms"));
+    }
+
+    #[test]
     fn connect_timeout_names_the_last_cause() {
         let error = ClientError::ConnectTimeout {
             waited: Duration::from_secs(2),
@@ -462,7 +483,7 @@ mod tests {
         };
         assert_eq!(
             error.to_string(),
-            "not connected within 2s; last attempt: network error: connection refused"
+            "not connected within 2 s; last attempt: network error: connection refused"
         );
     }
 }

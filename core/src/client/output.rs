@@ -275,7 +275,11 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Handshake(e) => write!(f, "websocket upgrade failed: {e}"),
             DisconnectReason::ConnectTimeout => f.write_str("connect attempt timed out"),
             DisconnectReason::Dead { silent_for } => {
-                write!(f, "no pong for {silent_for:?}: connection dead")
+                write!(
+                    f,
+                    "no pong for {}: connection dead",
+                    HumanDuration(*silent_for)
+                )
             }
             DisconnectReason::Network(kind) => {
                 write!(f, "network error: {}", io::Error::from(*kind))
@@ -336,7 +340,7 @@ pub enum RejectReason {
     /// No consumer was attached ([`super::ClientSession::set_consumer`]: no `run`, no
     /// `deliveries`) within `consumer_grace` of the message's arrival: answered FAIL at
     /// once, so that the platform redelivers it to a connection that consumes.
-    #[error("no consumer attached within {}ms (a client that only sends): answered FAIL for redelivery", waited.as_millis())]
+    #[error("no consumer attached within {} (a client that only sends): answered FAIL for redelivery", HumanDuration(*waited))]
     NoConsumer {
         /// How long the message waited for a consumer (`consumer_grace`).
         waited: Duration,
@@ -391,3 +395,54 @@ pub enum SendError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unknown or already completed {0}")]
 pub struct UnknownDelivery(pub DeliveryId);
+
+/// A duration as people read it in messages and logs: `350 ms`, `1.2 s`, `10 s`,
+/// `2 min 5 s`, `25 h` (rounded; not for parsing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HumanDuration(pub(crate) Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms < 1_000 {
+            return write!(f, "{ms} ms");
+        }
+        if ms < 60_000 {
+            let tenths = (ms + 50) / 100;
+            return if tenths.is_multiple_of(10) {
+                write!(f, "{} s", tenths / 10)
+            } else {
+                write!(f, "{}.{} s", tenths / 10, tenths % 10)
+            };
+        }
+        let secs = (ms + 500) / 1_000;
+        let (h, m, s) = (secs / 3_600, secs / 60 % 60, secs % 60);
+        match (h, m, s) {
+            (0, m, 0) => write!(f, "{m} min"),
+            (0, m, s) => write!(f, "{m} min {s} s"),
+            (h, 0, _) => write!(f, "{h} h"),
+            (h, m, _) => write!(f, "{h} h {m} min"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod human_duration_tests {
+    use super::HumanDuration;
+    use std::time::Duration;
+
+    #[test]
+    fn reads_as_people_write_it() {
+        let text = |ms| HumanDuration(Duration::from_millis(ms)).to_string();
+        assert_eq!(text(0), "0 ms");
+        assert_eq!(text(350), "350 ms");
+        assert_eq!(text(1_200), "1.2 s");
+        assert_eq!(text(1_249), "1.2 s");
+        assert_eq!(text(10_000), "10 s");
+        assert_eq!(text(59_999), "60 s");
+        assert_eq!(text(125_000), "2 min 5 s");
+        assert_eq!(text(120_000), "2 min");
+        assert_eq!(text(25 * 3_600_000), "25 h");
+        assert_eq!(text(90 * 60_000), "1 h 30 min");
+    }
+}
