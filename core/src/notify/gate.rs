@@ -1,27 +1,7 @@
 //! The endpoint decision for HTTP notifications (PROTOCOL §10): raw request in,
 //! [`Verdict`] out, with duplicate suppression by `notify_id`.
 //!
-//! The rule, in order (the first that fails decides):
-//!
-//! 1. the `Content-Type` is `application/x-www-form-urlencoded` (parameters such as
-//!    `charset` allowed and ignored: the body's own `charset` parameter decides);
-//! 2. the body is at most [`FormLimits::max_body_len`] bytes;
-//! 3. the body decodes and its signature verifies with the platform key under the
-//!    configured [`Rule`] ([`verify_with`](super::verify_with)), and it has a `notify_id`
-//!    and an `app_id`;
-//! 4. the `app_id` is ours;
-//! 5. when a freshness window is set (off by default), `notify_time` (payment
-//!    notifications) or `utc_timestamp` (gateway messages) is within it;
-//! 6. a `notify_id` already handled successfully is a [`Verdict::Duplicate`]: answer
-//!    `success` without handling it again; one being handled right now is refused
-//!    ([`RefuseReason::InProgress`]: answer `fail`, the platform retries later);
-//! 7. anything else is [`Verdict::Handle`]: run the handler, then
-//!    [`NotifyGate::complete`] with its outcome. Success remembers the `notify_id` (for
-//!    [`DEFAULT_DUPLICATE_MAX_AGE`], the platform's retry span); failure forgets the
-//!    claim, so the platform's retry is handled again.
-//!
-//! Signature first: a body that does not verify never reaches the duplicate check, so it
-//! can never be answered `success`.
+//! The rule is on [`NotifyGate`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -181,8 +161,29 @@ impl RefuseReason {
 
 /// The runtime-neutral notification endpoint: configuration (platform key, our
 /// `app_id`, [`Rule`], limits, optional freshness window) and state (a bounded window
-/// of handled `notify_id`s and a bounded set of those being handled). See the
-/// [module](self) for the rule.
+/// of handled `notify_id`s and a bounded set of those being handled).
+///
+/// The rule, in order (the first that fails decides):
+///
+/// 1. the `Content-Type` is `application/x-www-form-urlencoded` (parameters such as
+///    `charset` allowed and ignored: the body's own `charset` parameter decides);
+/// 2. the body is at most [`FormLimits::max_body_len`] bytes;
+/// 3. the body decodes and its signature verifies with the platform key under the
+///    configured [`Rule`] ([`verify_with`](super::verify_with)), and it has a `notify_id`
+///    and an `app_id`;
+/// 4. the `app_id` is ours;
+/// 5. when a freshness window is set (off by default), `notify_time` (payment
+///    notifications) or `utc_timestamp` (gateway messages) is within it;
+/// 6. a `notify_id` already handled successfully is a [`Verdict::Duplicate`]: answer
+///    `success` without handling it again; one being handled right now is refused
+///    ([`RefuseReason::InProgress`]: answer `fail`, the platform retries later);
+/// 7. anything else is [`Verdict::Handle`]: run the handler, then
+///    [`NotifyGate::complete`] with its outcome. Success remembers the `notify_id` (for
+///    [`DEFAULT_DUPLICATE_MAX_AGE`], the platform's retry span); failure forgets the
+///    claim, so the platform's retry is handled again.
+///
+/// Signature first: a body that does not verify never reaches the duplicate check, so it
+/// can never be answered `success`.
 ///
 /// ```
 /// use std::time::Instant;
@@ -341,7 +342,7 @@ impl NotifyGate {
     /// `Content-Type` header (`None` when absent), `body` the raw body exactly as
     /// received (never a framework-parsed form), `now` a monotonic instant and
     /// `unix_ms` the wall clock (used only by the freshness window). Steps 1–7 of the
-    /// [module](self) rule: [`check`](Self::check), then [`admit`](Self::admit).
+    /// [rule](NotifyGate): [`check`](Self::check), then [`admit`](Self::admit).
     pub fn decide(
         &mut self,
         content_type: Option<&str>,
