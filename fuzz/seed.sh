@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 testdata="$here/../testdata"
 corpus="$here/corpus"
-targets="frame message_json register_answer http_response notify_body keys cert_der client_session ws_client_frames ws_server_frames ws_upgrade_answer server_session"
+targets="frame message_json register_answer http_response notify_body notify_endpoint keys cert_der client_session ws_client_frames ws_server_frames ws_upgrade_answer server_session"
 for t in $targets; do
   mkdir -p "$corpus/$t"
   rm -f "$corpus/$t"/seed-*
@@ -100,6 +100,21 @@ for name in sorted(os.listdir(os.path.join(testdata, "notify"))):
     put("notify_body", name.rsplit(".", 1)[0], read("notify/" + name).rstrip(b"\r\n"))
 put("notify_body", "gbk", b"subject=%B2%E2%CA%D4&charset=GBK&a=x+y&sign_type=RSA2&sign=AAAA")
 put("notify_body", "gb2312-gbk-only", b"subject=%B2%E2%81%40&charset=Gb2312&sign_type=RSA2&sign=AAAA")
+
+# --- notify_endpoint: a flag byte (bits 0-1 content type, bit 2 rule V2, bit 3 the
+# gateway vector's app id, bit 4 handler ok, bit 5 freshness window, bit 6 512-byte
+# limit; see core/src/fuzzing.rs) then a notification body.
+for name in sorted(os.listdir(os.path.join(testdata, "notify"))):
+    body = read("notify/" + name).rstrip(b"\r\n")
+    stem = name.rsplit(".", 1)[0]
+    v2 = 4 if stem.endswith("_v2") else 0
+    app = 8 if stem.startswith("gateway") else 0
+    put("notify_endpoint", stem + "-ok", bytes([v2 | app | 16]) + body)
+    put("notify_endpoint", stem + "-fail-fresh", bytes([1 | v2 | app | 32]) + body)
+put("notify_endpoint", "no-content-type", b"\x02" + read("notify/trade_notify_rsa2_v1.txt").rstrip(b"\r\n"))
+put("notify_endpoint", "text-plain", b"\x03" + read("notify/trade_notify_rsa2_v1.txt").rstrip(b"\r\n"))
+put("notify_endpoint", "limit-512", b"\x50" + read("notify/trade_notify_rsa2_v1.txt").rstrip(b"\r\n"))
+put("notify_endpoint", "foreign-app", b"\x18" + read("notify/trade_notify_rsa2_v1.txt").rstrip(b"\r\n"))
 
 # --- keys and cert_der: PEM text, bare base64 and DER.
 def pem_blocks(text):

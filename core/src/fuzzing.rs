@@ -333,6 +333,94 @@ pub fn notify_body(data: &[u8]) {
     }
 }
 
+/// The endpoint decision ([`notify::NotifyGate`]) on a raw request. The first byte
+/// picks: bits 0-1 the content type (form, form with a charset parameter, absent,
+/// `text/plain`), bit 2 the rule (V2 when set), bit 3 our app id (the gateway vector's
+/// when set), bit 4 the handler's outcome, bit 5 a freshness window of one hour (wall
+/// clock at the trade vectors' `notify_time`), bit 6 a 512-byte body limit. The rest
+/// is the body.
+///
+/// Invariants: a body is handled only if it verifies under the gate's rule and limits
+/// and is for our app; a refusal for a bad signature is one [`notify::verify_with`]
+/// also calls a signature failure; after completion the same body is a duplicate
+/// (handler succeeded) or handled again (handler failed), and a second decision while
+/// the claim is held is refused as in progress.
+pub fn notify_endpoint(data: &[u8]) {
+    use crate::notify::{FormLimits, NotifyGate, RefuseReason, Verdict};
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    let content_type = match flags & 3 {
+        0 => Some(notify::FORM_CONTENT_TYPE),
+        1 => Some("Application/x-www-form-urlencoded; charset=GBK"),
+        2 => None,
+        _ => Some("text/plain"),
+    };
+    let rule = if flags & 4 != 0 { Rule::V2 } else { Rule::V1 };
+    let app_id = if flags & 8 != 0 {
+        "2013121700999429"
+    } else {
+        APP_ID
+    };
+    let handled_ok = flags & 16 != 0;
+    let limits = if flags & 64 != 0 {
+        FormLimits::DEFAULT.with_max_body_len(512)
+    } else {
+        FormLimits::DEFAULT
+    };
+    // 2026-11-20 10:21:35 UTC+8, the trade vectors' notify_time.
+    let unix_ms = 1_795_141_295_000;
+    let platform = &fixture().platform;
+    let mut gate = NotifyGate::new(platform_verifier(), app_id)
+        .with_rule(rule)
+        .with_limits(limits);
+    if flags & 32 != 0 {
+        gate = gate.with_freshness(Duration::from_secs(3600));
+    }
+    let now = Instant::now();
+    match gate.decide(content_type, body, now, unix_ms) {
+        Verdict::Handle {
+            notification,
+            claim,
+        } => {
+            let verified = notify::verify_with(body, platform, rule, &limits)
+                .expect("handled a body that does not verify");
+            assert_eq!(verified, notification);
+            assert_eq!(notification.app_id(), Some(app_id));
+            assert_eq!(notification.notify_id(), Some(claim.notify_id()));
+            assert!(content_type.is_some_and(notify::is_form_content_type));
+            match gate.decide(content_type, body, now, unix_ms) {
+                Verdict::Refuse(RefuseReason::InProgress { .. }) => {}
+                other => panic!("second decision while handling: {other:?}"),
+            }
+            let answer = gate.complete(claim, handled_ok, now);
+            assert_eq!(answer.is_success(), handled_ok);
+            match gate.decide(content_type, body, now, unix_ms) {
+                Verdict::Duplicate { .. } => assert!(handled_ok),
+                Verdict::Handle { .. } => assert!(!handled_ok),
+                other => panic!("decision after completion: {other:?}"),
+            }
+        }
+        Verdict::Duplicate { .. } => panic!("a fresh gate answered a duplicate"),
+        Verdict::Refuse(reason) => {
+            let _ = (reason.to_string(), reason.is_signature_failure());
+            if reason.is_signature_failure() {
+                let e = notify::verify_with(body, platform, rule, &limits)
+                    .expect_err("refused for its signature a body that verifies");
+                assert!(e.is_signature_failure(), "{e}");
+            }
+        }
+    }
+}
+
+/// A new verifier for the platform key (a gate owns its verifier).
+fn platform_verifier() -> Verifier {
+    static KEY: OnceLock<PublicKey> = OnceLock::new();
+    let key = KEY.get_or_init(|| PublicKey::from_pem_or_base64(ALIPAY_PUBLIC).expect("vector key"));
+    // The vector key loaded once already; a verifier for it cannot fail.
+    Verifier::new(key).expect("vector key")
+}
+
 /// Key text and DER: every loader, private and public. A private key that loads has a
 /// public half that loads again from its PKCS#1 DER.
 pub fn keys(data: &[u8]) {

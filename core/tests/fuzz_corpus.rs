@@ -62,6 +62,11 @@ fn notify_body() {
 }
 
 #[test]
+fn notify_endpoint() {
+    replay("notify_endpoint", fuzzing::notify_endpoint);
+}
+
+#[test]
 fn keys() {
     replay("keys", fuzzing::keys);
 }

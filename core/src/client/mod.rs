@@ -118,7 +118,7 @@ mod app;
 mod backoff;
 mod check;
 mod config;
-mod dedup;
+pub(crate) mod dedup;
 mod link;
 mod order;
 mod output;

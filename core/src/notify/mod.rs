@@ -12,10 +12,15 @@
 //! - [`verify`] also checks the signature and classifies the notification.
 //! - [`diagnose`] explains a failure: the rule, charset, sign type and exact sign
 //!   content used, the key's fingerprint, and [`Hint`]s at the usual mistakes.
+//! - [`NotifyGate`] is the whole endpoint decision, runtime-neutral: raw request in,
+//!   [`Verdict`] out (handle this typed notification / answer `success` at once as a
+//!   duplicate / answer `fail` for a [`RefuseReason`]), with duplicate suppression by
+//!   `notify_id`. The axum integration (`alipay-msg-axum`) and the Python binding use it.
 
 mod charset;
 mod diagnosis;
 mod form;
+mod gate;
 mod gateway;
 mod trade;
 
@@ -25,6 +30,11 @@ use crate::signature::{SignType, SignatureError, UnknownSignType, Verifier};
 pub use charset::{NotifyCharset, UnknownNotifyCharset};
 pub use diagnosis::{Diagnosis, Hint};
 pub use form::{FormLimits, FormParams, Iter};
+pub use gate::{
+    is_form_content_type, Claim, NotifyGate, RefuseReason, Verdict, DEFAULT_CLAIM_TIMEOUT,
+    DEFAULT_DUPLICATE_CAPACITY, DEFAULT_DUPLICATE_MAX_AGE, DEFAULT_MAX_IN_PROGRESS,
+    FORM_CONTENT_TYPE,
+};
 pub use gateway::GatewayMessage;
 pub use trade::{TradeNotification, TradeStatus};
 
