@@ -43,7 +43,7 @@
 #![warn(missing_docs)]
 
 mod client;
-pub mod network;
+pub use alipay_msg_network as network;
 mod runtime;
 mod transport;
 

@@ -46,7 +46,7 @@
 mod events;
 mod io_thread;
 mod lanes;
-pub mod network;
+pub use alipay_msg_network as network;
 mod pool;
 mod transport;
 

@@ -42,7 +42,7 @@
 
 mod client;
 pub mod config_file;
-pub mod network;
+pub use alipay_msg_network as network;
 mod transport;
 
 pub use alipay_msg_core as core;

@@ -1,33 +1,37 @@
-//! How the client reaches the platform: the TLS configuration and the proxy
-//! ([`Network`]). The same module, with the same API, is in every client crate
-//! (`alipay-msg-tokio`, `alipay-msg-async-std`, `alipay-msg-blocking`); the core has no
-//! TLS (DESIGN: the adapter opens TCP + TLS, through an HTTP CONNECT proxy when
-//! configured).
+//! How a client reaches the platform: the TLS configuration and the proxy
+//! ([`Network`]), shared by every client crate (`alipay-msg-tokio`,
+//! `alipay-msg-async-std`, `alipay-msg-blocking`, each re-exporting it as `network`);
+//! the core has no TLS (DESIGN: the adapter opens TCP + TLS, through an HTTP CONNECT
+//! proxy when configured). Runtime-neutral: no sockets here, only the configuration
+//! each client's connect code uses.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! use alipay_msg_blocking::network::{Network, Proxy};
+//! use alipay_msg_network::{Network, Proxy};
 //! # fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! // Through a corporate proxy, trusting an extra CA besides the webpki roots.
-//! let mut roots = alipay_msg_blocking::network::webpki_roots();
-//! for cert in alipay_msg_blocking::network::read_pem_certificates("corp-ca.pem".as_ref())? {
+//! let mut roots = alipay_msg_network::webpki_roots();
+//! for cert in alipay_msg_network::read_pem_certificates("corp-ca.pem".as_ref())? {
 //!     roots.add(cert)?;
 //! }
 //! let network = Network::default()
-//!     .tls(alipay_msg_blocking::network::tls_config(roots))
+//!     .tls(alipay_msg_network::tls_config(roots))
 //!     .proxy(Proxy::http("http://proxy.corp:3128")?);
 //! # Ok(()) }
 //! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use alipay_msg_core::proxy::{self, ProxyRules};
+use alipay_msg_core::proxy;
+pub use alipay_msg_core::proxy::ProxyRules;
 pub use alipay_msg_core::proxy::{NoProxy, Proxy, ProxyError, ProxyServer};
 use rustls::pki_types::CertificateDer;
 
-use crate::ClientError;
+use alipay_msg_core::client::ClientError;
 
 /// The network options of a client: which TLS configuration it connects with and
 /// which proxy it goes through. The default — webpki roots, the proxy from the
@@ -57,8 +61,9 @@ impl Network {
     }
 
     /// The connector for a client: the configuration chosen, the proxy environment
-    /// read (once, when the client starts).
-    pub(crate) fn connector(&self) -> Result<Arc<Connector>, ClientError> {
+    /// read (once, when the client starts). [`ClientError::Io`] when a proxy variable
+    /// of the environment is not a proxy URL.
+    pub fn connector(&self) -> Result<Arc<Connector>, ClientError> {
         let proxy = self
             .proxy
             .resolve(|name| std::env::var(name).ok())
@@ -72,9 +77,11 @@ impl Network {
 
 /// What each connection of a client opens with ([`Network`], resolved).
 #[derive(Debug)]
-pub(crate) struct Connector {
-    pub(crate) tls: Arc<rustls::ClientConfig>,
-    pub(crate) proxy: ProxyRules,
+pub struct Connector {
+    /// The rustls configuration for `https` endpoints.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Which hosts go through which proxy.
+    pub proxy: ProxyRules,
 }
 
 impl Default for Connector {
@@ -162,20 +169,16 @@ pub fn read_pem_certificates(path: &Path) -> io::Result<Vec<CertificateDer<'stat
 /// mismatched certificate: rustls' error, e.g. `invalid peer certificate:
 /// UnknownIssuer`) and a proxy's refusal at `warn` — the session learns only the
 /// [`io::ErrorKind`] (`InvalidData` for TLS) — anything else at `debug`.
-pub(crate) fn log_connect_failure(
-    conn: impl std::fmt::Display,
-    host: &str,
-    port: u16,
-    error: &io::Error,
-) {
+pub fn log_connect_failure(conn: impl std::fmt::Display, host: &str, port: u16, error: &io::Error) {
     match connect_failure(error) {
         Some(what) => tracing::warn!(%conn, %host, port, %error, "{what}"),
         None => tracing::debug!(%conn, %host, port, %error, "connect failed"),
     }
 }
 
-/// What kind of failure `error` is, when it is one the user must see.
-pub(crate) fn connect_failure(error: &io::Error) -> Option<&'static str> {
+/// What kind of failure `error` is, when it is one the user must see (a TLS failure, a
+/// proxy's refusal); `None` for the rest.
+pub fn connect_failure(error: &io::Error) -> Option<&'static str> {
     let inner = error.get_ref()?;
     if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
         Some(match tls {
@@ -190,4 +193,4 @@ pub(crate) fn connect_failure(error: &io::Error) -> Option<&'static str> {
 }
 
 /// How many bytes of a proxy's answer to read at most: [`proxy::MAX_CONNECT_RESPONSE`].
-pub(crate) const MAX_PROXY_ANSWER: usize = proxy::MAX_CONNECT_RESPONSE;
+pub const MAX_PROXY_ANSWER: usize = proxy::MAX_CONNECT_RESPONSE;
