@@ -5,6 +5,11 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+#[cfg(unix)]
+mod support;
+#[cfg(unix)]
+use support::Reaped;
+
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors");
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {
@@ -500,16 +505,6 @@ fn listen_reports_failed_first_attempts_and_stops_on_ctrl_c() {
     );
 }
 
-/// Kills a child process on drop, so a failed assertion leaves no server behind.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// An app whose sign type is `RSA` (SHA1withRSA), through the CLI alone:
 /// `simulate --sign-type RSA` signs the app's CONSUMEs with SHA1withRSA, `listen` with
 /// `sign_type = "RSA"` verifies and handles one, and `send` signs a PRODUCE the
@@ -519,49 +514,10 @@ impl Drop for Reaped {
 #[test]
 fn rsa_app_end_to_end_through_the_cli() {
     use std::io::{BufRead, BufReader};
-    let dir = std::env::temp_dir().join(format!("alipay-msg-cli-{}-rsa", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let push = dir.join("push.jsonl");
-    std::fs::write(
-        &push,
-        "{\"msg_api\":\"alipay.open.mini.version.audit.passed\",\"biz_content\":{\"mini_app_id\":\"2014072300007148\"}}\n",
-    )
-    .unwrap();
-    let mut simulate = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
-            .args(["simulate", "--listen", "127.0.0.1:0", "--sign-type", "RSA"])
-            .arg("--push")
-            .arg(&push)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut sim_out = BufReader::new(simulate.0.stdout.take().unwrap());
-    let mut first = String::new();
-    sim_out.read_line(&mut first).unwrap();
-    let endpoint = first
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
-    // Keep reading the simulator's output so that it never blocks on a full pipe.
-    let sim_lines =
-        std::thread::spawn(move || sim_out.lines().map_while(Result::ok).collect::<Vec<_>>());
-
-    let config = dir.join("client.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "app_id = \"2021000000000001\"\nendpoint = \"{endpoint}\"\nsign_type = \"RSA\"\n\
-             [keys]\napp_private_key_file = \"{}\"\nalipay_public_key_file = \"{}\"\n",
-            path("keys/app_private_pkcs1.pem"),
-            path("keys/alipay_public.pem"),
-        ),
-    )
-    .unwrap();
+    let dir = support::test_dir("rsa");
+    let (_simulate, endpoint, sim_lines) =
+        support::simulator(&dir, support::ONE_PUSH, &["--sign-type", "RSA"]);
+    let config = support::client_config(&dir, &endpoint, "sign_type = \"RSA\"");
     let config = config.to_str().unwrap();
 
     let mut listen = Reaped(
@@ -599,20 +555,9 @@ fn rsa_app_end_to_end_through_the_cli() {
     let ack = json_line(&out);
     assert_eq!(ack["code"], "10000", "{ack}");
 
-    let interrupted = Command::new("kill")
-        .args(["-INT", &listen.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
+    listen.signal("-INT", false);
     assert_eq!(listen.0.wait().unwrap().code(), Some(0));
-    let stopped = Command::new("kill")
-        .args(["-INT", &simulate.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    simulate.0.wait().unwrap();
-    let printed = sim_lines.join().unwrap().join("\n");
-    assert!(printed.contains("ack SUCCESS"), "{printed}");
+    support::wait_for_line(&sim_lines, "ack SUCCESS", "the simulator");
 }
 
 const NOTIFY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/notify");
@@ -739,28 +684,10 @@ fn verify_notify_explain_always_with_the_flag() {
 }
 
 /// `simulate` on a free port: the process and its `host:port`.
+#[cfg(unix)]
 fn start_simulator() -> (Reaped, String) {
-    use std::io::{BufRead, BufReader};
-    let mut simulate = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
-            .args(["simulate", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut sim_out = BufReader::new(simulate.0.stdout.take().unwrap());
-    let mut first = String::new();
-    sim_out.read_line(&mut first).unwrap();
-    let endpoint = first
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
-    // Keep reading the simulator's output so that it never blocks on a full pipe.
-    std::thread::spawn(move || sim_out.lines().map_while(Result::ok).count());
+    let dir = support::test_dir("simulator");
+    let (simulate, endpoint, _lines) = support::simulator(&dir, "", &[]);
     (simulate, endpoint)
 }
 
@@ -803,6 +730,7 @@ fn send_with_keys(
 /// The key mix-ups at registration, named: the app public key configured as the
 /// platform key (this client refuses the platform's answer), and an app private key
 /// that is not the pair of the app public key the platform has (`isv.invalid-signature`).
+#[cfg(unix)]
 #[test]
 fn send_names_the_likely_key_mix_up() {
     let (_simulator, endpoint) = start_simulator();
@@ -846,51 +774,18 @@ fn send_names_the_likely_key_mix_up() {
 /// instead of being held until the connection closes (it took 30 s: the shutdown
 /// waited for it); a `listen` started afterwards handles it, and says when it connects
 /// (the first connection included).
+#[cfg(unix)]
 #[test]
 fn send_fails_a_queued_push_at_once_and_listen_handles_it() {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
-    let dir = std::env::temp_dir().join(format!("alipay-msg-cli-{}-sendonly", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let push = dir.join("push.jsonl");
-    std::fs::write(
-        &push,
+    let dir = support::test_dir("sendonly");
+    let (simulate, endpoint, sim_lines) = support::simulator(
+        &dir,
         "{\"msg_api\":\"alipay.open.mini.version.audit.passed\",\"biz_content\":{\"n\":1}}\n",
-    )
-    .unwrap();
-    let mut simulate = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
-            .args(["simulate", "--listen", "127.0.0.1:0"])
-            .arg("--push")
-            .arg(&push)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        &[],
     );
-    let mut sim_out = BufReader::new(simulate.0.stdout.take().unwrap());
-    let mut first = String::new();
-    sim_out.read_line(&mut first).unwrap();
-    let endpoint = first
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
-    let sim_lines =
-        std::thread::spawn(move || sim_out.lines().map_while(Result::ok).collect::<Vec<_>>());
-    let config = dir.join("client.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "app_id = \"2021000000000001\"\nendpoint = \"{endpoint}\"\n\
-             [keys]\napp_private_key_file = \"{}\"\nalipay_public_key_file = \"{}\"\n",
-            path("keys/app_private_pkcs1.pem"),
-            path("keys/alipay_public.pem"),
-        ),
-    )
-    .unwrap();
+    let config = support::client_config(&dir, &endpoint, "");
     let config = config.to_str().unwrap();
 
     let started = Instant::now();
@@ -943,11 +838,7 @@ fn send_fails_a_queued_push_at_once_and_listen_handles_it() {
     let message: Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("listen printed {line:?}: {e}"));
     assert_eq!(message["biz_content"]["n"], 1);
-    let interrupted = Command::new("kill")
-        .args(["-INT", &listen.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
+    listen.signal("-INT", false);
     assert_eq!(listen.0.wait().unwrap().code(), Some(0));
     let mut listened = String::new();
     std::io::Read::read_to_string(&mut listen.0.stderr.take().unwrap(), &mut listened).unwrap();
@@ -955,13 +846,10 @@ fn send_fails_a_queued_push_at_once_and_listen_handles_it() {
         listened.lines().any(|l| l == "alipay-msg: connected"),
         "listen says when it connects: {listened}"
     );
-    let stopped = Command::new("kill")
-        .args(["-INT", &simulate.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    simulate.0.wait().unwrap();
-    let printed = sim_lines.join().unwrap().join("\n");
-    assert!(printed.contains("ack FAIL"), "{printed}");
-    assert!(printed.contains("ack SUCCESS"), "{printed}");
+    let seen = support::wait_for_line(&sim_lines, "ack SUCCESS", "the simulator");
+    assert!(
+        seen.iter().any(|l| l.contains("ack FAIL")),
+        "the push was FAILed before it was handled: {seen:#?}"
+    );
+    simulate.signal("-INT", false);
 }

@@ -3,153 +3,17 @@
 //! process group, and an `--exec` program that does not exist is reported at start-up.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/vectors");
+mod support;
 
-/// Generous bounds for things that happen in milliseconds; a test fails rather than
-/// hangs when they do not happen at all.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A fresh directory for one test's files.
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "alipay-msg-cli-signals-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A client configuration file for `endpoint` with the repository's test keys.
-fn client_config(dir: &Path, endpoint: &str) -> PathBuf {
-    let file = dir.join("client.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "app_id = \"2021000000000001\"\nendpoint = \"{endpoint}\"\n\
-             [keys]\napp_private_key_file = \"{VECTORS}/keys/app_private_pkcs1.pem\"\n\
-             alipay_public_key_file = \"{VECTORS}/keys/alipay_public.pem\"\n\
-             [tuning]\nconnect_timeout_ms = 1000\n"
-        ),
-    )
-    .unwrap();
-    file
-}
-
-/// Sends the lines a child writes to `out` down a channel, so that tests can wait for a
-/// line with a bound and the child never blocks on a full pipe.
-fn lines_of(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for the first line containing `needle`; returns the lines seen up to it
-/// (itself last), or panics naming them.
-fn wait_for_line(lines: &Receiver<String>, needle: &str, what: &str) -> Vec<String> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                let found = line.contains(needle);
-                seen.push(line);
-                if found {
-                    return seen;
-                }
-            }
-            Err(e) => panic!("{what}: no line with {needle:?} ({e}); saw {seen:#?}"),
-        }
-    }
-}
-
-/// The lines received so far, without waiting.
-fn drain(lines: &Receiver<String>) -> Vec<String> {
-    lines.try_iter().collect()
-}
-
-/// Kills a child process on drop, so a failed assertion leaves nothing running.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Reaped {
-    /// Waits for the child to exit, at most `bound`; `None` when it is still running.
-    fn wait_at_most(&mut self, bound: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + bound;
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends `signal` (`-TERM`, `-INT`) to the child, or with `group` to its process
-    /// group, as a terminal's Ctrl-C does (the child must lead its own group).
-    fn signal(&self, signal: &str, group: bool) {
-        let pid = self.0.id().to_string();
-        let target = if group { format!("-{pid}") } else { pid };
-        let sent = Command::new("kill")
-            .args([signal, "--", &target])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill {signal} {target}");
-    }
-}
-
-/// `alipay-msg simulate` on a free port, pushing one message; its output lines.
-fn simulator(dir: &Path) -> (Reaped, String, Receiver<String>) {
-    let push = dir.join("push.jsonl");
-    std::fs::write(
-        &push,
-        "{\"msg_api\":\"alipay.open.mini.version.audit.passed\",\"biz_content\":{\"mini_app_id\":\"2014072300007148\"}}\n",
-    )
-    .unwrap();
-    let mut sim = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
-            .args(["simulate", "--listen", "127.0.0.1:0", "--push"])
-            .arg(&push)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lines = lines_of(sim.0.stdout.take().unwrap());
-    let first = lines
-        .recv_timeout(PATIENCE)
-        .expect("the simulator's first line");
-    let endpoint = first
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
-    (sim, endpoint, lines)
-}
+use support::{
+    client_config, drain, lines_of, simulator, test_dir, wait_for_line, Reaped, ONE_PUSH, PATIENCE,
+};
 
 /// `alipay-msg listen --config CONFIG --exec EXEC`, leading its own process group (so
 /// that signalling the group does not reach the test runner); its stderr lines.
@@ -224,8 +88,8 @@ fn first_ack(sim_lines: &Receiver<String>) -> String {
 #[test]
 fn sigterm_drains_a_running_exec_handler_to_a_success_ack() {
     let dir = test_dir("sigterm");
-    let (_sim, endpoint, sim_lines) = simulator(&dir);
-    let config = client_config(&dir, &endpoint);
+    let (_sim, endpoint, sim_lines) = simulator(&dir, ONE_PUSH, &[]);
+    let config = client_config(&dir, &endpoint, "");
     let (exec, started, done) = marking_handler(&dir, 1);
     let (mut listen, stderr) = listen(&config, &exec);
     wait_for_start(&started);
@@ -252,8 +116,8 @@ fn sigterm_drains_a_running_exec_handler_to_a_success_ack() {
 #[test]
 fn a_second_signal_during_the_drain_stops_at_once() {
     let dir = test_dir("second");
-    let (_sim, endpoint, _sim_lines) = simulator(&dir);
-    let config = client_config(&dir, &endpoint);
+    let (_sim, endpoint, _sim_lines) = simulator(&dir, ONE_PUSH, &[]);
+    let config = client_config(&dir, &endpoint, "");
     let (exec, started, done) = marking_handler(&dir, 30);
     let (mut listen, stderr) = listen(&config, &exec);
     let handler = wait_for_start(&started);
@@ -298,8 +162,8 @@ fn a_second_signal_during_the_drain_stops_at_once() {
 #[test]
 fn ctrl_c_to_the_process_group_spares_the_exec_handler() {
     let dir = test_dir("group");
-    let (_sim, endpoint, sim_lines) = simulator(&dir);
-    let config = client_config(&dir, &endpoint);
+    let (_sim, endpoint, sim_lines) = simulator(&dir, ONE_PUSH, &[]);
+    let config = client_config(&dir, &endpoint, "");
     let (exec, started, done) = marking_handler(&dir, 1);
     let (mut listen, stderr) = listen(&config, &exec);
     wait_for_start(&started);
@@ -327,7 +191,7 @@ fn a_missing_exec_program_is_reported_at_start_up() {
         .local_addr()
         .unwrap()
         .port();
-    let config = client_config(&dir, &format!("127.0.0.1:{port}"));
+    let config = client_config(&dir, &format!("127.0.0.1:{port}"), "");
     for (exec, named) in [
         ("/nonexistent/prog --flag", "/nonexistent/prog"),
         (
