@@ -4,7 +4,7 @@
 //! proxy started by the test ([`ConnectProxy`]), and refuses the same server when the CA
 //! is not trusted.
 //!
-//! A client crate's test implements [`TlsClientUnderTest`] and expands [`tls_suite!`].
+//! A client crate's test implements [`TlsClientUnderTest`] and expands [`tls_suite!`](crate::tls_suite).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
