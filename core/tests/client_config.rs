@@ -137,6 +137,23 @@ fn bad_tunables() {
         start(config).unwrap_err().to_string(),
         "invalid setting check_parallelism: must be at most 64"
     );
+    // A duration that would overflow a deadline (`Duration::MAX` meant as "for ever")
+    // is refused at start-up instead of panicking later.
+    let mut config = ClientConfig::new("2021000000000001", public_key_mode());
+    config.first_connect_timeout = Some(std::time::Duration::MAX);
+    assert!(matches!(
+        start(config).unwrap_err(),
+        ConfigError::InvalidSetting {
+            name: "first_connect_timeout",
+            ..
+        }
+    ));
+    let mut config = ClientConfig::new("2021000000000001", public_key_mode());
+    config.shutdown_timeout = ClientConfig::MAX_DURATION + std::time::Duration::from_secs(1);
+    assert!(start(config)
+        .unwrap_err()
+        .to_string()
+        .contains("shutdown_timeout: must be at most 365 days"));
 }
 
 #[test]

@@ -262,6 +262,10 @@ impl ClientConfig {
     /// beyond it the adapter's reading, not checking, limits a connection.
     pub const AUTO_CHECK_PARALLELISM_MAX: usize = 4;
 
+    /// Longest duration any setting accepts: 365 days (a deadline is the current
+    /// instant plus a setting, which must not overflow).
+    pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
     /// Largest `check_parallelism` accepted.
     pub const MAX_CHECK_PARALLELISM: usize = 64;
 
@@ -376,6 +380,27 @@ impl ClientConfig {
             self.backoff.cap >= self.backoff.base,
             "must be at least backoff.base",
         )?;
+        // Deadlines are the current instant plus these: bounded, they cannot overflow.
+        for (name, duration) in [
+            ("heartbeat_interval", Some(self.heartbeat_interval)),
+            ("dead_after", Some(self.dead_after)),
+            ("connect_timeout", Some(self.connect_timeout)),
+            ("first_connect_timeout", self.first_connect_timeout),
+            ("send_timeout", Some(self.send_timeout)),
+            ("shutdown_timeout", Some(self.shutdown_timeout)),
+            ("consumer_grace", Some(self.consumer_grace)),
+            ("duplicate_max_age", Some(self.duplicate_max_age)),
+            ("max_clock_skew", self.max_clock_skew),
+            ("max_message_age", self.max_message_age),
+            ("backoff.cap", Some(self.backoff.cap)),
+            ("backoff.reset_after", Some(self.backoff.reset_after)),
+        ] {
+            setting(
+                name,
+                duration.is_none_or(|d| d <= Self::MAX_DURATION),
+                "must be at most 365 days (none waits for ever where that is allowed)",
+            )?;
+        }
         let resolved = self.credentials.resolve()?;
         let signer = Signer::with_backend(
             self.credentials.app_private_key(),

@@ -961,6 +961,9 @@ impl ClientSession {
         if let Some(id) = self.in_flight_by_msg.get(&consume.msg_id) {
             // Invariant: the two maps are updated together.
             let entry = self.in_flight.get_mut(id).expect("in-flight maps agree");
+            // Waiters on connections lost since can never be acked: make room for this one.
+            let generation = self.generation;
+            entry.waiters.retain(|w| w.generation == generation);
             if entry.waiters.len() < MAX_WAITERS {
                 entry.waiters.push(Waiter {
                     generation: self.generation,
