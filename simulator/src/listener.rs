@@ -2,6 +2,7 @@
 //! admin endpoints here, everything else (`register.do`, the websocket upgrade, unknown
 //! paths) to the platform session as bytes ([`super::connection`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +32,35 @@ pub(super) struct Shared {
 /// Accepts connections until `stop`, then gives the open ones [`STOP_GRACE`] to end
 /// (the platform task closes websockets when it stops) and aborts the rest.
 pub(super) async fn accept_loop(listener: TcpListener, shared: Shared, max_connections: usize) {
-    let mut stop = shared.stop.clone();
+    let stop = shared.stop.clone();
+    serve_until_stopped(
+        listener,
+        stop,
+        max_connections,
+        "connections",
+        STOP_GRACE,
+        move |stream, peer| serve(stream, peer, shared.clone()),
+    )
+    .await;
+    tracing::debug!("simulator listener ended");
+}
+
+/// The accept loop of every listener of the simulator: runs `serve` on a task of its
+/// own for each connection, at most `max_connections` at once (further ones, `what`
+/// in the log, are closed at once), until `stop`; then gives the tasks `grace` to end
+/// and aborts the rest. A failed accept (out of file descriptors and the like) waits
+/// 50 ms and goes on.
+pub(super) async fn serve_until_stopped<F, Fut>(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    max_connections: usize,
+    what: &'static str,
+    grace: Duration,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let limit = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut tasks = JoinSet::new();
     loop {
@@ -40,17 +69,16 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Shared, max_conne
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, max_connections, "too many connections; closing");
+                        tracing::warn!(%peer, max_connections, "too many {what}; closing");
                         continue;
                     };
-                    let shared = shared.clone();
+                    let served = serve(stream, peer);
                     tasks.spawn(async move {
-                        serve(stream, peer, shared).await;
+                        served.await;
                         drop(permit);
                     });
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a little, go on.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -59,12 +87,8 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Shared, max_conne
         }
     }
     drop(listener);
-    let _ = tokio::time::timeout(STOP_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     tasks.shutdown().await;
-    tracing::debug!("simulator listener ended");
 }
 
 /// One TCP connection: read the head, route it.

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to complete the TLS handshake.
@@ -27,40 +26,18 @@ pub(super) async fn front(
     config: Arc<rustls::ServerConfig>,
     backend: SocketAddr,
     max_connections: usize,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(config);
-    let limit = Arc::new(Semaphore::new(max_connections.max(1)));
-    let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = super::listener::stop_requested(&mut stop) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, max_connections, "too many TLS connections; closing");
-                        continue;
-                    };
-                    let acceptor = acceptor.clone();
-                    tasks.spawn(async move {
-                        relay(acceptor, tcp, peer, backend).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(STOP_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
+    super::listener::serve_until_stopped(
+        listener,
+        stop,
+        max_connections,
+        "TLS connections",
+        STOP_GRACE,
+        move |tcp, peer| relay(acceptor.clone(), tcp, peer, backend),
+    )
     .await;
-    tasks.shutdown().await;
 }
 
 /// One connection: the handshake, then the plaintext copied both ways.
