@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, StreamOwned};
 
-use crate::network::{self, Connector, ProxyError, ProxyServer};
+use crate::network::{Connector, ProxyError, ProxyServer};
 
 /// Read timeout of the TLS handshake: how soon an abandoned connection notices.
 pub(crate) const SLICE: Duration = Duration::from_millis(100);
@@ -203,7 +203,7 @@ fn tcp_connect(host: &str, port: u16, bounds: Bounds<'_>) -> io::Result<TcpStrea
 
 /// Asks `proxy` (connected on `tcp`, whose reads time out every [`SLICE`]) for a tunnel
 /// to `host:port` (`CONNECT`, RFC 9110 §9.3.6) and reads its answer within the
-/// deadline, at most [`network::MAX_PROXY_ANSWER`] bytes, one byte at a time: nothing
+/// deadline, at most [`MAX_CONNECT_RESPONSE`](alipay_msg_core::proxy::MAX_CONNECT_RESPONSE) bytes, one byte at a time: nothing
 /// past the answer's header section is read, so the tunnel's first bytes stay in the
 /// socket for TLS.
 fn tunnel(
@@ -215,7 +215,7 @@ fn tunnel(
 ) -> io::Result<()> {
     tcp.write_all(&proxy.connect_request(host, port))?;
     tcp.flush()?;
-    let mut answer = Vec::with_capacity(128);
+    let mut answer = alipay_msg_core::proxy::ConnectAnswer::default();
     loop {
         bounds.check()?;
         let mut byte = [0u8; 1];
@@ -225,9 +225,7 @@ fn tunnel(
             Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
-        answer.push(byte[0]);
-        let complete = byte[0] == b'\n' || answer.len() >= network::MAX_PROXY_ANSWER;
-        if complete && alipay_msg_core::proxy::parse_connect_response(&answer)?.is_some() {
+        if answer.push(byte[0])? {
             tracing::debug!(%proxy, %host, port, "tunnel open");
             return Ok(());
         }

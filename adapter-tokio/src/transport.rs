@@ -281,7 +281,7 @@ async fn open(host: &str, port: u16, tls: bool, connector: &Connector) -> io::Re
 }
 
 /// Asks `proxy` (connected on `stream`) for a tunnel to `host:port` (`CONNECT`, RFC 9110
-/// §9.3.6) and reads its answer, at most [`network::MAX_PROXY_ANSWER`] bytes, one byte
+/// §9.3.6) and reads its answer, at most [`MAX_CONNECT_RESPONSE`](alipay_msg_core::proxy::MAX_CONNECT_RESPONSE) bytes, one byte
 /// at a time: nothing past the answer's header section is read, so the tunnel's first
 /// bytes stay in the socket for TLS.
 async fn tunnel<S>(stream: &mut S, proxy: &ProxyServer, host: &str, port: u16) -> io::Result<()>
@@ -290,15 +290,13 @@ where
 {
     stream.write_all(&proxy.connect_request(host, port)).await?;
     stream.flush().await?;
-    let mut answer = Vec::with_capacity(128);
+    let mut answer = alipay_msg_core::proxy::ConnectAnswer::default();
     loop {
         let mut byte = [0u8; 1];
         if stream.read(&mut byte).await? == 0 {
             return Err(ProxyError::Closed.into());
         }
-        answer.push(byte[0]);
-        let complete = byte[0] == b'\n' || answer.len() >= network::MAX_PROXY_ANSWER;
-        if complete && alipay_msg_core::proxy::parse_connect_response(&answer)?.is_some() {
+        if answer.push(byte[0])? {
             tracing::debug!(%proxy, %host, port, "tunnel open");
             return Ok(());
         }

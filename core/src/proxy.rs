@@ -394,6 +394,29 @@ pub fn parse_connect_response(bytes: &[u8]) -> Result<Option<usize>, ProxyError>
     }
 }
 
+/// A proxy's answer to a `CONNECT`, taken one byte at a time so that nothing past its
+/// header section is read (the tunnel's first bytes stay in the socket, for TLS): what
+/// every client's tunnel code feeds the bytes it reads to. Holds at most
+/// [`MAX_CONNECT_RESPONSE`] bytes.
+#[derive(Debug, Default)]
+pub struct ConnectAnswer {
+    bytes: Vec<u8>,
+}
+
+impl ConnectAnswer {
+    /// Takes the next byte of the answer: `Ok(true)` once the header section is complete
+    /// with a 2xx status (the tunnel is open), `Ok(false)` while more is needed, the
+    /// refusal or malformation otherwise ([`parse_connect_response`]).
+    pub fn push(&mut self, byte: u8) -> Result<bool, ProxyError> {
+        self.bytes.push(byte);
+        // Only a line end can complete the header section; parse then (or at the limit).
+        if byte == b'\n' || self.bytes.len() >= MAX_CONNECT_RESPONSE {
+            return Ok(parse_connect_response(&self.bytes)?.is_some());
+        }
+        Ok(false)
+    }
+}
+
 /// Why a proxy could not be configured or refused to tunnel.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
@@ -512,6 +535,29 @@ mod tests {
         let p = ProxyServer::parse("proxy:3128").unwrap();
         let request = String::from_utf8(p.connect_request("2001:db8::1", 443)).unwrap();
         assert!(request.starts_with("CONNECT [2001:db8::1]:443 HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn a_connect_answer_byte_by_byte_stops_at_its_end() {
+        let answer = b"HTTP/1.1 200 Connection established\r\nVia: p\r\n\r\n";
+        let mut reader = ConnectAnswer::default();
+        for (i, &b) in answer.iter().enumerate() {
+            assert_eq!(reader.push(b), Ok(i == answer.len() - 1), "byte {i}");
+        }
+        let mut refused = ConnectAnswer::default();
+        let result: Result<Vec<bool>, _> = b"HTTP/1.1 403 Forbidden\r\n\r\n"
+            .iter()
+            .map(|&b| refused.push(b))
+            .collect();
+        assert!(matches!(
+            result,
+            Err(ProxyError::Refused { status: 403, .. })
+        ));
+        let mut endless = ConnectAnswer::default();
+        let mut long = b"HTTP/1.1 200 OK\r\nX-Padding: ".to_vec();
+        long.resize(MAX_CONNECT_RESPONSE, b'a');
+        let too_long = long.iter().map(|&b| endless.push(b)).find_map(Result::err);
+        assert!(matches!(too_long, Some(ProxyError::TooLong { .. })));
     }
 
     #[test]

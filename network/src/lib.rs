@@ -26,7 +26,6 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use alipay_msg_core::proxy;
 pub use alipay_msg_core::proxy::ProxyRules;
 pub use alipay_msg_core::proxy::{NoProxy, Proxy, ProxyError, ProxyServer};
 use rustls::pki_types::CertificateDer;
@@ -191,6 +190,3 @@ pub fn connect_failure(error: &io::Error) -> Option<&'static str> {
         None
     }
 }
-
-/// How many bytes of a proxy's answer to read at most: [`proxy::MAX_CONNECT_RESPONSE`].
-pub const MAX_PROXY_ANSWER: usize = proxy::MAX_CONNECT_RESPONSE;
