@@ -39,8 +39,6 @@
 //! session wants bytes, so backpressure reaches the socket), and, with
 //! `check_parallelism` above 1, checking tasks verify frames in parallel (the session
 //! restores their read order).
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod client;
 pub use alipay_msg_network as network;

@@ -40,8 +40,6 @@
 //! messages until handlers finish. Nothing is dropped.
 //!
 //! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod events;
 mod io_thread;
@@ -655,8 +653,8 @@ mod tests {
     #[test]
     fn a_bad_app_id_fails_connect_at_once() {
         let credentials = Credentials::public_key(
-            include_str!("../../testdata/vectors/keys/app_private_pkcs1.pem"),
-            include_str!("../../testdata/vectors/keys/alipay_public.pem"),
+            alipay_msg_simulator::test_keys::APP_PRIVATE_KEY,
+            alipay_msg_simulator::test_keys::PLATFORM_PUBLIC_KEY,
         )
         .unwrap();
         let started = Instant::now();
@@ -668,8 +666,8 @@ mod tests {
     #[test]
     fn connect_timeout_gives_up_and_joins() {
         let credentials = Credentials::public_key(
-            include_str!("../../testdata/vectors/keys/app_private_pkcs1.pem"),
-            include_str!("../../testdata/vectors/keys/alipay_public.pem"),
+            alipay_msg_simulator::test_keys::APP_PRIVATE_KEY,
+            alipay_msg_simulator::test_keys::PLATFORM_PUBLIC_KEY,
         )
         .unwrap();
         // A port nobody listens on: every attempt is refused, and retried.

@@ -1,4 +1,4 @@
-//! The `alipay-msg` client on tokio, and the `alipay-msg` command-line tool.
+//! The `alipay-msg` client on tokio.
 //!
 //! ```no_run
 //! use alipay_msg_tokio::{Client, ClientConfig, Credentials};
@@ -37,11 +37,8 @@
 //!   once.
 //!
 //! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod client;
-pub mod config_file;
 pub use alipay_msg_network as network;
 mod transport;
 

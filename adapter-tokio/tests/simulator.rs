@@ -526,16 +526,6 @@ fn start_on_thread_works_from_a_plain_test() {
     sim.shutdown();
 }
 
-/// Kills the child process if the test fails half way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn heartbeats_are_answered_and_shutdown_closes_clients() {
     let sim = Simulator::start(SimulatorOptions::with_test_keys())
@@ -575,76 +565,4 @@ async fn heartbeats_are_answered_and_shutdown_closes_clients() {
         Err(alipay_msg_simulator::SimulatorError::Stopped)
     ));
     timeout(LIMIT, client.shutdown()).await.unwrap();
-}
-
-#[test]
-fn cli_simulate_serves_and_prints_events() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
-        .args(["simulate", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut child = KillOnDrop(child);
-    let child = &mut child.0;
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let next_line = |want: &str| loop {
-        let line = lines.recv_timeout(LIMIT).expect("a line in time");
-        if line.contains(want) {
-            return line;
-        }
-    };
-    let first = next_line("listening on http://");
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    stream
-        .write_all(&post(
-            "/admin/push",
-            &format!(r#"{{"msg_api":"{API}","biz_content":{{"a":1}}}}"#),
-        ))
-        .unwrap();
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).unwrap();
-    let response = parse_response(&bytes, true, 1 << 20).unwrap().unwrap();
-    assert_eq!(response.status, 200);
-    let msg_id = json_body(&response)["msg_id"].as_str().unwrap().to_owned();
-    let line = next_line("queued");
-    assert!(
-        line.contains(&format!("push {msg_id}: message {API}")),
-        "{line}"
-    );
-
-    // Ctrl-C stops it cleanly.
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    next_line("stopping");
-    let deadline = std::time::Instant::now() + LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "exits after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(status.code(), Some(0));
 }

@@ -3,6 +3,9 @@
 //!
 //! `cargo bench -p alipay-msg-core --all-features --bench crypto`
 
+// criterion_group! makes public functions without doc comments.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use alipay_msg_core::charset::Charset;

@@ -7,8 +7,9 @@
 //! error, never as a panic; a panic here is a bug, either in the parser or in the
 //! invariant the function states.
 //!
-//! Keys come from the repository's test vectors, embedded at compile time and parsed
-//! once. No RSA signing happens per input except what a [`ClientSession`] does by
+//! Keys come from the repository's test vectors (`testdata/` beside this crate), read
+//! and parsed once; this module is compiled only with the `fuzzing` feature, off by
+//! default, which works from a checkout of the repository only. No RSA signing happens per input except what a [`ClientSession`] does by
 //! itself (register and upgrade parameters, PRODUCEs), which `client_session` bounds.
 
 use std::collections::HashSet;
@@ -34,18 +35,17 @@ use crate::signature::{SignType, Verifier};
 use crate::ws::handshake::ServerHandshake;
 use crate::ws::{Role, WsConnection, WsEvent, WsLimits};
 
-const ALIPAY_PUBLIC: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testdata/vectors/keys/alipay_public.pem"
-));
-const APP_PRIVATE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testdata/vectors/keys/app_private_pkcs1.pem"
-));
-const FRAME_VECTORS: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testdata/vectors/frame_vectors.json"
-));
+/// A file of the repository's `testdata/` (beside this crate's directory), as text.
+///
+/// # Panics
+/// When the file cannot be read: the `fuzzing` feature needs a checkout of the
+/// repository, not the published crate alone.
+fn testdata(path: &str) -> String {
+    let full = format!("{}/../testdata/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| {
+        panic!("the fuzzing hooks read {full}: {e} (a repository checkout is needed)")
+    })
+}
 
 /// The app id of the test vectors.
 const APP_ID: &str = "2021000000000001";
@@ -71,11 +71,11 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         // The embedded vectors are known-good; failing here is a broken checkout.
-        let platform_key = PublicKey::from_pem_or_base64(ALIPAY_PUBLIC).expect("vector key");
+        let platform_key = PublicKey::from_pem_or_base64(&testdata("vectors/keys/alipay_public.pem")).expect("vector key");
         let platform = Verifier::new(&platform_key).expect("vector key");
-        let credentials = Credentials::public_key(APP_PRIVATE, ALIPAY_PUBLIC).expect("vector keys");
+        let credentials = Credentials::public_key(&testdata("vectors/keys/app_private_pkcs1.pem"), &testdata("vectors/keys/alipay_public.pem")).expect("vector keys");
         let config = ClientConfig::new(APP_ID, credentials);
-        let vectors: serde_json::Value = serde_json::from_str(FRAME_VECTORS).expect("vector JSON");
+        let vectors: serde_json::Value = serde_json::from_str(&testdata("vectors/frame_vectors.json")).expect("vector JSON");
         let body = vectors["register_response"]["body"]
             .as_str()
             .expect("register_response.body");
@@ -416,7 +416,10 @@ pub fn notify_endpoint(data: &[u8]) {
 /// A new verifier for the platform key (a gate owns its verifier).
 fn platform_verifier() -> Verifier {
     static KEY: OnceLock<PublicKey> = OnceLock::new();
-    let key = KEY.get_or_init(|| PublicKey::from_pem_or_base64(ALIPAY_PUBLIC).expect("vector key"));
+    let key = KEY.get_or_init(|| {
+        PublicKey::from_pem_or_base64(&testdata("vectors/keys/alipay_public.pem"))
+            .expect("vector key")
+    });
     // The vector key loaded once already; a verifier for it cannot fail.
     Verifier::new(key).expect("vector key")
 }
@@ -1025,15 +1028,6 @@ struct ServerFixture {
     upgrade: Vec<u8>,
 }
 
-const ALIPAY_PRIVATE: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testdata/vectors/keys/alipay_private_pkcs1.pem"
-));
-const APP_PUBLIC: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testdata/vectors/keys/app_public.pem"
-));
-
 /// The seed of the session's link tokens.
 const SERVER_SEED: u64 = 7;
 
@@ -1062,9 +1056,13 @@ fn server_fixture() -> &'static ServerFixture {
     static FIXTURE: OnceLock<ServerFixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         // The embedded vectors are known-good; failing here is a broken checkout.
-        let platform_key = PrivateKey::from_pem_or_base64(ALIPAY_PRIVATE).expect("vector key");
-        let app_key = PublicKey::from_pem_or_base64(APP_PUBLIC).expect("vector key");
-        let app = PrivateKey::from_pem_or_base64(APP_PRIVATE).expect("vector key");
+        let platform_key =
+            PrivateKey::from_pem_or_base64(&testdata("vectors/keys/alipay_private_pkcs1.pem"))
+                .expect("vector key");
+        let app_key = PublicKey::from_pem_or_base64(&testdata("vectors/keys/app_public.pem"))
+            .expect("vector key");
+        let app = PrivateKey::from_pem_or_base64(&testdata("vectors/keys/app_private_pkcs1.pem"))
+            .expect("vector key");
         let signer = Signer::new(&app, SignType::Rsa2).expect("vector key");
         let params = RegisterParams {
             app_id: APP_ID,

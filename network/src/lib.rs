@@ -19,12 +19,14 @@
 //!     .proxy(Proxy::http("http://proxy.corp:3128")?);
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+
+/// The rustls this crate builds its configurations with: name TLS types through it so
+/// that they match [`Network::tls`]'s version.
+pub use rustls;
 
 pub use alipay_msg_core::proxy::ProxyRules;
 pub use alipay_msg_core::proxy::{NoProxy, Proxy, ProxyError, ProxyServer};

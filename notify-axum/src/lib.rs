@@ -33,8 +33,6 @@
 //!     Ok(())
 //! }
 //! ```
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 use std::fmt;
 use std::future::Future;

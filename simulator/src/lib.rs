@@ -34,8 +34,6 @@
 //! - `GET /admin/status` → `200 {"connections": n, "settled": bool, "queued": n,
 //!   "waiting_retry": n, "in_flight": n, "acked": n, "abandoned": n,
 //!   "forged_discarded": n, "forged_accepted": n}`.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod admin;
 mod blocking;
@@ -66,7 +64,7 @@ use tokio::task::JoinHandle;
 pub use blocking::SimulatorHandle;
 pub use event::SimulatorEvent;
 pub use options::{test_keys, AppKey, SimulatorOptions};
-pub use push_file::PlatformMessage;
+pub use push_file::{PlatformMessage, PLATFORM_MESSAGE_EXAMPLES};
 
 use listener::Shared;
 use platform::{Platform, Request, Status};

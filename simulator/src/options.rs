@@ -9,29 +9,28 @@ use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::server::{AppRegistration, ServerConfig};
 use alipay_msg_core::signature::{SignType, SignatureError, Verifier};
 
-/// The repository's test keys (`testdata/vectors/keys`), embedded in the binary so the
+/// The repository's test keys (copies of `testdata/vectors/keys` in this crate's
+/// `keys/`, checked equal by the conformance tests), embedded in the binary so the
 /// simulator and `alipay-msg demo` work from any directory. **Never use them for
 /// anything but local tests: they are public.**
 pub mod test_keys {
     /// The test app's private key (PKCS#1 PEM): what a client signs with.
     pub const APP_PRIVATE_KEY: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/vectors/keys/app_private_pkcs1.pem"
+        "/keys/app_private_pkcs1.pem"
     ));
     /// The test app's public key (PEM): what the simulator verifies with.
-    pub const APP_PUBLIC_KEY: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/vectors/keys/app_public.pem"
-    ));
+    pub const APP_PUBLIC_KEY: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/keys/app_public.pem"));
     /// The test platform private key (PKCS#1 PEM): what the simulator signs with.
     pub const PLATFORM_PRIVATE_KEY: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/vectors/keys/alipay_private_pkcs1.pem"
+        "/keys/alipay_private_pkcs1.pem"
     ));
     /// The test platform public key (PEM): what a client verifies with.
     pub const PLATFORM_PUBLIC_KEY: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/vectors/keys/alipay_public.pem"
+        "/keys/alipay_public.pem"
     ));
     /// The app id the simulator serves by default.
     pub const APP_ID: &str = "2021000000000001";

@@ -54,17 +54,19 @@ impl PlatformMessage {
     }
 }
 
+/// The platform's message kinds with their documented example contents, one JSON
+/// object per line in the [`PlatformMessage::from_json_lines`] format (a copy of the
+/// repository's `testdata/examples/platform_messages.jsonl`, checked equal by the
+/// conformance tests): what `alipay-msg demo` pushes.
+pub const PLATFORM_MESSAGE_EXAMPLES: &str = include_str!("../data/platform_messages.jsonl");
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reads_the_example_file() {
-        let text = include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/examples/platform_messages.jsonl"
-        ));
-        let messages = PlatformMessage::from_json_lines(text).unwrap();
+        let messages = PlatformMessage::from_json_lines(PLATFORM_MESSAGE_EXAMPLES).unwrap();
         assert!(!messages.is_empty());
         for m in &messages {
             assert!(m.msg_api.contains('.'));

@@ -15,10 +15,7 @@ use serde_json::{json, Value};
 use crate::Failure;
 
 /// The platform's message kinds with their documented example contents.
-pub(crate) const EXAMPLES: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testdata/examples/platform_messages.jsonl"
-));
+pub(crate) const EXAMPLES: &str = alipay_msg_simulator::PLATFORM_MESSAGE_EXAMPLES;
 
 /// The message whose first delivery the demo's handler fails on purpose.
 const FAIL_ONCE: &str = "alipay.open.mini.version.audit.rejected";

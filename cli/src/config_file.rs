@@ -43,7 +43,7 @@ use alipay_msg_core::client::{ClientConfig, ConfigError, Credentials};
 use alipay_msg_core::endpoint::{Endpoint, EndpointError};
 use serde::Deserialize;
 
-use crate::network::{self, Network, Proxy};
+use alipay_msg_tokio::network::{self, rustls, Network, Proxy};
 
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -148,21 +148,16 @@ struct Tuning {
     retry_on_auth_error: Option<bool>,
 }
 
-/// Reads a configuration file into a [`ClientConfig`] (keys loaded and checked;
-/// `[network]` checked too, see [`load_with_network`]).
-pub fn load(path: &Path) -> Result<ClientConfig, ConfigFileError> {
-    load_with_network(path).map(|(config, _)| config)
-}
-
 /// Reads a configuration file into a [`ClientConfig`] and the [`Network`] of its
-/// `[network]` table (for [`crate::Client::connect_with_network`]).
+/// `[network]` table (for [`alipay_msg_tokio::Client::connect_with_network`]).
 pub fn load_with_network(path: &Path) -> Result<(ClientConfig, Network), ConfigFileError> {
     let text = read(path)?;
     parse_with_network(&text, path)
 }
 
 /// Parses configuration text; `path` locates relative key files and names errors.
-pub fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
+#[cfg(test)]
+fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
     parse_with_network(text, path).map(|(config, _)| config)
 }
 

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use alipay_msg_tokio::{config_file, Client};
+use alipay_msg_tokio::Client;
+
+use crate::config_file;
 use clap::Args;
 use serde_json::{json, Value};
 

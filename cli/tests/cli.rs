@@ -853,3 +853,47 @@ fn send_fails_a_queued_push_at_once_and_listen_handles_it() {
     );
     simulate.signal("-INT", false);
 }
+
+/// `simulate` prints where it listens, queues what `/admin/push` is given (and says
+/// so), and stops cleanly on Ctrl-C (moved here from the tokio client's tests with the
+/// CLI).
+#[cfg(unix)]
+#[test]
+fn simulate_queues_admin_pushes_and_stops_on_ctrl_c() {
+    use std::io::{Read, Write};
+    let dir = support::test_dir("simulate-admin");
+    let (mut simulate, endpoint, lines) = support::simulator(&dir, "", &[]);
+    let body = r#"{"msg_api":"alipay.open.mini.version.audit.passed","biz_content":{"a":1}}"#;
+    let mut stream = std::net::TcpStream::connect(&endpoint).unwrap();
+    stream.set_read_timeout(Some(support::PATIENCE)).unwrap();
+    write!(
+        stream,
+        "POST /admin/push HTTP/1.1\r\nHost: {endpoint}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let json = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let msg_id = serde_json::from_str::<Value>(json).unwrap()["msg_id"]
+        .as_str()
+        .expect("the queued message's msg_id")
+        .to_owned();
+    let seen = support::wait_for_line(&lines, "queued", "the simulator");
+    let line = seen.last().unwrap();
+    assert!(
+        line.contains(&format!(
+            "push {msg_id}: message alipay.open.mini.version.audit.passed"
+        )),
+        "{line}"
+    );
+
+    simulate.signal("-INT", false);
+    support::wait_for_line(&lines, "stopping", "the simulator");
+    let status = simulate
+        .wait_at_most(support::PATIENCE)
+        .expect("simulate exits after Ctrl-C");
+    assert_eq!(status.code(), Some(0));
+}

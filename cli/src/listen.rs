@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use alipay_msg_tokio::{
-    config_file, Client, ClientConfig, ClientError, ClientEvent, Message, Network,
-};
+use alipay_msg_tokio::{Client, ClientConfig, ClientError, ClientEvent, Message, Network};
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::config_file;
 use crate::exec_command::ExecCommand;
 use crate::stop_signals::StopSignals;
 use crate::Failure;
