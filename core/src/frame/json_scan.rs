@@ -2,10 +2,9 @@
 //! than a JSON parser's: where the signed `data` span is (PROTOCOL §5), and how deep the
 //! nesting goes (checked before parsing, so hostile input cannot exhaust the stack).
 
-use std::ops::Range;
 use std::sync::LazyLock;
 
-use memchr::{memchr2, memchr3, memmem};
+use memchr::{memchr2, memmem};
 
 /// Finds the signed span of a message: the first `"data"` followed by optional
 /// whitespace, `:`, optional whitespace and `{`; the span runs from that `{` to its
@@ -14,7 +13,11 @@ use memchr::{memchr2, memchr3, memmem};
 /// Braces are counted only outside JSON strings; a `"` toggles "in string" unless it is
 /// preceded by an odd number of backslashes. Returns `None` when there is no such key or
 /// the braces never balance.
-pub(crate) fn data_span(json: &str) -> Option<Range<usize>> {
+///
+/// The reference the parser's fast path ([`data_open`] + the parser's own object end)
+/// is checked against, by the tests and the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn data_span(json: &str) -> Option<std::ops::Range<usize>> {
     let open = data_open(json)?;
     matching_brace(json.as_bytes(), open).map(|end| open..end + 1)
 }
@@ -87,11 +90,12 @@ pub(crate) fn header_end(text: &str) -> Option<usize> {
 }
 
 /// Index of the `}` that closes the `{` at `open`.
+#[cfg(any(test, feature = "fuzzing"))]
 fn matching_brace(bytes: &[u8], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = open;
     loop {
-        i += memchr3(b'"', b'{', b'}', bytes.get(i..)?)?;
+        i += memchr::memchr3(b'"', b'{', b'}', bytes.get(i..)?)?;
         match bytes[i] {
             b'"' => i = string_end(bytes, i + 1)?,
             b'{' => depth += 1,
