@@ -485,6 +485,15 @@ async fn deliver(sending: &Sending, target: &Target, built: BuiltNotification, f
                 None => NextAttempt::GivenUp,
             }
         };
+        // The event first: whoever sees the counts settle finds it sent already.
+        let _ = sending.events.send(SimulatorEvent::NotificationAttempt {
+            notify_id: built.notify_id.clone(),
+            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+            of: u32::try_from(attempts).unwrap_or(u32::MAX),
+            answer,
+            next,
+            forged,
+        });
         sending.counts.send_modify(|c| {
             if forged {
                 if success {
@@ -506,14 +515,6 @@ async fn deliver(sending: &Sending, target: &Target, built: BuiltNotification, f
             if !matches!(next, NextAttempt::After { .. }) {
                 c.pending = c.pending.saturating_sub(1);
             }
-        });
-        let _ = sending.events.send(SimulatorEvent::NotificationAttempt {
-            notify_id: built.notify_id.clone(),
-            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
-            of: u32::try_from(attempts).unwrap_or(u32::MAX),
-            answer,
-            next,
-            forged,
         });
         match next {
             NextAttempt::After { wait, .. } => tokio::time::sleep(wait).await,
