@@ -12,8 +12,6 @@
 //! ([`NotifyCharset::encode`]), standard base64 — what the Java SDK's
 //! `AlipaySignature.rsaCheckV1/V2` verifies.
 
-use std::fmt;
-
 use alipay_msg_core::notify::{NotifyCharset, UnknownNotifyCharset};
 use alipay_msg_core::sign_content::{sign_content, Rule};
 use alipay_msg_core::signature::{SignType, SignatureError, Signer, UnknownSignType};
@@ -223,8 +221,8 @@ impl PlatformNotification {
                 {
                     return Err(NotificationError::ReservedField { field: key.clone() });
                 }
-                if let Some((key, _)) = fields.iter().find(|(k, _)| k.is_empty()) {
-                    return Err(NotificationError::ReservedField { field: key.clone() });
+                if fields.iter().any(|(k, _)| k.is_empty()) {
+                    return Err(NotificationError::EmptyFieldName);
                 }
             }
             NotificationContent::GatewayMessage { biz_content, .. } => {
@@ -469,12 +467,15 @@ pub enum NotificationError {
         field: String,
     },
     /// A `payment` field that has a setting of its own (`notify_id`, `app_id`,
-    /// `charset`, `sign_type`, …), is the signature, or has an empty name.
+    /// `charset`, `sign_type`, …) or is the signature.
     #[error("payment field {field:?} cannot be set there: use the notification's own setting (notify_id, app_id, charset, sign_type, certificate)")]
     ReservedField {
         /// The field.
         field: String,
     },
+    /// A `payment` field with an empty name.
+    #[error("payment field with an empty name")]
+    EmptyFieldName,
     /// The gateway message's `biz_content` is not a JSON object.
     #[error("biz_content must be a JSON object")]
     BizContentNotObject,
@@ -512,17 +513,6 @@ pub enum NotificationError {
         /// The limit.
         limit: usize,
     },
-}
-
-impl fmt::Display for NotificationContent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NotificationContent::Payment(_) => f.write_str("payment notification"),
-            NotificationContent::GatewayMessage { msg_method, .. } => {
-                write!(f, "gateway message {msg_method}")
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -726,7 +716,7 @@ mod tests {
                 r#"{"url":"u","payment":{"notify_id":"x"}}"#,
                 "cannot be set",
             ),
-            (r#"{"url":"u","payment":{"":"x"}}"#, "cannot be set"),
+            (r#"{"url":"u","payment":{"":"x"}}"#, "empty name"),
             (r#"{"url":"u","payment":{},"rule":"V3"}"#, "unknown rule"),
             (r#"{"url":"u","payment":{},"charset":"latin1"}"#, "latin1"),
             (r#"{"url":"u","payment":{},"sign_type":"rsa2"}"#, "rsa2"),
