@@ -1,6 +1,7 @@
 //! `alipay-msg demo`: the whole channel on this machine, no account, no network beyond
 //! 127.0.0.1. A simulator of the platform with the repository's test keys, a client,
-//! the platform's real message kinds, and the faults the client must survive.
+//! the platform's real message kinds, and the faults the client must survive; then the
+//! other delivery path, HTTP notifications ([`crate::demo_notify`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,6 +63,7 @@ async fn demo() -> Result<u8, Failure> {
     let mut options = SimulatorOptions::with_test_keys();
     options.server.redelivery = vec![Duration::from_millis(300)];
     options.server.ack_timeout = Duration::from_secs(5);
+    options.notify.time_scale = crate::demo_notify::TIME_SCALE;
     let sim = Simulator::start(options)
         .await
         .map_err(|e| fail(format!("simulator: {e}")))?;
@@ -180,6 +182,9 @@ async fn demo() -> Result<u8, Failure> {
         .is_ok();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
+    // The other delivery path: HTTP notifications to an endpoint served in-process.
+    let notified = crate::demo_notify::run(&sim).await?;
+
     printer.abort();
     let (duplicates, rejected) = *counters.lock().expect("lock");
     let acked = sim.acked_messages().await.map_err(fail)?;
@@ -205,11 +210,16 @@ async fn demo() -> Result<u8, Failure> {
     let lost = genuine.len() - handled_any;
     println!();
     println!(
-        "summary: pushed={} handled={} redelivered={redelivered} duplicates_suppressed={duplicates} rejected={rejected} lost={lost}",
+        "summary: pushed={} handled={} redelivered={redelivered} duplicates_suppressed={duplicates} rejected={rejected} lost={lost} {}",
         genuine.len(),
         handled_any,
+        notified.summary_fields(),
     );
-    let ok =
-        settled && lost == 0 && !handled_twice && handled_once == genuine.len() && ack.is_success();
+    let ok = settled
+        && lost == 0
+        && !handled_twice
+        && handled_once == genuine.len()
+        && ack.is_success()
+        && notified.as_expected();
     Ok(if ok { 0 } else { 1 })
 }

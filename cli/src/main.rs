@@ -23,10 +23,12 @@ use clap::{Args, Parser, Subcommand};
 mod cert_sn;
 mod config_file;
 mod demo;
+mod demo_notify;
 mod exec_command;
 mod inspect_frame;
 mod listen;
 mod send;
+mod serve_notify;
 mod simulate;
 mod stop_signals;
 mod verify_notify;
@@ -54,8 +56,9 @@ enum Command {
     /// line; exit 0 when it parsed (whatever the signature), 2 when malformed.
     InspectFrame(inspect_frame::InspectFrameArgs),
     /// Run the whole channel locally: a simulated platform, a client, the platform's
-    /// message kinds, a handler failure, a duplicate, a forgery and a PRODUCE; ends with
-    /// a summary line (no account, no network beyond 127.0.0.1).
+    /// message kinds, a handler failure, a duplicate, a forgery and a PRODUCE, then an
+    /// HTTP notification failed once, retried and answered `success`, and a forged one
+    /// refused; ends with a summary line (no account, no network beyond 127.0.0.1).
     Demo(demo::DemoArgs),
     /// Connect with a configuration file and print every verified message as a JSON
     /// line (or run a command per message with --exec). Retries until connected,
@@ -68,9 +71,14 @@ enum Command {
     /// is answered FAIL at once (after `consumer_grace_ms`, 500 ms), for the platform to
     /// redeliver to a listener.
     Send(send::SendArgs),
-    /// Run the local platform simulator (register.do, websocket, pushes, redelivery)
-    /// until Ctrl-C, printing one line per event.
+    /// Run the local platform simulator (register.do, websocket, pushes, redelivery,
+    /// HTTP notifications with retries) until Ctrl-C, printing one line per event.
     Simulate(simulate::SimulateArgs),
+    /// Serve the HTTP notification endpoint with a configuration file's app id and
+    /// platform key: print each verified notification as a JSON line (or run a command
+    /// per notification with --exec; exit 0 answers `success`). Ctrl-C or SIGTERM
+    /// drains, a second one stops at once (exit 130 / 143).
+    ServeNotify(serve_notify::ServeNotifyArgs),
     /// Measure: the crypto bound of each backend on one core, then each client end to
     /// end against the simulator over 127.0.0.1 (throughput, latency, peak RSS).
     Bench(bench::BenchArgs),
@@ -141,6 +149,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args),
         Command::Send(args) => send::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::ServeNotify(args) => serve_notify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchClient(args) => bench::run_client(args),
     };

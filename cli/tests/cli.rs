@@ -270,10 +270,19 @@ fn demo_summary() {
         .collect();
     assert_eq!(
         summary,
-        ["summary: pushed=9 handled=9 redelivered=1 duplicates_suppressed=1 rejected=1 lost=0"],
+        ["summary: pushed=9 handled=9 redelivered=1 duplicates_suppressed=1 rejected=1 lost=0 notified=1 notify_attempts=2 notify_success=1 notify_forged_refused=1"],
         "{stdout}"
     );
     assert!(stdout.contains("PRODUCE_ACK SUCCESS 10000"), "{stdout}");
+    // The notification failed once on purpose, was retried and answered success; the
+    // forgery was refused.
+    for expected in [
+        "attempt 1/8: answered \"fail\" (HTTP 200); next attempt in 240 ms (4 min on the platform's schedule)",
+        "attempt 2/8: answered success; done",
+        "(forged) attempt 1/1: answered \"fail\" (HTTP 200); refused, as it must be",
+    ] {
+        assert!(stdout.contains(expected), "{expected}: {stdout}");
+    }
 }
 
 /// A `bench: key=value …` line's fields.

@@ -3,22 +3,30 @@
 //! - `POST /admin/push` with a JSON body `{"msg_api": "…", "biz_content": {…}}`
 //!   (optional `"app_id"`, and `"forged": true` for a forgery the client must refuse)
 //!   → `200 {"msg_id": "…"}`, or `400 {"error": "…"}`;
-//! - `GET /admin/status` → `200 {"connections": n, "settled": bool, "queued": n, …}`.
+//! - `POST /admin/notify` with a JSON body describing an HTTP notification
+//!   ([`PlatformNotification::from_json`]) → `200 {"notify_id": "…"}` once it is signed
+//!   and queued for sending (the POSTs and their answers are events), or
+//!   `400 {"error": "…"}`;
+//! - `GET /admin/status` → `200 {"connections": n, "settled": bool, "queued": n, …,
+//!   "notifications": {"posted": n, "attempts": n, …}}`.
 
 use alipay_msg_core::server::MessageCounts;
 use serde_json::json;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 use super::http::{self, RequestHead};
 use super::listener::{stopped, Shared};
-use super::platform::{Platform, Request};
+use super::notification::PlatformNotification;
+use super::notifier::{NotificationCounts, SubmitError};
+use super::platform::{self, Platform};
 use super::push_file::PlatformMessage;
 
 /// Path of the push endpoint.
 pub(super) const PUSH_PATH: &str = "/admin/push";
 /// Path of the status endpoint.
 pub(super) const STATUS_PATH: &str = "/admin/status";
+/// Path of the notification endpoint.
+pub(super) const NOTIFY_PATH: &str = "/admin/notify";
 
 /// Largest push body.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -28,12 +36,7 @@ async fn call<T: Send + 'static>(
     shared: &Shared,
     job: impl FnOnce(&mut Platform, std::time::Instant) -> T + Send + 'static,
 ) -> Option<T> {
-    let (reply, answer) = oneshot::channel();
-    let request = Request::Run(Box::new(move |platform, now| {
-        let _ = reply.send(job(platform, now));
-    }));
-    shared.requests.send(request).await.ok()?;
-    answer.await.ok()
+    platform::call(&shared.requests, job).await
 }
 
 pub(super) async fn push(mut stream: TcpStream, head: RequestHead, shared: &Shared) {
@@ -81,6 +84,57 @@ pub(super) async fn push(mut stream: TcpStream, head: RequestHead, shared: &Shar
     http::answer(&mut stream, &answer).await;
 }
 
+pub(super) async fn notify(mut stream: TcpStream, head: RequestHead, shared: &Shared) {
+    let body = match http::read_body(&mut stream, &head, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(e) => {
+            let answer = http::json_response(e.status(), &json!({ "error": e.to_string() }));
+            http::answer(&mut stream, &answer).await;
+            return;
+        }
+    };
+    let notification = std::str::from_utf8(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|text| PlatformNotification::from_json(text).map_err(|e| e.to_string()));
+    let answer = match notification {
+        Err(error) => http::json_response(400, &json!({ "error": error })),
+        Ok(notification) => match shared.notifier.submit(notification).await {
+            Ok(notify_id) => http::json_response(200, &json!({ "notify_id": notify_id })),
+            Err(SubmitError::Stopped) => stopped(),
+            Err(SubmitError::Notification(e)) => {
+                http::json_response(400, &json!({ "error": e.to_string() }))
+            }
+        },
+    };
+    http::answer(&mut stream, &answer).await;
+}
+
+/// The `notifications` object of the status answer.
+fn notification_counts_json(counts: NotificationCounts) -> serde_json::Value {
+    let NotificationCounts {
+        posted,
+        attempts,
+        answered_success,
+        failed,
+        given_up,
+        pending,
+        forged,
+        forged_refused,
+        forged_accepted,
+    } = counts;
+    json!({
+        "posted": posted,
+        "attempts": attempts,
+        "answered_success": answered_success,
+        "failed": failed,
+        "given_up": given_up,
+        "pending": pending,
+        "forged": forged,
+        "forged_refused": forged_refused,
+        "forged_accepted": forged_accepted,
+    })
+}
+
 pub(super) async fn status(mut stream: TcpStream, shared: &Shared) {
     let status = call(shared, |platform, _| {
         (
@@ -113,6 +167,7 @@ pub(super) async fn status(mut stream: TcpStream, shared: &Shared) {
                     "abandoned": abandoned,
                     "forged_discarded": forged_discarded,
                     "forged_accepted": forged_accepted,
+                    "notifications": notification_counts_json(shared.notifier.counts()),
                 }),
             )
         }

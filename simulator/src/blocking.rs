@@ -15,7 +15,10 @@ use alipay_msg_core::server::{
 use alipay_msg_core::signature::Signer;
 use tokio::sync::{broadcast, oneshot};
 
-use super::{Simulator, SimulatorError, SimulatorEvent, SimulatorOptions};
+use super::{
+    NotificationCounts, PlatformNotification, Simulator, SimulatorError, SimulatorEvent,
+    SimulatorOptions,
+};
 
 /// A simulator running on a background thread ([`Simulator::start_on_thread`]). Every
 /// method blocks the calling thread (do not call them from inside a single-threaded
@@ -247,6 +250,29 @@ impl SimulatorHandle {
     /// See [`Simulator::events`]; read with `blocking_recv` (or `recv().await`).
     pub fn events(&self) -> broadcast::Receiver<SimulatorEvent> {
         self.simulator.events()
+    }
+
+    /// See [`Simulator::notify`].
+    pub fn notify(&self, notification: PlatformNotification) -> Result<String, SimulatorError> {
+        let sim = self.simulator.clone();
+        self.block(async move { sim.notify(notification).await })
+    }
+
+    /// See [`Simulator::notification_counts`].
+    pub fn notification_counts(&self) -> NotificationCounts {
+        self.simulator.notification_counts()
+    }
+
+    /// Waits up to `timeout` until no HTTP notification is pending; `false` on timeout
+    /// ([`Simulator::wait_notifications_settled`]).
+    pub fn wait_notifications_settled(&self, timeout: Duration) -> Result<bool, SimulatorError> {
+        let sim = self.simulator.clone();
+        self.block(async move {
+            match tokio::time::timeout(timeout, sim.wait_notifications_settled()).await {
+                Ok(result) => result.map(|()| true),
+                Err(_) => Ok(false),
+            }
+        })
     }
 
     /// See [`Simulator::disconnect_all`].

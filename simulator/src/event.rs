@@ -1,14 +1,17 @@
-//! What the simulator reports: the platform state machine's events, plus the pushes
-//! it was asked for, each printable as one readable line.
+//! What the simulator reports: the platform state machine's events, the pushes it was
+//! asked for and the HTTP notifications it sends, each printable as one readable line.
 
 use std::fmt;
 use std::time::Instant;
 
 use alipay_msg_core::charset::MalformedText;
+use alipay_msg_core::client::HumanDuration;
 use alipay_msg_core::consume::AckStatus;
 use alipay_msg_core::server::{
     ConnectionId, DeliveryKind, MsgId, ProduceAnswer, RedeliveryReason, ServerEvent, UnexpectedAck,
 };
+
+use super::notifier::{NextAttempt, NotifyAnswer};
 
 /// One thing that happened in the simulator ([`super::Simulator::events`]). `Display`
 /// prints it as one line, e.g. `deliver 17954304000000000001 on conn#1 (attempt 1)`.
@@ -29,6 +32,34 @@ pub enum SimulatorEvent {
     },
     /// An event of the platform state machine.
     Server(ServerEvent),
+    /// An HTTP notification was signed and queued for sending
+    /// ([`super::Simulator::notify`], `POST /admin/notify`).
+    NotificationQueued {
+        /// Its `notify_id`.
+        notify_id: String,
+        /// Where it is posted.
+        url: String,
+        /// What it is: kind, status or method, rule, charset, sign type, mode.
+        summary: String,
+        /// A forgery: one attempt, the endpoint must refuse it.
+        forged: bool,
+    },
+    /// One POST of an HTTP notification, its answer and what follows.
+    NotificationAttempt {
+        /// Its `notify_id`.
+        notify_id: String,
+        /// This attempt, from 1.
+        attempt: u32,
+        /// How many attempts it gets at most (8: [`super::NOTIFY_RETRY_SCHEDULE`] plus
+        /// the first; 1 for a forgery).
+        of: u32,
+        /// What the endpoint answered.
+        answer: NotifyAnswer,
+        /// What follows.
+        next: NextAttempt,
+        /// A forgery.
+        forged: bool,
+    },
     /// A client sent a text frame whose bytes are not valid in its connection's charset:
     /// the simulator closed the connection with 1007, as the platform's Java client does
     /// (PROTOCOL §4).
@@ -53,6 +84,46 @@ impl fmt::Display for SimulatorEvent {
                 write!(f, "push {msg_id}: {what} {msg_api} for app {app_id} queued")
             }
             SimulatorEvent::Server(event) => server_event(event, f),
+            SimulatorEvent::NotificationQueued {
+                notify_id,
+                url,
+                summary,
+                forged,
+            } => {
+                let forged = if *forged { "forged " } else { "" };
+                write!(f, "notify {notify_id}: {forged}{summary} to {url} queued")
+            }
+            SimulatorEvent::NotificationAttempt {
+                notify_id,
+                attempt,
+                of,
+                answer,
+                next,
+                forged,
+            } => {
+                let label = if *forged { " (forged)" } else { "" };
+                write!(
+                    f,
+                    "notify {notify_id}{label} attempt {attempt}/{of}: {answer}"
+                )?;
+                match next {
+                    _ if *forged && answer.is_success() => {
+                        f.write_str("; the endpoint ACCEPTED a forgery: endpoint bug")
+                    }
+                    _ if *forged => f.write_str("; refused, as it must be"),
+                    NextAttempt::After { wait, scheduled } if wait == scheduled => {
+                        write!(f, "; next attempt in {}", HumanDuration(*wait))
+                    }
+                    NextAttempt::After { wait, scheduled } => write!(
+                        f,
+                        "; next attempt in {} ({} on the platform's schedule)",
+                        HumanDuration(*wait),
+                        HumanDuration(*scheduled)
+                    ),
+                    NextAttempt::GivenUp => write!(f, "; given up after {attempt} attempts"),
+                    _ => f.write_str("; done"),
+                }
+            }
             SimulatorEvent::UndecodableText { conn, error } => {
                 write!(f, "{conn}: text frame refused ({error}); closed with 1007")
             }

@@ -3,8 +3,9 @@
 //! demos and `alipay-msg simulate`.
 //!
 //! One port serves everything, plain HTTP/1.1 (no TLS): each connection's request head
-//! is read (bounded, with `httparse`) and routed by method and path. `POST /admin/push`
-//! and `GET /admin/status` are [admin endpoints](self#admin-endpoints), served here;
+//! is read (bounded, with `httparse`) and routed by method and path. `POST /admin/push`,
+//! `POST /admin/notify` and `GET /admin/status` are
+//! [admin endpoints](self#admin-endpoints), served here;
 //! every other connection is handed to the state machine as bytes, from its first
 //! byte: it answers `GET /websocket/register.do?…` and closes, checks `GET
 //! /websocket?…` and, when accepted, answers `101` and speaks the websocket (framing,
@@ -13,6 +14,14 @@
 //! One task owns the state machine; connections and the [`Simulator`] handle talk to it
 //! through bounded channels (the sans-IO habit: the session decides, each connection
 //! task only moves bytes).
+//!
+//! The simulator also plays the platform's other delivery path, HTTP notifications
+//! (PROTOCOL §10): [`Simulator::notify`] (or `POST /admin/notify`) signs a payment
+//! notification or a gateway message with the platform key (rule V1 or V2, any
+//! notification charset, public-key or certificate mode), POSTs it to an `http://` URL
+//! and POSTs it again on the platform's schedule ([`NOTIFY_RETRY_SCHEDULE`], scaled by
+//! [`NotifyOptions::time_scale`]) until the answer is exactly `success`
+//! ([`SUCCESS_ANSWER`]). Each attempt is a [`SimulatorEvent::NotificationAttempt`].
 //!
 //! ```no_run
 //! use alipay_msg_simulator::{Simulator, SimulatorOptions};
@@ -31,9 +40,17 @@
 //! - `POST /admin/push`, body `{"msg_api": "…", "biz_content": {…}}` (optional
 //!   `"app_id"`; `"forged": true` pushes a forgery the client must refuse) →
 //!   `200 {"msg_id": "…"}` or `400 {"error": "…"}`.
+//! - `POST /admin/notify`, body a notification as [`PlatformNotification::from_json`]
+//!   reads it (`{"url": "http://…", "payment": {…}}` or `{"url": …, "gateway_message":
+//!   {"msg_method": "…", "biz_content": {…}}}`, with optional `rule`, `charset`,
+//!   `sign_type`, `certificate`, `app_id`, `notify_id`, `forged`) → `200 {"notify_id":
+//!   "…"}` once signed and queued, or `400 {"error": "…"}`.
 //! - `GET /admin/status` → `200 {"connections": n, "settled": bool, "queued": n,
 //!   "waiting_retry": n, "in_flight": n, "acked": n, "abandoned": n,
-//!   "forged_discarded": n, "forged_accepted": n}`.
+//!   "forged_discarded": n, "forged_accepted": n, "notifications": {"posted": n,
+//!   "attempts": n, "answered_success": n, "failed": n, "given_up": n, "pending": n,
+//!   "forged": n, "forged_refused": n, "forged_accepted": n}}` (see
+//!   [`NotificationCounts`]).
 
 mod admin;
 mod blocking;
@@ -41,6 +58,8 @@ mod connection;
 mod event;
 mod http;
 mod listener;
+mod notification;
+mod notifier;
 mod options;
 mod platform;
 mod push_file;
@@ -63,10 +82,16 @@ use tokio::task::JoinHandle;
 
 pub use blocking::SimulatorHandle;
 pub use event::SimulatorEvent;
+pub use notification::{NotificationContent, NotificationError, PlatformNotification};
+pub use notifier::{
+    NextAttempt, NotificationCounts, NotifyAnswer, NotifyOptions, MAX_ANSWER_BYTES,
+    NOTIFY_RETRY_SCHEDULE, SUCCESS_ANSWER,
+};
 pub use options::{test_keys, AppKey, SimulatorOptions};
 pub use push_file::{PlatformMessage, PLATFORM_MESSAGE_EXAMPLES};
 
 use listener::Shared;
+use notifier::{Notifier, SubmitError};
 use platform::{Platform, Request, Status};
 
 /// Capacity of the platform task's input channel.
@@ -89,6 +114,9 @@ pub enum SimulatorError {
         /// What was wrong.
         reason: String,
     },
+    /// An HTTP notification could not be sent.
+    #[error(transparent)]
+    Notification(#[from] NotificationError),
     /// The simulator has stopped.
     #[error("the simulator has stopped")]
     Stopped,
@@ -112,6 +140,8 @@ struct Inner {
     tls: bool,
     app_id: String,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Sends HTTP notifications.
+    notifier: Arc<Notifier>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -132,7 +162,12 @@ fn unix_ms() -> i64 {
 impl Simulator {
     /// Binds `options.listen`, starts serving, and pushes `options.push_file` (an
     /// unreadable or bad file is an `InvalidData` error, and nothing keeps running).
+    /// [`SimulatorOptions::notify`] out of range is an `InvalidInput` error.
     pub async fn start(options: SimulatorOptions) -> io::Result<Simulator> {
+        options
+            .notify
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(options.listen).await?;
         let local_addr = listener.local_addr()?;
         // With TLS, `listener` is the public one, in front of a plain one on loopback.
@@ -158,10 +193,19 @@ impl Simulator {
         });
         let (stop, stop_rx) = watch::channel(false);
         let platform = Platform::new(session, events.clone(), status_tx, options.app_id.clone());
+        let notifier = Arc::new(Notifier::new(
+            options.notify.clone(),
+            requests.clone(),
+            events.clone(),
+            stop_rx.clone(),
+            options.app_id.clone(),
+            seed,
+        ));
         let shared = Shared {
             requests: requests.clone(),
             max_queued_frames: options.max_queued_frames,
             stop: stop_rx.clone(),
+            notifier: Arc::clone(&notifier),
         };
         let tls = tls_front.is_some();
         let mut tasks = Vec::new();
@@ -193,6 +237,7 @@ impl Simulator {
                 tls,
                 app_id: options.app_id,
                 tasks: Mutex::new(tasks),
+                notifier,
             }),
         };
         if let Some(path) = options.push_file {
@@ -351,6 +396,59 @@ impl Simulator {
         Ok(ids)
     }
 
+    /// Signs `notification` with the platform key and POSTs it to its URL, again on
+    /// [`NOTIFY_RETRY_SCHEDULE`] (scaled by [`NotifyOptions::time_scale`]) until the
+    /// answer is exactly `success` ([`SUCCESS_ANSWER`]), at most 8 attempts; a forgery
+    /// gets one. Returns its `notify_id` once it is queued; the attempts are
+    /// [`SimulatorEvent::NotificationAttempt`]s and [`Simulator::notification_counts`].
+    ///
+    /// Fails with [`SimulatorError::Notification`] for a bad request (URL not
+    /// `http://`, unknown charset, certificate mode without a platform certificate SN,
+    /// too many pending, …).
+    ///
+    /// ```no_run
+    /// use alipay_msg_simulator::{PlatformNotification, Simulator, SimulatorOptions};
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sim = Simulator::start(SimulatorOptions::with_test_keys().notify_time_scale(0.001)).await?;
+    /// let notification = PlatformNotification::payment("http://127.0.0.1:8080/alipay/notify")
+    ///     .with_field("out_trade_no", "20261120102126001")
+    ///     .with_field("total_amount", "88.88");
+    /// let notify_id = sim.notify(notification).await?;
+    /// sim.wait_notifications_settled().await?;
+    /// println!("{notify_id}: {:?}", sim.notification_counts());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn notify(
+        &self,
+        notification: PlatformNotification,
+    ) -> Result<String, SimulatorError> {
+        self.inner
+            .notifier
+            .submit(notification)
+            .await
+            .map_err(|e| match e {
+                SubmitError::Notification(e) => SimulatorError::Notification(e),
+                SubmitError::Stopped => SimulatorError::Stopped,
+            })
+    }
+
+    /// Counts of the HTTP notifications sent so far.
+    pub fn notification_counts(&self) -> NotificationCounts {
+        self.inner.notifier.counts()
+    }
+
+    /// Waits until no HTTP notification is pending: each was answered `success`, given
+    /// up, or (a forgery) had its one attempt. With the real schedule that can take 25
+    /// hours: wrap it in `tokio::time::timeout`.
+    pub async fn wait_notifications_settled(&self) -> Result<(), SimulatorError> {
+        if self.inner.notifier.wait_settled().await {
+            Ok(())
+        } else {
+            Err(SimulatorError::Stopped)
+        }
+    }
+
     /// Replaces the armed faults ([`FaultPlan`]).
     pub async fn set_faults(&self, plan: FaultPlan) -> Result<(), SimulatorError> {
         self.with_session(move |session, _| session.set_faults(plan))
@@ -455,8 +553,9 @@ impl Simulator {
         .await
     }
 
-    /// Stops accepting, closes every connection (websockets get a close frame) and
-    /// waits for the simulator's tasks to end (a few seconds at most).
+    /// Stops accepting, closes every connection (websockets get a close frame), stops
+    /// sending notifications and waits for the simulator's tasks to end (a few seconds
+    /// at most).
     pub async fn shutdown(&self) {
         self.inner.stop.send_replace(true);
         // A poisoned lock means a panic while taking the handles, which cannot happen.
@@ -464,5 +563,6 @@ impl Simulator {
         for task in tasks {
             let _ = task.await;
         }
+        self.inner.notifier.shutdown().await;
     }
 }

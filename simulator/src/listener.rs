@@ -1,5 +1,5 @@
 //! The one port: accepts TCP connections, reads each request head and routes it: the
-//! admin endpoints here, everything else (`register.do`, the websocket upgrade, unknown
+//! admin endpoints (push, notify, status) here, everything else (`register.do`, the websocket upgrade, unknown
 //! paths) to the platform session as bytes ([`super::connection`]).
 
 use std::future::Future;
@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::http;
+use super::notifier::Notifier;
 use super::platform::Request;
 use super::{admin, connection};
 
@@ -27,6 +28,8 @@ pub(super) struct Shared {
     pub(super) requests: mpsc::Sender<Request>,
     pub(super) max_queued_frames: usize,
     pub(super) stop: watch::Receiver<bool>,
+    /// Sends the HTTP notifications of `POST /admin/notify`.
+    pub(super) notifier: Arc<Notifier>,
 }
 
 /// Accepts connections until `stop`, then gives the open ones [`STOP_GRACE`] to end
@@ -116,7 +119,8 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Shared) {
     match (head.method.as_str(), head.path()) {
         ("POST", admin::PUSH_PATH) => admin::push(stream, head, &shared).await,
         ("GET", admin::STATUS_PATH) => admin::status(stream, &shared).await,
-        (_, admin::PUSH_PATH | admin::STATUS_PATH) => {
+        ("POST", admin::NOTIFY_PATH) => admin::notify(stream, head, &shared).await,
+        (_, admin::PUSH_PATH | admin::STATUS_PATH | admin::NOTIFY_PATH) => {
             http::answer(&mut stream, &http::text_response(405, "method not allowed")).await;
         }
         // register.do, the upgrade and anything else: the session's, from the first

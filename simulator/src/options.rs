@@ -1,5 +1,6 @@
 //! What the simulator is started with: where it listens, which app it serves, the
-//! platform key, and the [`ServerConfig`] tunables of the platform state machine.
+//! platform key, the [`ServerConfig`] tunables of the platform state machine, and how
+//! HTTP notifications are sent.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -8,6 +9,8 @@ use alipay_msg_core::cert::{root_cert_sn, CertError, Certificate};
 use alipay_msg_core::key::{PrivateKey, PublicKey};
 use alipay_msg_core::server::{AppRegistration, ServerConfig};
 use alipay_msg_core::signature::{SignType, SignatureError, Verifier};
+
+use super::notifier::NotifyOptions;
 
 /// The repository's test keys (copies of `testdata/vectors/keys` in this crate's
 /// `keys/`, checked equal by the conformance tests), embedded in the binary so the
@@ -127,6 +130,9 @@ pub struct SimulatorOptions {
     pub event_queue: usize,
     /// Serve TLS with this configuration ([`SimulatorOptions::tls`]; `None`: plain).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// How HTTP notifications are sent ([`super::Simulator::notify`]): the time scale of
+    /// the retry schedule, concurrency, bounds, timeout.
+    pub notify: NotifyOptions,
 }
 
 impl SimulatorOptions {
@@ -148,6 +154,7 @@ impl SimulatorOptions {
             max_queued_frames: 4096,
             event_queue: 4096,
             tls: None,
+            notify: NotifyOptions::default(),
         })
     }
 
@@ -202,6 +209,15 @@ impl SimulatorOptions {
             .with_single_cert(cert_chain, key)?;
         self.tls = Some(std::sync::Arc::new(config));
         Ok(self)
+    }
+
+    /// Scales the waits of the HTTP notifications' retry schedule
+    /// ([`super::NOTIFY_RETRY_SCHEDULE`]) by `scale`, in (0, 1]: 0.001 makes the first
+    /// retry come after 240 ms instead of 4 min, so tests see the whole schedule in
+    /// seconds ([`NotifyOptions::time_scale`]).
+    pub fn notify_time_scale(mut self, scale: f64) -> Self {
+        self.notify.time_scale = scale;
+        self
     }
 
     /// Pushes the messages of this JSON-lines file at start.

@@ -217,6 +217,20 @@ impl Platform {
     }
 }
 
+/// Runs `job` on the platform task (with the current time) and returns its result;
+/// `None` when the task has stopped.
+pub(super) async fn call<T: Send + 'static>(
+    requests: &mpsc::Sender<Request>,
+    job: impl FnOnce(&mut Platform, Instant) -> T + Send + 'static,
+) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    let request = Request::Run(Box::new(move |platform, now| {
+        let _ = reply.send(job(platform, now));
+    }));
+    requests.send(request).await.ok()?;
+    answer.await.ok()
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,

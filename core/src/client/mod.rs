@@ -136,8 +136,8 @@ pub use check::{CheckJob, CheckedFrame, FrameChecker};
 pub use config::{ClientConfig, ConfigError, Credentials};
 pub use link::{ConnId, Input};
 pub use output::{
-    Delivery, DeliveryId, DisconnectReason, Event, Outcome, Output, RejectReason, SendError,
-    Transmit, UnknownDelivery,
+    Delivery, DeliveryId, DisconnectReason, Event, HumanDuration, Outcome, Output, RejectReason,
+    SendError, Transmit, UnknownDelivery,
 };
 
 use crate::clock::WallClock;

@@ -397,9 +397,17 @@ pub enum SendError {
 pub struct UnknownDelivery(pub DeliveryId);
 
 /// A duration as people read it in messages and logs: `350 ms`, `1.2 s`, `10 s`,
-/// `2 min 5 s`, `25 h` (rounded; not for parsing).
+/// `2 min 5 s`, `25 h` (rounded; not for parsing). Under a second: whole milliseconds;
+/// under a minute: seconds to a tenth; then minutes and seconds, or hours and minutes.
+///
+/// ```
+/// use std::time::Duration;
+/// use alipay_msg_core::client::HumanDuration;
+/// assert_eq!(HumanDuration(Duration::from_millis(240)).to_string(), "240 ms");
+/// assert_eq!(HumanDuration(Duration::from_secs(15 * 3600)).to_string(), "15 h");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HumanDuration(pub(crate) Duration);
+pub struct HumanDuration(pub Duration);
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -204,8 +204,11 @@ impl ServerConfig {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// The platform signer for `sign_type`: exactly that sign type, never another.
-    pub(crate) fn signer_for(&self, sign_type: SignType) -> &Signer {
+    /// The platform key's signer for `sign_type` (`RSA2`: SHA256withRSA, `RSA`:
+    /// SHA1withRSA): exactly that sign type, never another. What the platform signs
+    /// register answers and CONSUMEs with (PROTOCOL §3, §5), and what a simulator signs
+    /// HTTP notifications with (PROTOCOL §10).
+    pub fn platform_signer(&self, sign_type: SignType) -> &Signer {
         match sign_type {
             SignType::Rsa2 => &self.platform_signer_rsa2,
             SignType::Rsa => &self.platform_signer_rsa,

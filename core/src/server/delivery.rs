@@ -261,7 +261,7 @@ impl ServerSession {
         };
         let data = write_data(&header, Some(content));
         // Signed in the app's sign type (PROTOCOL §5): SHA1withRSA for an `RSA` app.
-        let platform = self.config.signer_for(app.sign_type);
+        let platform = self.config.platform_signer(app.sign_type);
         // Signed in both charsets: which one goes out depends on the connection it is
         // sent on (PROTOCOL §4), and a message may be redelivered on another one.
         let sign = |charset| match forge {

@@ -718,7 +718,7 @@ impl ServerSession {
         );
         let reply = RegisterReply::signed(
             success_text(&token),
-            self.config.signer_for(sign_type),
+            self.config.platform_signer(sign_type),
             charset,
             self.config.platform_cert_sn.as_deref(),
             self.config.zone.as_deref(),
@@ -748,7 +748,7 @@ impl ServerSession {
         let sub_code = refusal.sub_code;
         let reply = RegisterReply::signed(
             failure_text(&refusal),
-            self.config.signer_for(sign_type),
+            self.config.platform_signer(sign_type),
             charset,
             None,
             None,
