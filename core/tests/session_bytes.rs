@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use alipay_msg_core::client::{DisconnectReason, Event, Input, RejectReason};
+use alipay_msg_core::client::{DisconnectReason, Event, Input, Output, RejectReason};
 use alipay_msg_core::ws::frame::{encode_frame, OpCode};
 use alipay_msg_core::ws::ProtocolViolation;
 use support::{C2s, Pair, Policy};
@@ -49,7 +49,10 @@ fn stale_input_for_an_old_connection_is_ignored() {
 fn checked_frames_returned_out_of_order_are_delivered_in_read_order() {
     let mut pair = Pair::connected();
     pair.client.set_check_offload(8);
+    // A burst: the six frames arrive in one read, so they go out as jobs.
+    pair.coalesce_reads = true;
     let ids = pair.push(6);
+    assert_eq!(pair.jobs_handed_out, 6);
     pair.advance(Duration::from_secs(1));
     let handled: Vec<String> = pair
         .client_events
@@ -62,6 +65,100 @@ fn checked_frames_returned_out_of_order_are_delivered_in_read_order() {
     let expected: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
     assert_eq!(handled, expected);
     assert!(pair.server.is_settled());
+}
+
+/// Issue 17: with checking offloaded, a frame that arrives alone (nothing after it in
+/// the read, no job out) is checked inline — a hand-off to another thread and back
+/// costs more than it saves on the quiet path — while frames read together go out as
+/// jobs; the messages are the same either way.
+#[test]
+fn a_lone_frame_is_checked_inline_and_a_burst_goes_out_as_jobs() {
+    let mut pair = Pair::connected();
+    pair.client.set_check_offload(4);
+    let mut ids = pair.push(1);
+    pair.advance(Duration::from_millis(100));
+    assert_eq!(pair.jobs_handed_out, 0, "a lone frame is checked inline");
+    ids.extend(pair.push(1));
+    pair.advance(Duration::from_millis(100));
+    assert_eq!(pair.jobs_handed_out, 0);
+
+    pair.coalesce_reads = true;
+    ids.extend(pair.push(3));
+    pair.advance(Duration::from_millis(100));
+    assert_eq!(
+        pair.jobs_handed_out, 3,
+        "frames read together go out as jobs"
+    );
+
+    let handled: Vec<String> = pair
+        .client_events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Message(d) => Some(d.msg_id().to_owned()),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
+    assert_eq!(handled, expected);
+    assert!(pair.server.is_settled());
+}
+
+/// A connection whose reading paused while check jobs were out (the platform's pongs
+/// wait unread behind the frames) is not declared dead the moment the jobs come back:
+/// the time spent paused was not silence.
+#[test]
+fn a_pause_for_check_jobs_is_not_silence() {
+    let mut pair = Pair::connected();
+    let dead_after = pair.client.config().dead_after;
+    let conn = pair.client_ws.unwrap();
+    pair.client.set_check_offload(2);
+    let frame = consume_frame();
+    let mut ws = Pair::server_ws();
+    let mut burst = Vec::new();
+    for _ in 0..3 {
+        burst.extend(ws.encode_text(frame.as_bytes(), [0; 4]).unwrap());
+    }
+    // Two jobs out (the offload's bound) and a frame kept: reading pauses. The jobs
+    // stay out past `dead_after`.
+    let mut now = pair.now;
+    pair.client.handle_input(
+        Input::Bytes {
+            conn,
+            bytes: &burst,
+        },
+        now,
+    );
+    let mut jobs = Vec::new();
+    loop {
+        match pair.client.poll_output() {
+            Output::Check(job) => jobs.push(job),
+            Output::Timeout(_) | Output::Done => break,
+            _ => {}
+        }
+    }
+    assert_eq!(jobs.len(), 2);
+    assert!(!pair.client.wants_read());
+    now += dead_after + Duration::from_secs(1);
+    pair.client.handle_timeout(now);
+    let checker = pair.client.frame_checker();
+    for job in jobs {
+        pair.client
+            .handle_input(Input::Checked(checker.run(job)), now);
+    }
+    pair.client.handle_timeout(now);
+    let mut dead = false;
+    loop {
+        match pair.client.poll_output() {
+            Output::Event(Event::Disconnected {
+                reason: DisconnectReason::Dead { .. },
+                ..
+            }) => dead = true,
+            Output::Timeout(_) | Output::Done => break,
+            _ => {}
+        }
+    }
+    assert!(!dead, "declared dead right after a pause for check jobs");
+    assert!(pair.client.is_connected());
 }
 
 #[test]

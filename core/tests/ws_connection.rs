@@ -240,6 +240,27 @@ fn control_frame_rules() {
     );
 }
 
+/// RFC 6455 §5.5.1 and §8.1: a close reason is UTF-8, and an endpoint that finds it is
+/// not fails the connection with 1007 (it was replaced with U+FFFD and accepted).
+#[test]
+fn a_close_reason_that_is_not_utf8_fails_with_1007() {
+    for role in [Role::Client, Role::Server] {
+        let mut c = conn(role);
+        let mut payload = 1000u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"bye \xff\xfe");
+        let bytes = peer_frame(role, true, OpCode::Close, &payload);
+        assert_eq!(
+            read_all(&mut c, &bytes),
+            Err(ProtocolViolation::CloseReasonNotUtf8)
+        );
+        assert_eq!(
+            ProtocolViolation::CloseReasonNotUtf8.close_code(),
+            CloseCode::INVALID_PAYLOAD
+        );
+        assert!(!c.is_open());
+    }
+}
+
 #[test]
 fn close_started_by_peer_is_echoed() {
     for role in [Role::Client, Role::Server] {

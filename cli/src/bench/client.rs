@@ -35,6 +35,10 @@ pub(crate) struct BenchClientArgs {
     /// The client's `max_in_flight`.
     #[arg(long)]
     in_flight: usize,
+    /// Once `messages` handlers have succeeded, keep running (idle) until stdin ends:
+    /// `bench --rate` reads this process's counters then, before it shuts down.
+    #[arg(long)]
+    hold: bool,
 }
 
 /// Counts handler runs and wakes the waiter at the target.
@@ -70,9 +74,13 @@ pub(crate) fn run(args: BenchClientArgs) -> Result<u8, Failure> {
     });
     // Returns the threads' CPU times as the last handler finishes, before shutdown
     // ends any of them.
+    let hold = args.hold;
     let wait = move || {
         // The parent kills a client that stalls; this only bounds a lost wake-up.
         let _ = finished.recv_timeout(Duration::from_secs(3600));
+        if hold {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        }
         thread_cpu_ms()
     };
     let threads = match args.adapter {

@@ -14,6 +14,7 @@
 
 mod client;
 mod crypto;
+mod trickle;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -112,9 +113,19 @@ pub(crate) struct BenchArgs {
     /// Crypto backends to measure (repeatable; default: every one built in).
     #[arg(long, value_enum)]
     backend: Vec<BackendName>,
-    /// Messages per run.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-    messages: u64,
+    /// Messages per run (default: 20 000 in bursts; with `--rate`, 20 s worth).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    messages: Option<u64>,
+    /// Production rates instead of bursts: the simulator pushes one message every
+    /// `1/RATE` s (messages per second, at most 10 000) and each line gives the client's
+    /// CPU time and wake-ups per message, and push-to-ack latency, next to the bare
+    /// verify cost measured around the run.
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
+    /// With `--rate`: also measure `alipay-msg listen`, printing each message as a JSON
+    /// line into a pipe.
+    #[arg(long, requires = "rate")]
+    listen: bool,
     /// Most messages in flight: the simulator's window and the client's `max_in_flight`.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     in_flight: u64,
@@ -126,6 +137,16 @@ pub(crate) struct BenchArgs {
     /// takes a quarter of it each).
     #[arg(long, default_value_t = 2.0)]
     crypto_secs: f64,
+}
+
+/// `--rate`: messages per second, in (0, 10 000].
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 10_000.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate in (0, 10000] messages per second"
+        )),
+    }
 }
 
 /// The example kinds the simulator cycles through.
@@ -172,11 +193,17 @@ pub(crate) fn run(args: BenchArgs) -> Result<u8, Failure> {
         .map_err(|(line, e)| Failure::malformed(format!("example line {line}: {e}")))?;
     let sample = crypto::sample_consume(&examples[0].biz_content, &examples[0].msg_api)?;
 
+    let messages = args.messages.unwrap_or(match args.rate {
+        // 20 s of pushes: enough 10 ms CPU ticks for a per-message figure.
+        Some(rate) => ((rate * 20.0).round() as u64).max(1),
+        None => 20_000,
+    });
     println!(
-        "bench: {} cores, messages={} in_flight={}, {} build",
+        "bench: {} cores, messages={messages} in_flight={}{}, {} build",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        args.messages,
         args.in_flight,
+        args.rate
+            .map_or(String::new(), |rate| format!(" rate={rate}/s")),
         if cfg!(debug_assertions) {
             "debug"
         } else {
@@ -202,8 +229,38 @@ pub(crate) fn run(args: BenchArgs) -> Result<u8, Failure> {
         .build()
         .map_err(|e| Failure::malformed(format!("cannot start the runtime: {e}")))?;
     let bound_time = Duration::from_secs_f64(args.crypto_secs / 4.0);
+    if let Some(rate) = args.rate {
+        let mut clients: Vec<_> = adapters
+            .iter()
+            .map(|&a| trickle::TrickleClient::Adapter(a))
+            .collect();
+        if args.listen {
+            clients.push(trickle::TrickleClient::Listen);
+        }
+        for &backend in &backends {
+            for &client in &clients {
+                let mut runs = Vec::new();
+                for _ in 0..args.runs {
+                    let before = crypto::measure(&sample, backend, bound_time)?.verify;
+                    let result = runtime.block_on(trickle::trickle(
+                        rate,
+                        messages,
+                        args.in_flight,
+                        &examples,
+                        client,
+                        backend,
+                    ))?;
+                    let after = crypto::measure(&sample, backend, bound_time)?.verify;
+                    // The bare verify cost in µs, averaged around the run.
+                    runs.push((2e6 / (before + after), result));
+                }
+                trickle::print_trickle(client, backend, rate, messages, runs);
+            }
+        }
+        return Ok(0);
+    }
     for &backend in &backends {
-        let messages = messages_for(args.messages, backend);
+        let messages = messages_for(messages, backend);
         for &adapter in &adapters {
             let mut runs = Vec::new();
             for _ in 0..args.runs {
@@ -276,7 +333,7 @@ fn print_runs(adapter: AdapterKind, backend: Backend, messages: u64, runs: Vec<(
     }
 }
 
-fn failed(message: impl std::fmt::Display) -> Failure {
+pub(super) fn failed(message: impl std::fmt::Display) -> Failure {
     Failure {
         code: 1,
         message: format!("bench: {message}"),

@@ -232,7 +232,9 @@ enum State {
         handshake: Box<ClientHandshake>,
     },
     /// The websocket on `conn` is open. `last_pong` starts at the open. `stash` holds
-    /// bytes read while frames could not be taken (bounded, see `stash_limit`).
+    /// bytes read while frames could not be taken (bounded, see `stash_limit`), of
+    /// which those before `stash_at` have been read since: a long stash is read a
+    /// frame at a time without being copied again for each.
     Open {
         since: Instant,
         last_pong: Instant,
@@ -240,6 +242,7 @@ enum State {
         conn: ConnId,
         ws: Box<WsConnection>,
         stash: Vec<u8>,
+        stash_at: usize,
     },
     /// Shut down, or stopped by a fatal error.
     Ended,
@@ -415,6 +418,7 @@ impl ClientSession {
     /// with [`DisconnectReason::ReadOverflow`]).
     pub fn wants_read(&self) -> bool {
         match &self.state {
+            // The stash is emptied (and `stash_at` reset) when its last byte is read.
             State::Open { stash, .. } => stash.is_empty() && self.can_take_frames(),
             _ => false,
         }
@@ -732,6 +736,7 @@ impl ClientSession {
             conn,
             ws: Box::new(WsConnection::new(Role::Client, limits)),
             stash: Vec::new(),
+            stash_at: 0,
         };
         self.emit(Event::Connected);
         if self.shutdown_deadline.is_some() && self.in_flight.is_empty() {
@@ -743,46 +748,99 @@ impl ClientSession {
     // ----- the open websocket --------------------------------------------------------
 
     /// Reads websocket bytes (RFC 6455 §5): message by message while frames can be
-    /// taken, the rest kept for later.
-    fn read_ws(&mut self, mut bytes: &[u8], now: Instant) {
-        while !bytes.is_empty() {
-            let can_take = self.can_take_frames();
-            let stash_limit = self.config.frame_limits.max_frame_bytes + STASH_SLACK_BYTES;
-            let State::Open { ws, stash, .. } = &mut self.state else {
-                return;
-            };
-            if !can_take || !stash.is_empty() {
-                if stash.len().saturating_add(bytes.len()) > stash_limit {
-                    let reason = DisconnectReason::ReadOverflow { limit: stash_limit };
-                    return self.connection_lost(reason, true, now);
-                }
-                stash.extend_from_slice(bytes);
-                return;
-            }
-            let read = ws.read(bytes);
-            self.write_ws_control();
-            match read {
-                Ok((used, event)) => {
-                    bytes = bytes.get(used..).unwrap_or_default();
-                    if let Some(event) = event {
-                        self.on_ws_event(event, now);
-                    }
-                }
-                Err(violation) => {
-                    return self.connection_lost(DisconnectReason::Protocol(violation), false, now)
-                }
-            }
+    /// taken, the rest kept for later (behind anything kept already).
+    fn read_ws(&mut self, bytes: &[u8], now: Instant) {
+        let waiting = match &self.state {
+            State::Open { stash, .. } => !stash.is_empty(),
+            _ => return,
+        };
+        let used = if waiting {
+            0
+        } else {
+            self.read_frames(bytes, now)
+        };
+        if used < bytes.len() {
+            self.keep(&bytes[used..], now);
         }
     }
 
-    /// Reads what was kept while frames could not be taken, now that they can.
+    /// Keeps bytes that cannot be read yet, failing the connection past the bound.
+    fn keep(&mut self, bytes: &[u8], now: Instant) {
+        let stash_limit = self.config.frame_limits.max_frame_bytes + STASH_SLACK_BYTES;
+        let State::Open {
+            stash, stash_at, ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        let kept = stash.len() - *stash_at;
+        if kept.saturating_add(bytes.len()) > stash_limit {
+            let reason = DisconnectReason::ReadOverflow { limit: stash_limit };
+            return self.connection_lost(reason, true, now);
+        }
+        if *stash_at > 0 {
+            // Only when more comes: what was read of the stash goes, once.
+            stash.drain(..*stash_at);
+            *stash_at = 0;
+        }
+        stash.extend_from_slice(bytes);
+    }
+
+    /// Reads frames from `bytes` while they can be taken and the websocket is open;
+    /// returns how many bytes were read.
+    fn read_frames(&mut self, bytes: &[u8], now: Instant) -> usize {
+        let mut used = 0;
+        while used < bytes.len() && self.can_take_frames() {
+            let State::Open { ws, .. } = &mut self.state else {
+                break;
+            };
+            let read = ws.read(&bytes[used..]);
+            self.write_ws_control();
+            match read {
+                Ok((n, event)) => {
+                    used += n;
+                    if let Some(event) = event {
+                        let more_follows = used < bytes.len();
+                        self.on_ws_event(event, more_follows, now);
+                    }
+                }
+                Err(violation) => {
+                    self.connection_lost(DisconnectReason::Protocol(violation), false, now);
+                    return bytes.len();
+                }
+            }
+        }
+        used
+    }
+
+    /// Reads what was kept while frames could not be taken, now that they can, without
+    /// copying what is still left.
     fn resume_reading(&mut self, now: Instant) {
         if !self.can_take_frames() {
             return;
         }
-        if let State::Open { stash, .. } = &mut self.state {
-            let kept = std::mem::take(stash);
-            self.read_ws(&kept, now);
+        let State::Open {
+            stash, stash_at, ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        if stash.is_empty() {
+            return;
+        }
+        let kept = std::mem::take(stash);
+        let at = std::mem::take(stash_at);
+        let used = self.read_frames(&kept[at..], now);
+        if let State::Open {
+            stash, stash_at, ..
+        } = &mut self.state
+        {
+            // Still this connection, and nothing was kept meanwhile (reading took
+            // every byte offered while frames could be taken).
+            if at + used < kept.len() && stash.is_empty() {
+                *stash = kept;
+                *stash_at = at + used;
+            }
         }
     }
 
@@ -802,9 +860,10 @@ impl ClientSession {
         }
     }
 
-    fn on_ws_event(&mut self, event: WsEvent, now: Instant) {
+    /// A websocket event; `more_follows`: more bytes were read with it (a burst).
+    fn on_ws_event(&mut self, event: WsEvent, more_follows: bool, now: Instant) {
         match event {
-            WsEvent::Text(payload) => self.on_text(payload, now),
+            WsEvent::Text(payload) => self.on_text(payload, more_follows, now),
             WsEvent::Pong(_) => self.on_pong(now),
             WsEvent::Closed { code, reason, .. } => {
                 let reason = DisconnectReason::ClosedByPeer { code, reason };
@@ -824,12 +883,16 @@ impl ClientSession {
         }
     }
 
-    /// A text message: checked inline, or handed out as a job.
-    fn on_text(&mut self, payload: Vec<u8>, now: Instant) {
+    /// A text message: checked inline, or handed out as a job. With checking offloaded,
+    /// a frame that came alone (no bytes after it in this read, no job out) is still
+    /// checked inline: on the quiet path a hand-off to another thread and back costs
+    /// more than it saves; frames that arrive together go out as jobs, to every core.
+    fn on_text(&mut self, payload: Vec<u8>, more_follows: bool, now: Instant) {
         let Some(conn) = self.state.conn() else {
             return;
         };
-        if self.max_outstanding >= 2 || self.order.outstanding() > 0 {
+        let outstanding = self.order.outstanding();
+        if outstanding > 0 || (self.max_outstanding >= 2 && more_follows) {
             let seq = self.order.next_job(conn);
             self.outputs
                 .push_back(Output::Check(CheckJob { seq, conn, payload }));
@@ -850,11 +913,18 @@ impl ClientSession {
         if self.state.conn() != Some(conn) || !self.is_connected() {
             return;
         }
+        let was_paused = !self.wants_read();
         if !self.order.accept(seq, conn, frame) {
             return;
         }
         while let Some(frame) = self.order.pop_ready() {
             self.on_checked(frame.checked, now);
+        }
+        if was_paused {
+            if let State::Open { last_pong, .. } = &mut self.state {
+                // Reading resumes now; the time spent paused was not silence.
+                *last_pong = now;
+            }
         }
         self.resume_reading(now);
     }

@@ -41,8 +41,8 @@ pub enum WsEvent {
     Closed {
         /// The peer's code; `None` when its Close frame had no payload (1005, §7.1.5).
         code: Option<CloseCode>,
-        /// The peer's reason. RFC 6455 §5.5.1 wants UTF-8; anything else is replaced
-        /// (U+FFFD), not refused: the connection is closing anyway.
+        /// The peer's reason (UTF-8: a reason that is not fails the connection with
+        /// [`ProtocolViolation::CloseReasonNotUtf8`], RFC 6455 §8.1).
         reason: String,
         /// The peer closed first.
         by_peer: bool,
@@ -278,10 +278,10 @@ impl WsConnection {
                         if !CloseCode(code).is_sendable() {
                             return Err(self.fail(ProtocolViolation::BadCloseCode(code)));
                         }
-                        (
-                            Some(CloseCode(code)),
-                            String::from_utf8_lossy(reason).into_owned(),
-                        )
+                        let Ok(reason) = std::str::from_utf8(reason) else {
+                            return Err(self.fail(ProtocolViolation::CloseReasonNotUtf8));
+                        };
+                        (Some(CloseCode(code)), reason.to_owned())
                     }
                 };
                 let by_peer = self.state == State::Open;

@@ -67,13 +67,18 @@ pub enum ProtocolViolation {
     /// A Close frame with a code that may not be sent (RFC 6455 §7.4).
     #[error("close frame with code {0}, which may not be sent (RFC 6455 §7.4)")]
     BadCloseCode(u16),
+    /// A Close frame whose reason is not UTF-8 (RFC 6455 §5.5.1, §8.1: the endpoint
+    /// must fail the connection, with 1007).
+    #[error("close frame whose reason is not UTF-8 (RFC 6455 §5.5.1, §8.1)")]
+    CloseReasonNotUtf8,
 }
 
 impl ProtocolViolation {
-    /// The close code to fail the connection with: 1009 for the size limits, 1002
-    /// otherwise (RFC 6455 §7.4.1).
+    /// The close code to fail the connection with: 1009 for the size limits, 1007 for
+    /// a close reason that is not UTF-8, 1002 otherwise (RFC 6455 §7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
+            ProtocolViolation::CloseReasonNotUtf8 => CloseCode::INVALID_PAYLOAD,
             ProtocolViolation::FrameTooLarge { .. } | ProtocolViolation::MessageTooLarge { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }

@@ -485,6 +485,8 @@ impl PairBuilder {
             upgrade_next: false,
             by_server: HashMap::new(),
             jobs: Vec::new(),
+            jobs_handed_out: 0,
+            coalesce_reads: false,
             c2s: VecDeque::new(),
             s2c: VecDeque::new(),
             stale: Vec::new(),
@@ -531,6 +533,11 @@ pub struct Pair {
     upgrade_next: bool,
     /// Check jobs handed out, returned in reverse order at the next quiet point.
     jobs: Vec<CheckJob>,
+    /// How many check jobs the client has handed out in all.
+    pub jobs_handed_out: usize,
+    /// Hand the client every byte the platform has written so far in one read (as a
+    /// socket read does after a burst), instead of one frame per read.
+    pub coalesce_reads: bool,
     c2s: VecDeque<(Instant, ConnectionId, Wire)>,
     /// Frames for the client's connection (the TCP buffer), in order.
     s2c: VecDeque<(Instant, S2c)>,
@@ -704,6 +711,7 @@ impl Pair {
                 }
                 Output::Check(job) => {
                     progress = true;
+                    self.jobs_handed_out += 1;
                     self.jobs.push(job);
                 }
                 Output::Event(e) => {
@@ -1141,10 +1149,21 @@ impl Pair {
             return true;
         };
         match item {
-            S2c::Bytes(bytes) => self.input(Input::Bytes {
-                conn,
-                bytes: &bytes,
-            }),
+            S2c::Bytes(mut bytes) => {
+                while self.coalesce_reads {
+                    match self.s2c.front() {
+                        Some((at, S2c::Bytes(more))) if *at <= self.now => {
+                            bytes.extend_from_slice(more);
+                            self.s2c.pop_front();
+                        }
+                        _ => break,
+                    }
+                }
+                self.input(Input::Bytes {
+                    conn,
+                    bytes: &bytes,
+                })
+            }
             S2c::Close => {
                 self.client_conn = None;
                 self.client_ws = None;
