@@ -33,7 +33,7 @@
 //! native_roots = false                 # the OS's trust (feature native-roots)
 //! ```
 //!
-//! Relative paths are relative to the configuration file. [`load`] gives the client
+//! Relative paths are relative to the configuration file. [`load_with_network`] gives the client
 //! configuration; [`load_with_network`] also the [`Network`] of `[network]`.
 
 use std::path::{Path, PathBuf};
@@ -161,7 +161,8 @@ fn parse(text: &str, path: &Path) -> Result<ClientConfig, ConfigFileError> {
     parse_with_network(text, path).map(|(config, _)| config)
 }
 
-/// [`parse`], with the [`Network`] of `[network]`: the proxy (`"none"`, a URL, or
+/// Parses configuration text (`path` locates relative key files and names errors),
+/// with the [`Network`] of `[network]`: the proxy (`"none"`, a URL, or
 /// absent: the environment), and the TLS configuration when `ca_file` or
 /// `native_roots` asks for one other than the default.
 pub fn parse_with_network(
