@@ -61,8 +61,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alipay_msg_core::client::{
     Application, CheckJob, CheckedFrame, ClientError, ClientEvent, ClientSession, ConnId,
-    DeliverError, DeliveryId, FrameChecker, Input as SessionInput, Message, Outcome, Output,
-    SendError, Transmit,
+    ConnectError, DeliverError, DeliveryId, FrameChecker, Input as SessionInput, Message, Outcome,
+    Output, SendError, Transmit,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
@@ -120,7 +120,7 @@ pub(crate) enum Input {
     /// opened.
     Opened {
         conn: ConnId,
-        result: Result<Stream, io::ErrorKind>,
+        result: Result<Stream, ConnectError>,
     },
     /// A frame checked on a checking lane.
     Checked(CheckedFrame),
@@ -635,7 +635,7 @@ impl IoThread {
                 // A closed channel: the client has stopped; the stream is dropped.
                 let _ = tx.send(Input::Opened {
                     conn: id,
-                    result: result.map_err(|e| e.kind()),
+                    result: result.map_err(|e| network::connect_error(&e)),
                 });
             });
         match spawned {
@@ -647,7 +647,7 @@ impl IoThread {
                 }
                 let failed = SessionInput::ConnectFailed {
                     conn: id,
-                    error: error.kind(),
+                    error: error.kind().into(),
                 };
                 self.session.handle_input(failed, Instant::now());
             }

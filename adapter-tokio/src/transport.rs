@@ -50,7 +50,7 @@ pub(crate) enum Io {
     /// TCP (and TLS) established.
     Connected(ConnId),
     /// TCP connect (or the TLS handshake, or name resolution) failed.
-    ConnectFailed(ConnId, io::ErrorKind),
+    ConnectFailed(ConnId, network::ConnectError),
     /// Bytes read (plaintext, after TLS). The buffer goes back to the connection's
     /// [`Channels::buffers`] once the session has taken them.
     Bytes(ConnId, Vec<u8>),
@@ -131,7 +131,10 @@ impl Connection {
             Ok(stream) => stream,
             Err(error) => {
                 network::log_connect_failure(conn, &self.host, self.port, &error);
-                let _ = self.io.send(Io::ConnectFailed(conn, error.kind())).await;
+                let _ = self
+                    .io
+                    .send(Io::ConnectFailed(conn, network::connect_error(&error)))
+                    .await;
                 return;
             }
         };

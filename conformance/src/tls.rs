@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use alipay_msg_core::client::{ClientConfig, ClientError, DisconnectReason};
+use alipay_msg_core::client::{CertificateProblem, ClientConfig, ClientError, DisconnectReason};
+use alipay_msg_core::proxy::ProxyError;
 use alipay_msg_simulator::{Simulator, SimulatorHandle, SimulatorOptions};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
@@ -165,8 +166,8 @@ fn round_trip<C: ClientUnderTest>(sim: &SimulatorHandle, client: &C) {
 
 /// Trusted: register and the websocket over TLS, messages both ways. Untrusted (another
 /// CA as the only root): every attempt fails the handshake, and the connect gives up
-/// with the typed cause `Network(InvalidData)` — rustls' certificate error — while the
-/// client's warning names the certificate problem (`UnknownIssuer`).
+/// with the typed cause `Certificate(UnknownIssuer)`, which the client's warning names
+/// too.
 pub fn tls_with_a_test_ca<C: TlsClientUnderTest>() {
     let logs = logs();
     let ca = TestCa::new("alipay-msg test CA");
@@ -196,7 +197,7 @@ pub fn tls_with_a_test_ca<C: TlsClientUnderTest>() {
             last: Some(last), ..
         } => assert_eq!(
             **last,
-            DisconnectReason::Network(io::ErrorKind::InvalidData),
+            DisconnectReason::Certificate(CertificateProblem::UnknownIssuer),
             "{err}"
         ),
         other => panic!("expected ConnectTimeout naming the TLS failure, got {other}"),
@@ -213,7 +214,7 @@ pub fn tls_with_a_test_ca<C: TlsClientUnderTest>() {
 
 /// The same over a CONNECT proxy: register and the websocket each open a tunnel to the
 /// simulator (the proxy sees `CONNECT 127.0.0.1:port`), TLS inside it; then a proxy
-/// that refuses (403) fails the connect with `Network(ConnectionRefused)`.
+/// that refuses (403) fails the connect with `Proxy(Refused { status: 403, .. })`.
 pub fn tls_through_a_connect_proxy<C: TlsClientUnderTest>() {
     let ca = TestCa::new("alipay-msg test CA");
     let sim = ca.simulator();
@@ -242,9 +243,12 @@ pub fn tls_through_a_connect_proxy<C: TlsClientUnderTest>() {
     match rx.recv_timeout(LIMIT) {
         Ok(Err(ClientError::ConnectTimeout {
             last: Some(last), ..
-        })) => assert_eq!(
-            *last,
-            DisconnectReason::Network(io::ErrorKind::ConnectionRefused)
+        })) => assert!(
+            matches!(
+                *last,
+                DisconnectReason::Proxy(ProxyError::Refused { status: 403, .. })
+            ),
+            "{last}"
         ),
         Ok(Err(other)) => panic!("expected ConnectTimeout, got {other}"),
         Ok(Ok(())) => panic!("connected through a proxy that refuses"),

@@ -862,8 +862,13 @@ pub fn client_session(data: &[u8]) {
                             .flatten()
                         {
                             let error = std::io::ErrorKind::ConnectionRefused;
-                            d.session
-                                .handle_input(ClientInput::ConnectFailed { conn, error }, d.now);
+                            d.session.handle_input(
+                                ClientInput::ConnectFailed {
+                                    conn,
+                                    error: error.into(),
+                                },
+                                d.now,
+                            );
                         }
                     }
                 }

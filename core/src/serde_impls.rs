@@ -57,6 +57,9 @@ impl Serialize for DisconnectReason {
             DisconnectReason::ConnectTimeout => "connect_timeout",
             DisconnectReason::Dead { .. } => "dead",
             DisconnectReason::Network(_) => "network",
+            DisconnectReason::Certificate(_) => "certificate",
+            DisconnectReason::Tls(_) => "tls",
+            DisconnectReason::Proxy(_) => "proxy",
             DisconnectReason::Eof => "eof",
             DisconnectReason::ClosedByPeer { .. } => "closed_by_peer",
             DisconnectReason::Protocol(_) => "protocol",
@@ -71,6 +74,9 @@ impl Serialize for DisconnectReason {
             }
             DisconnectReason::Network(error) => {
                 map.serialize_entry("error", &format!("{error:?}"))?
+            }
+            DisconnectReason::Certificate(problem) => {
+                map.serialize_entry("problem", problem.name())?
             }
             DisconnectReason::ClosedByPeer { code, reason } => {
                 map.serialize_entry("code", &code.map(u16::from))?;

@@ -272,7 +272,7 @@ fn run_refused(
             Output::Transmit(Transmit::Connect { conn, .. }) => session.handle_input(
                 Input::ConnectFailed {
                     conn,
-                    error: std::io::ErrorKind::ConnectionRefused,
+                    error: std::io::ErrorKind::ConnectionRefused.into(),
                 },
                 now,
             ),

@@ -28,6 +28,7 @@ use std::sync::{Arc, OnceLock};
 /// that they match [`Network::tls`]'s version.
 pub use rustls;
 
+pub use alipay_msg_core::client::{CertificateProblem, ConnectError};
 pub use alipay_msg_core::proxy::ProxyRules;
 pub use alipay_msg_core::proxy::{NoProxy, Proxy, ProxyError, ProxyServer};
 use rustls::pki_types::CertificateDer;
@@ -177,6 +178,45 @@ pub fn log_connect_failure(conn: impl std::fmt::Display, host: &str, port: u16, 
     }
 }
 
+/// The typed cause of a failed connect for the session ([`Input::ConnectFailed`]):
+/// rustls' certificate errors by problem (`UnknownIssuer`, `Expired`, …), other TLS
+/// failures by rustls' description, a proxy's refusal, or the I/O error's kind.
+///
+/// [`Input::ConnectFailed`]: alipay_msg_core::client::Input::ConnectFailed
+pub fn connect_error(error: &io::Error) -> ConnectError {
+    let Some(inner) = error.get_ref() else {
+        return error.kind().into();
+    };
+    if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+        match tls {
+            rustls::Error::InvalidCertificate(problem) => {
+                ConnectError::Certificate(certificate_problem(problem))
+            }
+            other => ConnectError::Tls(other.to_string()),
+        }
+    } else if let Some(proxy) = inner.downcast_ref::<ProxyError>() {
+        ConnectError::Proxy(proxy.clone())
+    } else {
+        error.kind().into()
+    }
+}
+
+/// rustls' certificate error as the core names it.
+fn certificate_problem(error: &rustls::CertificateError) -> CertificateProblem {
+    use rustls::CertificateError as E;
+    match error {
+        E::UnknownIssuer => CertificateProblem::UnknownIssuer,
+        E::Expired | E::ExpiredContext { .. } => CertificateProblem::Expired,
+        E::NotValidYet | E::NotValidYetContext { .. } => CertificateProblem::NotValidYet,
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            CertificateProblem::NotValidForName
+        }
+        E::Revoked => CertificateProblem::Revoked,
+        E::BadSignature => CertificateProblem::BadSignature,
+        other => CertificateProblem::Other(format!("{other:?}")),
+    }
+}
+
 /// What kind of failure `error` is, when it is one the user must see (a TLS failure, a
 /// proxy's refusal); `None` for the rest.
 pub fn connect_failure(error: &io::Error) -> Option<&'static str> {
@@ -190,5 +230,47 @@ pub fn connect_failure(error: &io::Error) -> Option<&'static str> {
         Some("the proxy did not open a tunnel")
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod connect_error_tests {
+    use super::*;
+
+    fn tls(error: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, error)
+    }
+
+    #[test]
+    fn certificate_errors_are_named_by_problem() {
+        use rustls::CertificateError as E;
+        for (error, problem) in [
+            (E::UnknownIssuer, CertificateProblem::UnknownIssuer),
+            (E::Expired, CertificateProblem::Expired),
+            (E::NotValidForName, CertificateProblem::NotValidForName),
+            (E::BadSignature, CertificateProblem::BadSignature),
+        ] {
+            let error = tls(rustls::Error::InvalidCertificate(error));
+            assert_eq!(connect_error(&error), ConnectError::Certificate(problem));
+        }
+        let alert = tls(rustls::Error::AlertReceived(
+            rustls::AlertDescription::HandshakeFailure,
+        ));
+        assert!(matches!(connect_error(&alert), ConnectError::Tls(_)));
+    }
+
+    #[test]
+    fn proxy_refusals_and_plain_failures_keep_their_kind() {
+        let refused = ProxyError::Refused {
+            status: 407,
+            reason: "Proxy Authentication Required".into(),
+        };
+        let error = io::Error::new(io::ErrorKind::ConnectionRefused, refused.clone());
+        assert_eq!(connect_error(&error), ConnectError::Proxy(refused));
+        let plain = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            connect_error(&plain),
+            ConnectError::Network(io::ErrorKind::ConnectionRefused)
+        );
     }
 }

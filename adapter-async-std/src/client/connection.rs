@@ -51,7 +51,7 @@ pub(crate) enum Io {
     /// TCP connected (and the TLS handshake done).
     Connected(ConnId),
     /// The connection could not be opened.
-    ConnectFailed(ConnId, io::ErrorKind),
+    ConnectFailed(ConnId, network::ConnectError),
     /// Bytes read (after TLS), at most [`READ_BUFFER`].
     Bytes(ConnId, Vec<u8>),
     /// The socket ended: `None` at end of stream, else the read or write error.
@@ -237,7 +237,9 @@ async fn run(
         None => return,
         Some(Err(e)) => {
             network::log_connect_failure(conn, &target.host, target.port, &e);
-            let _ = io.send(Io::ConnectFailed(conn, e.kind())).await;
+            let _ = io
+                .send(Io::ConnectFailed(conn, network::connect_error(&e)))
+                .await;
             return;
         }
         Some(Ok(stream)) => stream,

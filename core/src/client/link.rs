@@ -11,6 +11,8 @@
 use std::fmt;
 use std::io;
 
+use super::connect_error::ConnectError;
+
 use crate::charset::Charset;
 use crate::endpoint::Endpoint;
 use crate::register::{form_content_type, SignedParams, WsConnect};
@@ -50,12 +52,13 @@ pub enum Input<'a> {
     /// The connection of a [`Transmit::Connect`] is established (TCP connected and, when
     /// `tls`, the TLS handshake done): the session now writes on it.
     Connected(ConnId),
-    /// The connection could not be established (resolution, TCP connect, TLS handshake).
+    /// The connection could not be established (resolution, TCP connect, the proxy's
+    /// tunnel, TLS handshake).
     ConnectFailed {
         /// The connection.
         conn: ConnId,
-        /// What failed.
-        error: io::ErrorKind,
+        /// What failed (`io::ErrorKind::into()` for a plain network failure).
+        error: ConnectError,
     },
     /// Bytes read from the connection (after TLS), in order. Any split is fine.
     Bytes {

@@ -99,7 +99,7 @@
 //!             let now = Instant::now();
 //!             match io {
 //!                 Io::Connected(conn) => session.handle_input(Input::Connected(conn), now),
-//!                 Io::Failed(conn, error) => session.handle_input(Input::ConnectFailed { conn, error }, now),
+//!                 Io::Failed(conn, error) => session.handle_input(Input::ConnectFailed { conn, error: error.into() }, now),
 //!                 Io::Read(conn, bytes) => session.handle_input(Input::Bytes { conn, bytes: &bytes }, now),
 //!                 Io::Eof(conn) => session.handle_input(Input::Closed { conn, error: None }, now),
 //!                 Io::Deadline => session.handle_timeout(now),
@@ -118,6 +118,7 @@ mod app;
 mod backoff;
 mod check;
 mod config;
+mod connect_error;
 pub(crate) mod dedup;
 mod link;
 mod order;
@@ -134,6 +135,7 @@ pub use app::{Application, ClientError, ClientEvent, DeliverError, Message};
 pub use backoff::BackoffConfig;
 pub use check::{CheckJob, CheckedFrame, FrameChecker};
 pub use config::{ClientConfig, ConfigError, Credentials};
+pub use connect_error::{CertificateProblem, ConnectError};
 pub use link::{ConnId, Input};
 pub use output::{
     Delivery, DeliveryId, DisconnectReason, Event, HumanDuration, Outcome, Output, RejectReason,
@@ -560,10 +562,11 @@ impl ClientSession {
                 if self.state.conn() != Some(conn) => {}
             Input::Connected(_) => self.on_connected(),
             Input::ConnectFailed { error, .. } => {
+                let reason = DisconnectReason::from(error);
                 if matches!(self.state, State::Open { .. }) {
-                    self.connection_lost(DisconnectReason::Network(error), false, now);
+                    self.connection_lost(reason, false, now);
                 } else {
-                    self.attempt_failed(DisconnectReason::Network(error), now);
+                    self.attempt_failed(reason, now);
                 }
             }
             Input::Bytes { bytes, .. } => self.on_bytes(bytes, now),

@@ -10,12 +10,14 @@ use crate::consume::ConsumeFrame;
 use crate::frame::{Command, FrameError, InvalidSignature};
 use crate::produce::ProduceError;
 use crate::produce_ack::ProduceAck;
+use crate::proxy::ProxyError;
 use crate::register::RegisterError;
 use crate::signature::SignatureError;
 use crate::ws::handshake::{HandshakeError, RequestError};
 use crate::ws::{CloseCode, ProtocolViolation};
 
 use super::check::CheckJob;
+use super::connect_error::{CertificateProblem, ConnectError};
 use super::link::ConnId;
 
 /// One thing for the adapter to do. After every input, call
@@ -243,6 +245,12 @@ pub enum DisconnectReason {
     },
     /// A connection could not be opened, or failed while reading or writing.
     Network(io::ErrorKind),
+    /// The server's TLS certificate was refused ([`ConnectError::Certificate`]).
+    Certificate(CertificateProblem),
+    /// The TLS handshake failed for another reason ([`ConnectError::Tls`]).
+    Tls(String),
+    /// The HTTP proxy did not open the tunnel ([`ConnectError::Proxy`]).
+    Proxy(ProxyError),
     /// The connection ended without a close handshake (end of stream).
     Eof,
     /// The platform closed the websocket (RFC 6455 §7): its close code (`None`: no
@@ -284,6 +292,11 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Network(kind) => {
                 write!(f, "network error: {}", io::Error::from(*kind))
             }
+            DisconnectReason::Certificate(problem) => {
+                write!(f, "the server's TLS certificate was refused: {problem}")
+            }
+            DisconnectReason::Tls(what) => write!(f, "TLS handshake failed: {what}"),
+            DisconnectReason::Proxy(e) => write!(f, "{e}"),
             DisconnectReason::Eof => f.write_str("connection closed by the peer"),
             DisconnectReason::ClosedByPeer { code, reason } => match code {
                 Some(code) if reason.is_empty() => write!(f, "closed by the platform: {code}"),
@@ -298,6 +311,17 @@ impl fmt::Display for DisconnectReason {
                 )
             }
             DisconnectReason::Shutdown => f.write_str("shut down"),
+        }
+    }
+}
+
+impl From<ConnectError> for DisconnectReason {
+    fn from(error: ConnectError) -> Self {
+        match error {
+            ConnectError::Network(kind) => DisconnectReason::Network(kind),
+            ConnectError::Certificate(problem) => DisconnectReason::Certificate(problem),
+            ConnectError::Tls(what) => DisconnectReason::Tls(what),
+            ConnectError::Proxy(e) => DisconnectReason::Proxy(e),
         }
     }
 }

@@ -834,7 +834,10 @@ impl Pair {
                 };
                 if refused {
                     let error = std::io::ErrorKind::ConnectionRefused;
-                    self.input(Input::ConnectFailed { conn, error });
+                    self.input(Input::ConnectFailed {
+                        conn,
+                        error: error.into(),
+                    });
                     return;
                 }
                 let server = self.server.accept(self.now).expect("below max_links");
