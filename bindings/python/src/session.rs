@@ -20,7 +20,10 @@ use alipay_msg_core::client::{
     CheckJob, CheckedFrame, ClientSession as CoreSession, ConnId, FrameChecker, Input as CoreInput,
     Outcome, Output, Transmit,
 };
-use pyo3::exceptions::{PyOSError, PyTimeoutError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyBlockingIOError, PyBrokenPipeError, PyConnectionAbortedError, PyConnectionRefusedError,
+    PyConnectionResetError, PyOSError, PyTimeoutError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
 
@@ -101,9 +104,10 @@ pub struct Input {
     kind: InputKind,
 }
 
-/// The I/O error kind of a Python error: an errno (int), an OSError (its errno;
-/// TimeoutError → timed out, an ssl.SSLError → invalid data, as rustls reports a
-/// refused certificate), another exception (other).
+/// The I/O error kind of a Python error: an errno (int), an OSError (its errno, or
+/// without one its class: ConnectionRefusedError, ConnectionResetError …; TimeoutError →
+/// timed out, an ssl.SSLError → invalid data, as rustls reports a refused certificate),
+/// another exception (other).
 fn error_kind(py: Python<'_>, error: &Bound<'_, PyAny>) -> PyResult<ErrorKind> {
     if let Ok(errno) = error.extract::<i32>() {
         return Ok(std::io::Error::from_raw_os_error(errno).kind());
@@ -122,7 +126,21 @@ fn error_kind(py: Python<'_>, error: &Bound<'_, PyAny>) -> PyResult<ErrorKind> {
                 return Ok(std::io::Error::from_raw_os_error(errno).kind());
             }
         }
-        return Ok(ErrorKind::Other);
+        // Without an errno, the class says it (Python picks it from the errno anyway).
+        let kind = if error.is_instance_of::<PyConnectionRefusedError>() {
+            ErrorKind::ConnectionRefused
+        } else if error.is_instance_of::<PyConnectionResetError>() {
+            ErrorKind::ConnectionReset
+        } else if error.is_instance_of::<PyConnectionAbortedError>() {
+            ErrorKind::ConnectionAborted
+        } else if error.is_instance_of::<PyBrokenPipeError>() {
+            ErrorKind::BrokenPipe
+        } else if error.is_instance_of::<PyBlockingIOError>() {
+            ErrorKind::WouldBlock
+        } else {
+            ErrorKind::Other
+        };
+        return Ok(kind);
     }
     if error.is_instance_of::<pyo3::exceptions::PyBaseException>() {
         return Ok(ErrorKind::Other);

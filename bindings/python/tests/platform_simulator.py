@@ -185,15 +185,13 @@ class Simulator:
 def client_config(sim: Simulator, **changes: Any) -> "alipay_msg.Config":
     """A Config for the simulator's test app with the test keys, quick to reconnect."""
     settings: Dict[str, Any] = {
+        "app_id": APP_ID,
+        "app_private_key": (KEYS / "app_private_pkcs1.pem").read_text(),
+        "alipay_public_key": (KEYS / "alipay_public.pem").read_text(),
         "endpoint": sim.endpoint,
         "backoff_base": 0.2,
         "backoff_cap": 0.5,
         "first_connect_timeout": LIMIT,
     }
     settings.update(changes)
-    return alipay_msg.Config(
-        app_id=APP_ID,
-        app_private_key=(KEYS / "app_private_pkcs1.pem").read_text(),
-        alipay_public_key=(KEYS / "alipay_public.pem").read_text(),
-        **settings,
-    )
+    return alipay_msg.Config(**settings)
