@@ -178,8 +178,14 @@ class Simulator:
         return found
 
     def lines(self, containing: str) -> List[str]:
-        """The printed lines that contain `containing`."""
+        """The printed lines that contain `containing`, so far."""
         return [line for line in self.output().splitlines() if containing in line]
+
+    def wait_lines(self, containing: str) -> List[str]:
+        """The printed lines that contain `containing`, once there is one (the simulator
+        prints its events shortly after they happen)."""
+        found: List[str] = wait_for(f"a line with {containing!r}", lambda: self.lines(containing))
+        return found
 
 
 def client_config(sim: Simulator, **changes: Any) -> "alipay_msg.Config":

@@ -57,7 +57,8 @@ def test_run_fails_a_raising_handler_and_the_message_comes_again(simulator: Simu
     runner.join(10)
     assert not runner.is_alive()
     assert calls == [msg_id, msg_id]
-    assert simulator.lines(f"ack FAIL for {msg_id}") and simulator.lines(f"ack SUCCESS for {msg_id}")
+    simulator.wait_lines(f"ack FAIL for {msg_id}")
+    simulator.wait_lines(f"ack SUCCESS for {msg_id}")
 
 
 def test_shutdown_drains_running_handlers(simulator: Simulator) -> None:

@@ -32,7 +32,6 @@ from collections import deque
 from types import TracebackType
 from typing import (
     Any,
-    AsyncIterator,
     Awaitable,
     Callable,
     Deque,
@@ -68,7 +67,7 @@ from ._native import (
 from ._native import Message as SessionMessage
 from .session import Event
 
-__all__ = ["Client", "Message"]
+__all__ = ["Client", "Message", "MessageStream"]
 
 log = logging.getLogger("alipay_msg")
 
@@ -189,6 +188,71 @@ class _Conn:
 Handler = Callable[[Message], Awaitable[Any]]
 
 
+class _StreamToken:
+    """What a Client holds for the MessageStream attached to it (not the stream itself,
+    which then goes as soon as its reader drops it)."""
+
+    __slots__ = ()
+
+
+class MessageStream:
+    """The verified messages of a Client (Client.messages()): an async iterator that
+    attaches to the client when first read and detaches when closed (aclose(), or
+    dropped, e.g. by leaving an ``async for`` loop). One task reads it at a time."""
+
+    __slots__ = ("_client", "_state", "_token")
+
+    def __init__(self, client: "Client") -> None:
+        self._client = client
+        self._state = "new"  # "new" → "attached" → "closed"
+        self._token = _StreamToken()
+
+    def __aiter__(self) -> "MessageStream":
+        return self
+
+    async def __anext__(self) -> Message:
+        client = self._client
+        if self._state == "closed":
+            raise StopAsyncIteration
+        if self._state == "new":
+            client._attach(self._token)
+            self._state = "attached"
+        inner = await client._next_delivery()
+        if inner is None:
+            self._close()
+            client._raise_fatal()
+            raise StopAsyncIteration
+        return Message(client, inner)
+
+    async def aclose(self) -> None:
+        """Detaches: messages delivered and not taken are answered FAIL for redelivery."""
+        self._close()
+
+    def _close(self) -> None:
+        if self._state == "attached":
+            self._client._detach(self._token)
+        self._state = "closed"
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) != "attached":
+            return
+        self._state = "closed"
+        loop = self._client._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._client._detach(self._token)
+        else:
+            try:
+                loop.call_soon_threadsafe(self._client._detach, self._token)
+            except RuntimeError:
+                pass
+
+
 class Client:
     """The message channel client on asyncio. Create it with a Config, then
     ``async with client:`` (or ``await client.connect()`` … ``await client.shutdown()``).
@@ -231,7 +295,7 @@ class Client:
         self._inbox: Deque[SessionMessage] = deque()
         self._inbox_waiter: Optional["asyncio.Future[None]"] = None
         # Who takes deliveries: None, a handler (run) or "messages".
-        self._consumer: Union[None, str, Handler] = None
+        self._consumer: Union[None, _StreamToken, Handler] = None
         self._handlers: Set["asyncio.Task[None]"] = set()
 
     # ----- lifecycle ------------------------------------------------------------------
@@ -306,27 +370,20 @@ class Client:
 
     # ----- consuming ------------------------------------------------------------------
 
-    async def messages(self) -> AsyncIterator[Message]:
-        """The verified messages, one by one, until the client shuts down. Answer each
-        with ``await msg.ack()`` or ``await msg.fail()``; at most ``max_in_flight`` are
-        out unanswered (then the client stops reading until one is answered).
+    def messages(self) -> "MessageStream":
+        """The verified messages, one by one, until the client shuts down: ``async for
+        msg in client.messages()``. Answer each with ``await msg.ack()`` or ``await
+        msg.fail()``; at most ``max_in_flight`` are out unanswered (then the client stops
+        reading until one is answered).
 
-        Leaving the loop (break, an exception) detaches: messages delivered meanwhile
-        are answered FAIL for redelivery. Raises RuntimeError when run() or another
-        messages() is consuming, ClientClosedError when the client has shut down, and
-        at the end RefusedError when the platform refused the configuration on a
-        reconnect.
+        The stream attaches when first read and detaches when the loop is left (break,
+        an exception: at once, when the stream is dropped) or on ``await
+        stream.aclose()``; messages delivered to it and not taken are then answered FAIL
+        for redelivery. Reading raises RuntimeError when run() or another stream is
+        consuming, ClientClosedError when the client has shut down, and at the end
+        RefusedError when the platform refused the configuration on a reconnect.
         """
-        self._attach("messages")
-        try:
-            while True:
-                inner = await self._next_delivery()
-                if inner is None:
-                    break
-                yield Message(self, inner)
-        finally:
-            self._detach()
-        self._raise_fatal()
+        return MessageStream(self)
 
     async def run(self, handler: Handler) -> None:
         """Runs ``await handler(msg)`` for every verified message until the client shuts
@@ -345,14 +402,14 @@ class Client:
             assert self._done is not None
             await asyncio.shield(self._done)
         finally:
-            self._detach()
+            self._detach(handler)
         current = asyncio.current_task()
         handlers = [t for t in self._handlers if t is not current]
         if handlers:
             await asyncio.wait(handlers)
         self._raise_fatal()
 
-    def _attach(self, consumer: Union[str, Handler]) -> None:
+    def _attach(self, consumer: Union[_StreamToken, Handler]) -> None:
         session = self._open_session()
         if self._consumer is not None:
             raise RuntimeError(
@@ -362,7 +419,9 @@ class Client:
         session.set_consumer(True, time.monotonic())
         self._pump()
 
-    def _detach(self) -> None:
+    def _detach(self, consumer: Union[_StreamToken, Handler]) -> None:
+        if self._consumer is not consumer:
+            return
         self._consumer = None
         session = self._session
         if session is None or self._done is None or self._done.done():
@@ -377,6 +436,8 @@ class Client:
         while not self._inbox:
             if self._done.done():
                 return None
+            if self._inbox_waiter is not None and not self._inbox_waiter.done():
+                raise RuntimeError("a message stream is read by one task at a time")
             waiter = self._loop.create_future()
             self._inbox_waiter = waiter
             await waiter
@@ -527,7 +588,7 @@ class Client:
             # Handed out just before the consumer went: nobody will take it.
             self._complete(inner, False, "no consumer any more")
             return
-        if isinstance(consumer, str):
+        if isinstance(consumer, _StreamToken):
             self._inbox.append(inner)
             self._wake_consumer()
             return

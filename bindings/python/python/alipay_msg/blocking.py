@@ -21,7 +21,6 @@ import threading
 from types import TracebackType
 from typing import (
     Any,
-    AsyncIterator,
     Callable,
     Coroutine,
     Dict,
@@ -201,7 +200,7 @@ class Client:
         answer each with ack() or fail(). Leaving the loop detaches (messages delivered
         meanwhile are answered FAIL for redelivery). Raises as aio.Client.messages
         does."""
-        stream: AsyncIterator[aio.Message] = self._client.messages()
+        stream = self._client.messages()
         try:
             while True:
                 try:
@@ -242,11 +241,9 @@ class Client:
         return self._call(self._client.send(msg_api, biz_content))
 
 
-async def _next(stream: AsyncIterator[aio.Message]) -> aio.Message:
+async def _next(stream: aio.MessageStream) -> aio.Message:
     return await stream.__anext__()
 
 
-async def _close(stream: AsyncIterator[aio.Message]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
+async def _close(stream: aio.MessageStream) -> None:
+    await stream.aclose()
