@@ -129,28 +129,38 @@ class Client:
     ) -> None:
         self._client = aio.Client(config, ssl_context=ssl_context, on_event=on_event)
         self._max_in_flight = config.max_in_flight
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="alipay-msg-io", daemon=True
-        )
+        # The I/O thread and its event loop, from connect() on.
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
         self._closed = False
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Runs `coroutine` on the I/O thread and waits for its result."""
-        if threading.current_thread() is self._thread:
-            coroutine.close()
-            raise RuntimeError("alipay_msg.Client methods cannot be called on its I/O thread")
-        if not self._thread.is_alive():
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None or not thread.is_alive():
             coroutine.close()
             raise RuntimeError("the client is not connected: call connect() or use with")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        if threading.current_thread() is thread:
+            coroutine.close()
+            raise RuntimeError("alipay_msg.Client methods cannot be called on its I/O thread")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result()
+        except BaseException:
+            # Interrupted (Ctrl-C) or failed: nothing more to wait for on the loop.
+            future.cancel()
+            raise
 
     def connect(self) -> None:
         """Starts the I/O thread and returns once the first connection is open. Raises
         as aio.Client.connect does (ConfigError, RefusedError, ConnectTimeoutError);
         RuntimeError when called twice."""
-        if self._thread.ident is not None:
+        if self._thread is not None:
             raise RuntimeError("connect() was already called on this client")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="alipay-msg-io", daemon=True
+        )
         self._thread.start()
         try:
             self._call(self._client.connect())
@@ -164,7 +174,7 @@ class Client:
         Safe to call more than once."""
         if self._closed:
             return
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._call(self._client.shutdown())
         self._stop_thread()
 
@@ -172,11 +182,12 @@ class Client:
 
     def _stop_thread(self) -> None:
         self._closed = True
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-        if not self._loop.is_closed():
-            self._loop.close()
+        thread, loop = self._thread, self._loop
+        if thread is not None and loop is not None and thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+        if loop is not None and not loop.is_closed():
+            loop.close()
 
     def __enter__(self) -> "Client":
         self.connect()
@@ -209,7 +220,7 @@ class Client:
                     return
                 yield Message(self, message)
         finally:
-            if self._thread.is_alive():
+            if self._thread is not None and self._thread.is_alive():
                 self._call(_close(stream))
 
     def run(self, handler: Callable[[Message], Any], *, workers: Optional[int] = None) -> None:
@@ -222,9 +233,9 @@ class Client:
         if count < 1:
             raise ValueError(f"workers must be at least 1, not {count}")
         pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="alipay-msg-handler")
-        loop = self._loop
 
         async def call(message: aio.Message) -> None:
+            loop = asyncio.get_running_loop()
             await loop.run_in_executor(pool, handler, Message(self, message))
 
         try:
