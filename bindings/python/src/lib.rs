@@ -1,6 +1,6 @@
 //! The native module `alipay_msg._native` of the Python package `alipay_msg`: the core's
 //! notification verification, key loading and certificate SNs, and its sans-IO client
-//! session ([`session::ClientSession`]), for Python.
+//! session (`alipay_msg.session.ClientSession`), for Python.
 //!
 //! The Python API is `alipay_msg` (`python/alipay_msg/`), which re-exports what is here
 //! and builds typed results; stubs are in `python/alipay_msg/*.pyi`. Unlike the other

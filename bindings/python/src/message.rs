@@ -45,26 +45,31 @@ impl Message {
 
 #[pymethods]
 impl Message {
+    /// `x-msgId` (str), the same across redeliveries.
     #[getter]
     fn msg_id(&self) -> &str {
         self.delivery.msg_id()
     }
 
+    /// The message type (str), e.g. "alipay.open.mini.version.audit.passed".
     #[getter]
     fn msg_api(&self) -> &str {
         self.delivery.msg_api()
     }
 
+    /// The app the message is for (str, the session's).
     #[getter]
     fn app_id(&self) -> &str {
         self.delivery.frame.app_id().unwrap_or_default()
     }
 
+    /// `x-timestamp` (int, milliseconds since the Unix epoch), or None.
     #[getter]
     fn timestamp_ms(&self) -> Option<i64> {
         self.delivery.frame.timestamp_ms
     }
 
+    /// The exact text of the verified JSON object (str).
     #[getter]
     fn biz_content_text(&self) -> &str {
         self.delivery.biz_content()
@@ -197,41 +202,49 @@ impl ProduceAck {
 
 #[pymethods]
 impl ProduceAck {
+    /// The stream id send returned (str).
     #[getter]
     fn stream_id(&self) -> &str {
         &self.ack.stream_id
     }
 
+    /// The `x-msgId` the platform gave the message (str), when accepted; else None.
     #[getter]
     fn msg_id(&self) -> Option<&str> {
         self.ack.msg_id.as_deref()
     }
 
+    /// `x-status` (str): "SUCCESS" or "FAIL".
     #[getter]
     fn status(&self) -> &'static str {
         self.ack.status.as_str()
     }
 
+    /// `x-code` as received (str, e.g. "10000"), or None.
     #[getter]
     fn code(&self) -> Option<&str> {
         self.ack.code.as_deref()
     }
 
+    /// `x-error` (str, e.g. "msg.invalid-sign"), or None.
     #[getter]
     fn error(&self) -> Option<&str> {
         self.ack.error.as_deref()
     }
 
+    /// The class of the code (ProduceCode); a SUCCESS without a code is ACCEPTED.
     #[getter]
     fn result(&self) -> ProduceCode {
         ProduceCode::of(self.ack.result())
     }
 
+    /// Whether the platform accepted the message (bool).
     #[getter]
     fn is_success(&self) -> bool {
         self.ack.is_success()
     }
 
+    /// Whether sending the same message later may succeed (bool: SERVICE_UNAVAILABLE).
     #[getter]
     fn is_retryable(&self) -> bool {
         self.ack.is_retryable()
