@@ -294,7 +294,7 @@ class Client:
         # Deliveries for messages(); at most max_in_flight (the session's bound).
         self._inbox: Deque[SessionMessage] = deque()
         self._inbox_waiter: Optional["asyncio.Future[None]"] = None
-        # Who takes deliveries: None, a handler (run) or "messages".
+        # Who takes deliveries: nobody, a run() handler, or the MessageStream attached.
         self._consumer: Union[None, _StreamToken, Handler] = None
         self._handlers: Set["asyncio.Task[None]"] = set()
 
