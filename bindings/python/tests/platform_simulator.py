@@ -8,6 +8,7 @@ $CARGO_TARGET_DIR or the repository's target/ (build it with `cargo build --bin
 alipay-msg`; .ci/run's earlier steps do).
 """
 
+import atexit
 import json
 import os
 import re
@@ -32,6 +33,19 @@ PRODUCE_API = "alipay.open.app.openbizmock.message.send"
 LIMIT = 20.0
 
 _LISTENING = re.compile(r"listening on http://([^\s]+):(\d+) ")
+
+#: Every simulator process started and not yet stopped: killed when the test run ends,
+#: should a failed test have left one behind (e.g. a restart still under way when its
+#: test timed out).
+_RUNNING: "set[subprocess.Popen[bytes]]" = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in list(_RUNNING):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def binary() -> Path:
@@ -85,6 +99,7 @@ class Simulator:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+        _RUNNING.add(self._process)
 
         def listening() -> Optional["re.Match[str]"]:
             assert self._process is not None
@@ -106,9 +121,11 @@ class Simulator:
 
     def kill(self) -> None:
         """Kills the process at once (a platform crash: connections end without close)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(LIMIT)
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait(LIMIT)
+            _RUNNING.discard(self._process)
 
     def restart(self) -> None:
         """Kills the process and starts a new one on the same port (it knows nothing)."""
@@ -122,7 +139,8 @@ class Simulator:
             try:
                 self._process.wait(LIMIT)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
+        self.kill()
         self._log_dir.cleanup()
 
     # ----- the admin endpoints -----
