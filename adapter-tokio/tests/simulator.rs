@@ -566,3 +566,89 @@ async fn heartbeats_are_answered_and_shutdown_closes_clients() {
     ));
     timeout(LIMIT, client.shutdown()).await.unwrap();
 }
+
+#[tokio::test]
+async fn admin_faults_produce_failures_and_bulk_pushes() {
+    let sim = Simulator::start(SimulatorOptions::with_test_keys())
+        .await
+        .unwrap();
+
+    // Faults: the body replaces the plan; the answer is the plan armed.
+    let response = exchange(
+        &sim,
+        &post(
+            "/admin/faults",
+            r#"{"duplicate_consumes":2,"delay_produce_acks_ms":150}"#,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(json_body(&response)["duplicate_consumes"], 2);
+    assert_eq!(json_body(&response)["delay_produce_acks_ms"], 150);
+    let plan = sim
+        .with_session(|session, _| session.faults().clone())
+        .await
+        .unwrap();
+    assert_eq!(plan.duplicate_consumes, 2);
+    assert_eq!(plan.delay_produce_acks, Some(Duration::from_millis(150)));
+    let response = exchange(&sim, &post("/admin/faults", "{}")).await;
+    assert_eq!(response.status, 200);
+    let plan = sim
+        .with_session(|session, _| session.faults().clone())
+        .await
+        .unwrap();
+    assert_eq!(plan, Default::default());
+    let response = exchange(&sim, &post("/admin/faults", r#"{"duplicates":1}"#)).await;
+    assert_eq!(response.status, 400);
+
+    // PRODUCE failures by message API, and removed again with null.
+    let response = exchange(
+        &sim,
+        &post(
+            "/admin/produce-failure",
+            r#"{"msg_api":"a.b","failure":"service_unavailable"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let failures = || sim.with_session(|session, _| session.config().produce_failures.clone());
+    assert_eq!(
+        failures().await.unwrap().get("a.b"),
+        Some(&alipay_msg_core::server::ProduceFailure::ServiceUnavailable)
+    );
+    let response = exchange(
+        &sim,
+        &post(
+            "/admin/produce-failure",
+            r#"{"msg_api":"a.b","failure":null}"#,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert!(failures().await.unwrap().is_empty());
+    for body in [
+        r#"{"msg_api":"a.b","failure":"later"}"#,
+        r#"{"msg_api":"","failure":"sys_abort"}"#,
+    ] {
+        assert_eq!(
+            exchange(&sim, &post("/admin/produce-failure", body))
+                .await
+                .status,
+            400,
+            "{body}"
+        );
+    }
+
+    // Bulk: n copies, each its own id.
+    let body = format!(r#"{{"msg_api":"{API}","biz_content":{{"mini_app_id":"1"}},"count":3}}"#);
+    let response = exchange(&sim, &post("/admin/push-bulk", &body)).await;
+    assert_eq!(response.status, 200);
+    let answer = json_body(&response);
+    assert_eq!(answer["count"], 3);
+    assert_ne!(answer["first_msg_id"], answer["last_msg_id"]);
+    assert_eq!(sim.counts().await.unwrap().queued, 3);
+    let body = format!(r#"{{"msg_api":"{API}","biz_content":{{}},"count":0}}"#);
+    let response = exchange(&sim, &post("/admin/push-bulk", &body)).await;
+    assert_eq!(response.status, 400);
+    sim.shutdown().await;
+}

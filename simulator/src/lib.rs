@@ -51,8 +51,20 @@
 //!   "attempts": n, "answered_success": n, "failed": n, "given_up": n, "pending": n,
 //!   "forged": n, "forged_refused": n, "forged_accepted": n}}` (see
 //!   [`NotificationCounts`]).
+//! - `POST /admin/faults`, body `{"duplicate_consumes": n, "corrupt_consumes": n,
+//!   "garbage_before_consumes": n, "withhold_produce_acks": n, "delay_produce_acks_ms":
+//!   ms, "close_after_frames": n}` (all optional; replaces the armed [`FaultPlan`]) →
+//!   `200` with the plan armed.
+//! - `POST /admin/produce-failure`, body `{"msg_api": "…", "failure":
+//!   "service_unavailable" | "consumer_not_exist" | "sys_abort" | null}` → `200`: PRODUCEs
+//!   of that message API are answered `20000`/`40000` ([`ProduceFailure`]).
+//! - `POST /admin/push-bulk`, body `{"msg_api": "…", "biz_content": {…}, "count": n}` →
+//!   `200 {"count": n, "first_msg_id": "…", "last_msg_id": "…"}`: n copies signed once
+//!   (for throughput measurements).
 
 mod admin;
+mod admin_bulk;
+mod admin_faults;
 mod blocking;
 mod connection;
 mod event;

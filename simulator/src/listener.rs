@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use super::http;
 use super::notifier::Notifier;
 use super::platform::Request;
-use super::{admin, connection};
+use super::{admin, admin_bulk, admin_faults, connection};
 
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,7 +120,20 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Shared) {
         ("POST", admin::PUSH_PATH) => admin::push(stream, head, &shared).await,
         ("GET", admin::STATUS_PATH) => admin::status(stream, &shared).await,
         ("POST", admin::NOTIFY_PATH) => admin::notify(stream, head, &shared).await,
-        (_, admin::PUSH_PATH | admin::STATUS_PATH | admin::NOTIFY_PATH) => {
+        ("POST", admin_faults::FAULTS_PATH) => admin_faults::faults(stream, head, &shared).await,
+        ("POST", admin_faults::PRODUCE_FAILURE_PATH) => {
+            admin_faults::produce_failure(stream, head, &shared).await
+        }
+        ("POST", admin_bulk::PUSH_BULK_PATH) => admin_bulk::push_bulk(stream, head, &shared).await,
+        (
+            _,
+            admin::PUSH_PATH
+            | admin::STATUS_PATH
+            | admin::NOTIFY_PATH
+            | admin_faults::FAULTS_PATH
+            | admin_faults::PRODUCE_FAILURE_PATH
+            | admin_bulk::PUSH_BULK_PATH,
+        ) => {
             http::answer(&mut stream, &http::text_response(405, "method not allowed")).await;
         }
         // register.do, the upgrade and anything else: the session's, from the first

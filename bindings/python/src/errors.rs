@@ -2,6 +2,9 @@
 //! Messages are the core's error messages, which never contain key material.
 
 use alipay_msg_core::cert::CertError;
+use alipay_msg_core::client::{
+    ClientError, ConfigError as CoreConfigError, SendError as CoreSendError,
+};
 use alipay_msg_core::key::KeyError;
 use alipay_msg_core::notify::NotifyError;
 use pyo3::create_exception;
@@ -13,8 +16,11 @@ create_exception!(
     AlipayMsgError,
     PyException,
     "Base class of every error this package raises about its input (a notification, a key, \
-     a certificate). Misuse of the API (a wrong argument type, neither or both keys, an \
-     unknown rule) raises TypeError or ValueError instead."
+     a certificate, a configuration) or about the message channel (a send that failed, a \
+     connection that could not be made). Misuse of the API (a wrong argument type, neither \
+     or both keys, an unknown rule, a time that is not a number) raises TypeError or \
+     ValueError instead, and calling a client in a state that does not allow it \
+     RuntimeError."
 );
 create_exception!(
     alipay_msg,
@@ -49,6 +55,137 @@ create_exception!(
      PEM or DER, a public key that is not RSA, a root bundle without an RSA-signed \
      certificate."
 );
+
+create_exception!(
+    alipay_msg,
+    ConfigError,
+    AlipayMsgError,
+    "A client configuration that cannot be used, found before any connection (the core's \
+     ClientConfig checks): an app id that is not the platform's decimal number, a key or \
+     certificate that does not load (the message names which), an app private key that \
+     does not belong to the app certificate, neither or both of public-key and certificate \
+     mode, an endpoint, charset or sign_type that is not one the platform knows, a setting \
+     out of range (e.g. dead_after not longer than heartbeat_interval, a duration over 365 \
+     days). The message never contains key material."
+);
+create_exception!(
+    alipay_msg,
+    ConnectError,
+    AlipayMsgError,
+    "The client could not connect, and has stopped: RefusedError or ConnectTimeoutError."
+);
+create_exception!(
+    alipay_msg,
+    RefusedError,
+    ConnectError,
+    "The platform refused the configuration at register.do (a bad signature, an unknown \
+     app id, a certificate SN mismatch), or this client refused the platform's answer (its \
+     signature does not verify with the configured platform key): PROTOCOL §3. Retrying \
+     does not help (unless the configuration's retry_on_auth_error is set); fix the keys."
+);
+create_exception!(
+    alipay_msg,
+    ConnectTimeoutError,
+    ConnectError,
+    "No connection opened within the configuration's first_connect_timeout (seconds), \
+     attempts and backoff included; the message names the last attempt's failure. Once a \
+     connection has opened, the client reconnects for ever instead."
+);
+create_exception!(
+    alipay_msg,
+    SendError,
+    AlipayMsgError,
+    "A PRODUCE (send) that failed or got no answer; one of the subclasses. A PRODUCE_ACK \
+     that says FAIL is not an error: send returns it (ProduceAck.result says why)."
+);
+create_exception!(
+    alipay_msg,
+    NotConnectedError,
+    SendError,
+    "send while no websocket is open (between reconnects, or before the first connection). \
+     Nothing was sent; try again once connected."
+);
+create_exception!(
+    alipay_msg,
+    TooManyPendingError,
+    SendError,
+    "The configuration's max_pending_sends PRODUCEs are still waiting for their \
+     PRODUCE_ACK. Nothing was sent."
+);
+create_exception!(
+    alipay_msg,
+    ShuttingDownError,
+    SendError,
+    "send after shutdown started. Nothing was sent."
+);
+create_exception!(
+    alipay_msg,
+    InvalidMessageError,
+    SendError,
+    "The PRODUCE could not be built: an empty msg_api, a biz_content that is not the text of \
+     one JSON object, a frame over the size limit, a signing failure (PROTOCOL §5). Nothing \
+     was sent."
+);
+create_exception!(
+    alipay_msg,
+    SendTimeoutError,
+    SendError,
+    "No PRODUCE_ACK within the configuration's send_timeout (seconds). The platform may or \
+     may not have the message."
+);
+create_exception!(
+    alipay_msg,
+    ConnectionLostError,
+    SendError,
+    "The connection closed before the PRODUCE_ACK arrived. The platform may or may not have \
+     the message."
+);
+create_exception!(
+    alipay_msg,
+    UnknownDeliveryError,
+    AlipayMsgError,
+    "ClientSession.complete for a message the session does not track: already completed, \
+     or forgotten when the session closed after shutdown_timeout."
+);
+create_exception!(
+    alipay_msg,
+    ClientClosedError,
+    AlipayMsgError,
+    "The client has shut down (or stopped on a fatal error): it sends and delivers nothing \
+     any more."
+);
+
+/// The exception for a configuration the core refuses.
+pub(crate) fn config_error(e: CoreConfigError) -> PyErr {
+    ConfigError::new_err(e.to_string())
+}
+
+/// The exception for a failed send, by its kind.
+pub(crate) fn send_error(e: &CoreSendError) -> PyErr {
+    let message = e.to_string();
+    match e {
+        CoreSendError::NotConnected => NotConnectedError::new_err(message),
+        CoreSendError::TooManyPending { .. } => TooManyPendingError::new_err(message),
+        CoreSendError::ShuttingDown => ShuttingDownError::new_err(message),
+        CoreSendError::Invalid(_) => InvalidMessageError::new_err(message),
+        CoreSendError::Timeout => SendTimeoutError::new_err(message),
+        CoreSendError::ConnectionLost => ConnectionLostError::new_err(message),
+        _ => SendError::new_err(message),
+    }
+}
+
+/// The exception for why a session stopped on its own (`ClientSession::error`).
+pub(crate) fn client_error(e: &ClientError) -> PyErr {
+    let message = e.to_string();
+    match e {
+        ClientError::Refused(_) => RefusedError::new_err(message),
+        ClientError::ConnectTimeout { .. } => ConnectTimeoutError::new_err(message),
+        ClientError::Config(_) => ConfigError::new_err(message),
+        ClientError::Send(e) => send_error(e),
+        ClientError::Closed => ClientClosedError::new_err(message),
+        _ => AlipayMsgError::new_err(message),
+    }
+}
 
 /// The exception for a rejected notification: [`SignatureError`] when the signature
 /// failed, [`MalformedError`] for everything else.

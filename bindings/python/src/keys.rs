@@ -30,6 +30,18 @@ impl PublicKey {
     pub(crate) fn verifier(&self) -> &Verifier {
         &self.verifier
     }
+
+    /// The core's key.
+    pub(crate) fn core(&self) -> &CorePublicKey {
+        &self.key
+    }
+}
+
+impl PrivateKey {
+    /// The core's key.
+    pub(crate) fn core(&self) -> &CorePrivateKey {
+        &self.key
+    }
 }
 
 #[pymethods]

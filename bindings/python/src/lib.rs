@@ -1,5 +1,6 @@
 //! The native module `alipay_msg._native` of the Python package `alipay_msg`: the core's
-//! notification verification, key loading and certificate SNs, for Python.
+//! notification verification, key loading and certificate SNs, and its sans-IO client
+//! session (`alipay_msg.session.ClientSession`), for Python.
 //!
 //! The Python API is `alipay_msg` (`python/alipay_msg/`), which re-exports what is here
 //! and builds typed results; stubs are in `python/alipay_msg/*.pyi`. Unlike the other
@@ -8,9 +9,13 @@
 #![warn(missing_docs)]
 
 mod cert;
+mod config;
 mod errors;
 mod keys;
+mod message;
 mod notification;
+mod outputs;
+mod session;
 
 use pyo3::prelude::*;
 
@@ -27,6 +32,73 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "CertificateError",
         py.get_type::<errors::CertificateError>(),
     )?;
+    for (name, error) in [
+        ("ConfigError", py.get_type::<errors::ConfigError>()),
+        ("ConnectError", py.get_type::<errors::ConnectError>()),
+        ("RefusedError", py.get_type::<errors::RefusedError>()),
+        (
+            "ConnectTimeoutError",
+            py.get_type::<errors::ConnectTimeoutError>(),
+        ),
+        ("SendError", py.get_type::<errors::SendError>()),
+        (
+            "NotConnectedError",
+            py.get_type::<errors::NotConnectedError>(),
+        ),
+        (
+            "TooManyPendingError",
+            py.get_type::<errors::TooManyPendingError>(),
+        ),
+        (
+            "ShuttingDownError",
+            py.get_type::<errors::ShuttingDownError>(),
+        ),
+        (
+            "InvalidMessageError",
+            py.get_type::<errors::InvalidMessageError>(),
+        ),
+        (
+            "SendTimeoutError",
+            py.get_type::<errors::SendTimeoutError>(),
+        ),
+        (
+            "ConnectionLostError",
+            py.get_type::<errors::ConnectionLostError>(),
+        ),
+        (
+            "UnknownDeliveryError",
+            py.get_type::<errors::UnknownDeliveryError>(),
+        ),
+        (
+            "ClientClosedError",
+            py.get_type::<errors::ClientClosedError>(),
+        ),
+    ] {
+        m.add(name, error)?;
+    }
+    m.add_class::<message::Message>()?;
+    m.add_class::<message::ProduceAck>()?;
+    m.add_class::<message::ProduceCode>()?;
+    m.add_class::<session::ClientSession>()?;
+    m.add_class::<session::Input>()?;
+    m.add_class::<outputs::Connect>()?;
+    m.add_class::<outputs::Write>()?;
+    m.add_class::<outputs::Close>()?;
+    m.add_class::<outputs::Timeout>()?;
+    m.add_class::<outputs::Done>()?;
+    m.add_class::<outputs::Connecting>()?;
+    m.add_class::<outputs::Connected>()?;
+    m.add_class::<outputs::Disconnected>()?;
+    m.add_class::<outputs::Duplicate>()?;
+    m.add_class::<outputs::Rejected>()?;
+    m.add_class::<outputs::ProduceAnswer>()?;
+    m.add_class::<outputs::Fatal>()?;
+    m.add_class::<outputs::GaveUp>()?;
+    m.add_class::<outputs::KeyWarning>()?;
+    m.add_class::<outputs::HandlerFailed>()?;
+    m.add_class::<outputs::ShutdownComplete>()?;
+    m.add_function(wrap_pyfunction!(config::_config_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(config::_effective_config, m)?)?;
     m.add_class::<keys::PublicKey>()?;
     m.add_class::<keys::PrivateKey>()?;
     m.add_function(wrap_pyfunction!(keys::load_public_key, m)?)?;

@@ -1,13 +1,15 @@
-"""Shared paths and loaders: every test reads the repository's testdata/."""
+"""Shared paths, loaders and fixtures: every test reads the repository's testdata/; the
+client tests run against `alipay-msg simulate` (platform_simulator.py)."""
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Literal
+from typing import Any, Dict, Iterator, List, Literal
 from urllib.parse import urlencode
 
 import pytest
 
 import alipay_msg
+from platform_simulator import Simulator
 
 REPO = Path(__file__).resolve().parents[3]
 TESTDATA = REPO / "testdata"
@@ -45,3 +47,23 @@ def platform_key() -> alipay_msg.PublicKey:
 @pytest.fixture(scope="session")
 def platform_cert_pem() -> str:
     return read_text("vectors/certs/alipay_cert.crt")
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """`alipay-msg simulate` on a free port, stopped after the test."""
+    sim = Simulator()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def rsa_simulator() -> Iterator[Simulator]:
+    """The simulator for an app whose sign type is RSA (SHA1withRSA, legacy apps)."""
+    sim = Simulator("--sign-type", "RSA")
+    try:
+        yield sim
+    finally:
+        sim.stop()

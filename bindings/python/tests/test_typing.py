@@ -29,11 +29,29 @@ def mypy(cache: Path, *files: Path) -> "subprocess.CompletedProcess[str]":
 
 
 def test_correct_use_type_checks(cache: Path) -> None:
-    done = mypy(cache, HERE / "typing" / "usage.py", HERE.parent / "examples" / "verify_notification.py")
+    examples = HERE.parent / "examples"
+    done = mypy(
+        cache,
+        HERE / "typing" / "usage.py",
+        examples / "verify_notification.py",
+        examples / "listen_asyncio.py",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_misuse_is_caught(cache: Path) -> None:
     done = mypy(cache, HERE / "typing" / "misuse.py")
     lines = [line for line in done.stdout.splitlines() if ": error:" in line]
-    assert [int(line.split(":")[1]) for line in lines] == [5, 6, 7, 8, 9], done.stdout
+    assert [int(line.split(":")[1]) for line in lines] == [5, 6, 7, 8, 9, 10, 11, 12, 13], done.stdout
+
+
+def test_the_package_type_checks(cache: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", "--cache-dir", str(cache)]
+        + ["-p", "alipay_msg"],
+        cwd=cache,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

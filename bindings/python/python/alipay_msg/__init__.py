@@ -1,4 +1,15 @@
-"""alipay_msg: the payment open platform's HTTP notifications, verified by the Rust core.
+"""alipay_msg: the payment open platform's message channel and HTTP notifications, on the
+alipay-msg Rust core.
+
+The message channel (a websocket the platform pushes messages on, PROTOCOL §1–8):
+
+* alipay_msg.aio.Client: the asyncio client (``async with Client(config) as c: async for
+  msg in c.messages(): … await msg.ack()``; ``await c.run(handler)``; ``await
+  c.send(msg_api, biz)``);
+* alipay_msg.Client: the same with blocking methods, for scripts;
+* alipay_msg.session.ClientSession: the core's sans-IO state machine, for any other I/O
+  framework;
+* Config, the configuration of all three; ProduceAck and ProduceCode, a send's answer.
 
 Offline functions, no I/O:
 
@@ -10,23 +21,42 @@ Offline functions, no I/O:
 * cert_sn / root_cert_sn give the certificate SNs of certificate mode (PROTOCOL §9).
 
 Errors are AlipayMsgError: SignatureError, MalformedError, InvalidKeyError,
-CertificateError. Messages never contain key material.
+CertificateError; ConfigError; ConnectError (RefusedError, ConnectTimeoutError); SendError
+(NotConnectedError, TooManyPendingError, ShuttingDownError, InvalidMessageError,
+SendTimeoutError, ConnectionLostError); UnknownDeliveryError; ClientClosedError. Messages
+never contain key material.
 """
 
 from ._native import (
     AlipayMsgError,
     CertificateError,
+    ClientClosedError,
+    ConfigError,
+    ConnectError,
+    ConnectionLostError,
+    ConnectTimeoutError,
     InvalidKeyError,
+    InvalidMessageError,
     MalformedError,
+    NotConnectedError,
     PrivateKey,
+    ProduceAck,
+    ProduceCode,
     PublicKey,
+    RefusedError,
+    SendError,
+    SendTimeoutError,
+    ShuttingDownError,
     SignatureError,
+    TooManyPendingError,
+    UnknownDeliveryError,
     cert_sn,
     load_cert_public_key,
     load_private_key,
     load_public_key,
     root_cert_sn,
 )
+from ._config import Config
 from ._notification import (
     GatewayMessage,
     Notification,
@@ -35,24 +65,46 @@ from ._notification import (
     TradeStatus,
     verify_notification,
 )
+from . import aio, session
+from .blocking import Client, Message
 
 __all__ = [
     "AlipayMsgError",
     "CertificateError",
+    "Client",
+    "ClientClosedError",
+    "Config",
+    "ConfigError",
+    "ConnectError",
+    "ConnectTimeoutError",
+    "ConnectionLostError",
     "GatewayMessage",
     "InvalidKeyError",
+    "InvalidMessageError",
     "MalformedError",
+    "Message",
+    "NotConnectedError",
     "Notification",
     "OtherNotification",
     "PrivateKey",
+    "ProduceAck",
+    "ProduceCode",
     "PublicKey",
+    "RefusedError",
+    "SendError",
+    "SendTimeoutError",
+    "ShuttingDownError",
     "SignatureError",
+    "TooManyPendingError",
     "TradeNotification",
     "TradeStatus",
+    "UnknownDeliveryError",
+    "aio",
     "cert_sn",
     "load_cert_public_key",
     "load_private_key",
     "load_public_key",
     "root_cert_sn",
+    "session",
     "verify_notification",
 ]

@@ -7,3 +7,7 @@ alipay_msg.verify_notification(b"", alipay_public_key=key, rule="v3")
 alipay_msg.verify_notification(b"", alipay_public_key=b"bytes")
 alipay_msg.cert_sn(b"bytes")
 bits: str = key.modulus_bits
+config = alipay_msg.Config(app_id="1", app_private_key="k", heartbeat_interval="5")
+alipay_msg.Client(config).send("a.b", [1])
+alipay_msg.session.ClientSession(config).handle_timeout("now")
+alipay_msg.session.Input.bytes(1, "text")

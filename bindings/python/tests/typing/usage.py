@@ -40,3 +40,80 @@ except alipay_msg.SignatureError as e:
 except (alipay_msg.MalformedError, alipay_msg.InvalidKeyError, alipay_msg.CertificateError):
     pass
 also_paid: bool = TradeStatus.TRADE_SUCCESS.is_paid
+
+# The message channel: configuration, the asyncio and blocking clients, the sans-IO session.
+import asyncio
+import time
+
+from alipay_msg import aio, session
+
+config = alipay_msg.Config(
+    app_id="2021000000000001",
+    app_private_key=private,
+    alipay_public_key="PEM",
+    endpoint="127.0.0.1:7001",
+    charset="GBK",
+    first_connect_timeout=None,
+    max_in_flight=8,
+)
+seconds: float = config.heartbeat_interval + config.dead_after
+cert_mode: bool = config.certificate_mode
+
+
+async def consume() -> None:
+    async with aio.Client(config, on_event=print) as client:
+        async for msg in client.messages():
+            biz_content: Dict[str, Any] = msg.biz_content
+            text: str = msg.biz_content_text + msg.msg_api + msg.msg_id
+            ts: Optional[int] = msg.timestamp_ms
+            await msg.ack()
+            await msg.fail("why")
+        ack: alipay_msg.ProduceAck = await client.send("a.b", {"k": 1})
+        code: alipay_msg.ProduceCode = ack.result
+        retry: bool = ack.is_retryable and ack.is_success and code == alipay_msg.ProduceCode.ACCEPTED
+        x_code: Optional[str] = ack.code
+
+        async def handler(msg: aio.Message) -> None:
+            pass
+
+        await client.run(handler)
+        stream: aio.MessageStream = client.messages()
+        await stream.aclose()
+        await client.shutdown()
+
+
+asyncio.run(consume())
+
+with alipay_msg.Client(config) as blocking:
+    for message in blocking.messages():
+        message.ack()
+
+    def sync_handler(msg: alipay_msg.Message) -> None:
+        msg.fail()
+
+    blocking.run(sync_handler, workers=2)
+    produced: alipay_msg.ProduceAck = blocking.send("a.b", '{"k":1}')
+
+s = session.ClientSession(config, now=time.monotonic(), seed=bytes(32))
+out: session.Output = s.poll_output()
+if isinstance(out, session.Connect):
+    s.handle_input(session.Input.connected(out.conn_id), time.monotonic())
+elif isinstance(out, session.Write):
+    data: bytes = out.data
+elif isinstance(out, session.Message):
+    s.complete(out, True, time.monotonic())
+elif isinstance(out, session.Timeout):
+    s.handle_timeout(out.at)
+elif isinstance(out, session.Disconnected):
+    retry_in: Optional[float] = out.retry_in
+elif isinstance(out, session.ProduceAnswer):
+    error: Optional[alipay_msg.SendError] = out.error
+deadline: Optional[float] = s.poll_timeout()
+stream_id: str = s.send("a.b", "{}", time.monotonic())
+failure: Optional[alipay_msg.AlipayMsgError] = s.error
+try:
+    pass
+except alipay_msg.SendTimeoutError as e:
+    send_error: alipay_msg.SendError = e
+except alipay_msg.RefusedError as e:
+    connect_error: alipay_msg.ConnectError = e
