@@ -17,9 +17,7 @@
 //!   the upgrade — or it is and [`ClientSession::wants_read`]), the thread reads it
 //!   with a read timeout of [`READ_SLICE`] (20 ms), and takes waiting inputs between
 //!   reads: an idle connection costs 50 wake-ups a second, and a command waits at most
-//!   20 ms (less when bytes are flowing); while deliveries are in flight the timeout is
-//!   [`IN_FLIGHT_SLICE`] (1 ms), so that the completion of a message that came alone is
-//!   acked within a millisecond rather than when the next message arrives;
+//!   20 ms (less when bytes are flowing);
 //! - otherwise (connecting, backing off, or paused for backpressure: then the socket is
 //!   not read at all, and the platform holds its messages) it blocks on the channel
 //!   until the session's next deadline: inputs are handled at once.
@@ -76,10 +74,6 @@ use crate::transport::{self, Bounds, Stream, StreamTimeouts};
 /// Read timeout of an open connection: the longest an input waits while the thread
 /// reads.
 pub(crate) const READ_SLICE: Duration = Duration::from_millis(20);
-
-/// Read timeout of an open connection while deliveries are in flight: the longest a
-/// handler's completion waits for the thread when no bytes come.
-const IN_FLIGHT_SLICE: Duration = Duration::from_millis(1);
 
 /// The longest written bytes (an ack, a ping) wait to be flushed while the thread keeps
 /// reading.
@@ -218,9 +212,6 @@ struct Conn {
     unflushed: Option<Instant>,
     /// The socket is in non-blocking mode (for reads while frames are checked).
     nonblocking: bool,
-    /// The socket's read timeout in blocking mode: [`READ_SLICE`] or
-    /// [`IN_FLIGHT_SLICE`].
-    read_slice: Duration,
     /// Its end (or failure) was reported to the session: nothing more is read or
     /// written; the session's `Close` follows.
     ended: bool,
@@ -438,17 +429,6 @@ impl IoThread {
             }
             conn.nonblocking = nonblocking;
         }
-        let slice = if self.session.in_flight() > 0 {
-            IN_FLIGHT_SLICE
-        } else {
-            READ_SLICE
-        };
-        if !nonblocking && conn.read_slice != slice {
-            if let Err(e) = stream.set_read_timeout(slice) {
-                return self.failed(id, e.kind());
-            }
-            conn.read_slice = slice;
-        }
         let result = stream.read(&mut self.read_buf);
         let now = Instant::now();
         match result {
@@ -607,7 +587,6 @@ impl IoThread {
                 out: Vec::new(),
                 unflushed: None,
                 nonblocking: false,
-                read_slice: READ_SLICE,
                 ended: false,
             },
         );
