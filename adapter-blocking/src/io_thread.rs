@@ -17,9 +17,7 @@
 //!   the upgrade — or it is and [`ClientSession::wants_read`]), the thread reads it
 //!   with a read timeout of [`READ_SLICE`] (20 ms), and takes waiting inputs between
 //!   reads: an idle connection costs 50 wake-ups a second, and a command waits at most
-//!   20 ms (less when bytes are flowing); while deliveries are in flight the timeout is
-//!   [`IN_FLIGHT_SLICE`] (1 ms), so that the completion of a message that came alone is
-//!   acked within a millisecond rather than when the next message arrives;
+//!   20 ms (less when bytes are flowing) — except while handlers run (below);
 //! - otherwise (connecting, backing off, or paused for backpressure: then the socket is
 //!   not read at all, and the platform holds its messages) it blocks on the channel
 //!   until the session's next deadline: inputs are handled at once.
@@ -36,9 +34,12 @@
 //! single core, where the session checks inline), the session hands each text frame out
 //! as a check job ([`ClientSession::set_check_offload`]) and the thread deals the jobs
 //! to checking lanes ([`crate::lanes`]), whose results come back on the channel in any
-//! order (the session restores read order). While jobs are out the thread reads the
-//! socket without waiting (non-blocking), and waits on the channel instead when nothing
-//! is there: a checked frame never waits for the read timeout.
+//! order (the session restores read order). While jobs are out, or handlers run, the
+//! thread reads the socket without waiting (non-blocking), and waits on the channel
+//! instead when nothing is there: a checked frame or a handler's completion never waits
+//! for a read timeout (which the kernel rounds up to a scheduler tick, 4 ms at HZ=250).
+//! A frame that arrives alone is checked on this thread (the session decides: the
+//! quiet path needs no hand-off); frames that arrive together go to the lanes.
 //!
 //! # Connect threads
 //!
@@ -76,10 +77,6 @@ use crate::transport::{self, Bounds, Stream, StreamTimeouts};
 /// Read timeout of an open connection: the longest an input waits while the thread
 /// reads.
 pub(crate) const READ_SLICE: Duration = Duration::from_millis(20);
-
-/// Read timeout of an open connection while deliveries are in flight: the longest a
-/// handler's completion waits for the thread when no bytes come.
-const IN_FLIGHT_SLICE: Duration = Duration::from_millis(1);
 
 /// The longest written bytes (an ack, a ping) wait to be flushed while the thread keeps
 /// reading.
@@ -218,9 +215,6 @@ struct Conn {
     unflushed: Option<Instant>,
     /// The socket is in non-blocking mode (for reads while frames are checked).
     nonblocking: bool,
-    /// The socket's read timeout in blocking mode: [`READ_SLICE`] or
-    /// [`IN_FLIGHT_SLICE`].
-    read_slice: Duration,
     /// Its end (or failure) was reported to the session: nothing more is read or
     /// written; the session's `Close` follows.
     ended: bool,
@@ -249,6 +243,9 @@ pub(crate) struct IoThread {
     /// Check jobs dealt whose results have not come back.
     checks_out: usize,
     read_buf: Vec<u8>,
+    /// How long to wait on the channel next while only handlers run (doubling from
+    /// [`POLL_SLICE`] to [`READ_SLICE`] while nothing happens).
+    idle_wait: Duration,
 }
 
 pub(crate) fn unix_ms() -> i64 {
@@ -300,6 +297,7 @@ impl IoThread {
             lanes,
             checks_out: 0,
             read_buf: vec![0; READ_CHUNK],
+            idle_wait: POLL_SLICE,
         }
     }
 
@@ -374,29 +372,48 @@ impl IoThread {
             Err(TryRecvError::Disconnected) => return self.session.shutdown(Instant::now()),
         }
         let checking = self.checks_out > 0;
-        if let ([conn], false) = (readable.as_slice(), checking) {
+        // While a handler runs, its completion must not wait for a socket read's
+        // timeout (kernel socket timeouts round up to a scheduler tick, 4 ms at
+        // HZ=250): wait on the channel instead, where it wakes the thread at once.
+        let handling = self.session.in_flight() > 0;
+        if let ([conn], false) = (readable.as_slice(), checking || handling) {
             // What was written goes out before the thread waits in the read.
             if self.flush_all() {
                 return;
             }
             self.read(*conn, false);
         } else {
-            // Frames are being checked (or, briefly, two sockets are open): read
-            // without waiting, and wait on the channel when nothing is there.
+            // Frames are being checked or handled (or, briefly, two sockets are
+            // open): read without waiting, and wait on the channel when nothing is
+            // there. While only handlers run, the wait doubles from POLL_SLICE up to
+            // READ_SLICE as nothing happens: a quick handler's completion is taken at
+            // once, a slow one costs at most 50 wake-ups a second.
             let mut read = false;
             for conn in readable {
                 read |= self.read(conn, true);
             }
             if read || self.flush_all() {
+                self.idle_wait = POLL_SLICE;
                 return;
             }
-            let slice = if checking { READ_SLICE } else { POLL_SLICE };
+            let slice = if checking {
+                READ_SLICE
+            } else if handling {
+                self.idle_wait
+            } else {
+                POLL_SLICE
+            };
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(slice);
             match self.inputs.recv_timeout(wait) {
-                Ok(input) => return self.input(input),
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(input) => {
+                    self.idle_wait = POLL_SLICE;
+                    return self.input(input);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.idle_wait = (self.idle_wait * 2).min(READ_SLICE);
+                }
                 Err(RecvTimeoutError::Disconnected) => {
                     return self.session.shutdown(Instant::now())
                 }
@@ -437,17 +454,6 @@ impl IoThread {
                 return self.failed(id, e.kind());
             }
             conn.nonblocking = nonblocking;
-        }
-        let slice = if self.session.in_flight() > 0 {
-            IN_FLIGHT_SLICE
-        } else {
-            READ_SLICE
-        };
-        if !nonblocking && conn.read_slice != slice {
-            if let Err(e) = stream.set_read_timeout(slice) {
-                return self.failed(id, e.kind());
-            }
-            conn.read_slice = slice;
         }
         let result = stream.read(&mut self.read_buf);
         let now = Instant::now();
@@ -607,7 +613,6 @@ impl IoThread {
                 out: Vec::new(),
                 unflushed: None,
                 nonblocking: false,
-                read_slice: READ_SLICE,
                 ended: false,
             },
         );

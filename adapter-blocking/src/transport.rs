@@ -43,11 +43,6 @@ impl Stream {
         self.tcp().set_nonblocking(nonblocking)
     }
 
-    /// How long a blocking read waits for bytes before it gives up (a timeout error).
-    pub(crate) fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.tcp().set_read_timeout(Some(nonzero(timeout)))
-    }
-
     /// Sends what is left to send (TLS: a `close_notify` alert first) and shuts the
     /// socket down; best effort, the stream is dropped next.
     pub(crate) fn shut(&mut self) {
