@@ -253,7 +253,19 @@ fn readme_sample_files() {
     }
 }
 
-/// `alipay-msg demo` runs the whole channel locally and ends with one summary line.
+/// The summary line the README shows for the demo (its one ```text block).
+fn readme_summary_line() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let block = readme
+        .split("```text\n")
+        .nth(1)
+        .expect("the README shows the demo's summary in a text block");
+    block.split("\n```").next().unwrap().trim().to_owned()
+}
+
+/// `alipay-msg demo` runs the whole channel locally and ends with one summary line,
+/// the one the README shows.
 #[test]
 fn demo_summary() {
     let out = run(&["demo"], b"");
@@ -272,6 +284,11 @@ fn demo_summary() {
         summary,
         ["summary: pushed=9 handled=9 redelivered=1 duplicates_suppressed=1 rejected=1 lost=0 notified=1 notify_attempts=2 notify_success=1 notify_forged_refused=1"],
         "{stdout}"
+    );
+    assert_eq!(
+        summary[0],
+        readme_summary_line(),
+        "the README shows the demo's summary"
     );
     assert!(stdout.contains("PRODUCE_ACK SUCCESS 10000"), "{stdout}");
     // The notification failed once on purpose, was retried and answered success; the

@@ -1,14 +1,14 @@
-# Take the platform's messages on asyncio. With the local simulator (`alipay-msg
-# simulate`), from the repository root: python bindings/python/examples/listen_asyncio.py
+# Take the platform's messages on asyncio. From the repository root, against
+# `alipay-msg simulate`: python bindings/python/examples/listen_asyncio.py
 import asyncio
 import os
 from pathlib import Path
 
-import alipay_msg
+from alipay_msg import Config
 from alipay_msg.aio import Client
 
 keys = Path("testdata/vectors/keys")  # the simulator's test keys; yours in production
-config = alipay_msg.Config(
+config = Config(
     app_id="2021000000000001",
     app_private_key=(keys / "app_private_pkcs1.pem").read_text(),
     alipay_public_key=(keys / "alipay_public.pem").read_text(),
@@ -17,10 +17,10 @@ config = alipay_msg.Config(
 
 
 async def main() -> None:
-    async with Client(config) as client:  # connected; closes gracefully on exit
+    async with Client(config) as client:  # connected; drains and closes on exit
         async for msg in client.messages():  # verified messages only
             print(msg.msg_api, msg.biz_content)
-            await msg.ack()  # SUCCESS only now, once handled (or: await msg.fail())
+            await msg.ack()  # SUCCESS only now (or: await msg.fail())
             break  # one message for this example
 
 

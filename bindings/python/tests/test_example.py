@@ -1,5 +1,6 @@
-"""The README's Python examples (examples/verify_notification.py, examples/listen_asyncio.py)
-run as written, and the README shows exactly those files."""
+"""The READMEs' Python examples run as written: README.md shows
+examples/listen_asyncio.py verbatim and bindings/python/README.md
+examples/verify_notification.py; every other Python block of both compiles."""
 
 import os
 import subprocess
@@ -22,10 +23,22 @@ def test_readme_example_runs() -> None:
 
 
 def test_readme_shows_the_examples_verbatim() -> None:
-    readme = (REPO / "README.md").read_text()
-    for example in (EXAMPLE, LISTEN):
+    for readme, example in (
+        (REPO / "README.md", LISTEN),
+        (REPO / "bindings" / "python" / "README.md", EXAMPLE),
+    ):
         block = "```python\n" + example.read_text().rstrip() + "\n```\n"
-        assert block in readme, f"README.md's Python example differs from {example.name}"
+        assert block in readme.read_text(), f"{readme.name}'s example differs from {example.name}"
+
+
+def test_every_python_block_of_the_readmes_compiles() -> None:
+    for readme in (REPO / "README.md", REPO / "bindings" / "python" / "README.md"):
+        text = readme.read_text()
+        blocks = text.split("```python\n")[1:]
+        assert blocks, f"no Python block in {readme}"
+        for n, rest in enumerate(blocks):
+            source = rest.split("\n```", 1)[0]
+            compile(source, f"{readme}: python block {n + 1}", "exec")
 
 
 def test_readme_asyncio_example_runs(simulator: Simulator) -> None:
