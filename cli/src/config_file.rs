@@ -431,11 +431,9 @@ mod tests {
     fn readme_configuration_file() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
-        let section = &readme[readme
-            .find("### The configuration file")
-            .expect("the README has the section")..];
-        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
-        let text = &section[start..start + section[start..].find("```").unwrap()];
+        let fence = "```toml\napp_id";
+        let start = readme.find(fence).expect("the README shows a configuration file") + 8;
+        let text = &readme[start..start + readme[start..].find("```").unwrap()];
         let config = parse(text, &Path::new(root).join("client.toml")).unwrap();
         assert_eq!(config.endpoint, Endpoint::plain("127.0.0.1", 7001));
         assert_eq!(config.app_id, "2021000000000001");
