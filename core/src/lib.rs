@@ -71,4 +71,5 @@ pub mod server;
 pub mod sign_content;
 pub mod signature;
 pub mod stream_id;
+pub mod window;
 pub mod ws;
