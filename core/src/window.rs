@@ -99,6 +99,12 @@ impl WindowKey {
 pub struct QueryId(pub(crate) u64);
 
 impl QueryId {
+    /// A query id from its number: for stores' own tests and tools (a session numbers
+    /// its queries itself).
+    pub fn new(n: u64) -> Self {
+        QueryId(n)
+    }
+
     /// The number, for logs.
     pub fn as_u64(self) -> u64 {
         self.0
