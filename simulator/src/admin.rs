@@ -24,7 +24,7 @@ pub(super) const STATUS_PATH: &str = "/admin/status";
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Runs `job` on the platform task; `None` when it has stopped.
-async fn call<T: Send + 'static>(
+pub(super) async fn call<T: Send + 'static>(
     shared: &Shared,
     job: impl FnOnce(&mut Platform, std::time::Instant) -> T + Send + 'static,
 ) -> Option<T> {

@@ -34,10 +34,15 @@
 //! - `GET /admin/status` → `200 {"connections": n, "settled": bool, "queued": n,
 //!   "waiting_retry": n, "in_flight": n, "acked": n, "abandoned": n,
 //!   "forged_discarded": n, "forged_accepted": n}`.
+//! - `POST /admin/redeliver-elsewhere`, body `{"on": true}` → redeliveries go to
+//!   another connection of the app than the last attempt's (several instances of a
+//!   service: the redelivery reaches another instance) → `200 {"redeliver_elsewhere":
+//!   bool}`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod admin;
+mod admin_spread;
 mod blocking;
 mod connection;
 mod event;

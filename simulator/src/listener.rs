@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::http;
 use super::platform::Request;
-use super::{admin, connection};
+use super::{admin, admin_spread, connection};
 
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,6 +116,9 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Shared) {
     match (head.method.as_str(), head.path()) {
         ("POST", admin::PUSH_PATH) => admin::push(stream, head, &shared).await,
         ("GET", admin::STATUS_PATH) => admin::status(stream, &shared).await,
+        ("POST", admin_spread::REDELIVER_ELSEWHERE_PATH) => {
+            admin_spread::redeliver_elsewhere(stream, head, &shared).await
+        }
         (_, admin::PUSH_PATH | admin::STATUS_PATH) => {
             http::answer(&mut stream, &http::text_response(405, "method not allowed")).await;
         }
