@@ -6,6 +6,7 @@
 //! expands [`conformance_suite!`], which makes one `#[test]` per scenario.
 
 pub mod chaos;
+pub mod cluster;
 pub mod tls;
 
 // Every Rust example in the README compiles (and those not marked `no_run` run) as a

@@ -438,3 +438,48 @@ fn settings_are_checked_at_start() {
         }
     ));
 }
+
+#[test]
+fn background_records_are_bounded_and_never_busy_wait() {
+    // max_in_flight 4: one background record out at a time. Two successes whose record
+    // failed, the store silent: one retry goes out, the other waits for room, and the
+    // session's next deadline is not in the past meanwhile (the harness checks that
+    // every wakeup is after now).
+    let mut pair = Pair::builder()
+        .client(|c| {
+            c.shared_window = Some(shared());
+            c.max_in_flight = 4;
+        })
+        .server(|s| s.ack_timeout = Duration::from_secs(3600))
+        .build();
+    pair.handler.policy = Policy::Hold;
+    pair.window_mode = WindowMode::Hold;
+    pair.connect();
+    let ids = pair.push(2);
+    pair.answer_window(store_answers); // both claimed, delivered
+    for id in &ids {
+        pair.complete(id.as_str(), Outcome::Success);
+    }
+    pair.answer_window(|_, _, _| Err(WindowError("timed out".into())));
+    pair.advance(SEC);
+    assert_eq!(
+        pair.window_queue.len(),
+        1,
+        "one background record at a time"
+    );
+    if let Some(deadline) = pair.client_deadline {
+        assert!(
+            deadline > pair.now,
+            "no deadline in the past while waiting for room"
+        );
+    }
+    pair.advance(5 * SEC);
+    assert_eq!(pair.window_queue.len(), 1);
+    // The store answers: the other is recorded next.
+    pair.answer_window(store_answers);
+    pair.advance(2 * SEC);
+    pair.answer_window(store_answers);
+    for id in &ids {
+        assert_eq!(pair.window.get(&key(id.as_str()), pair.now), Some(HANDLED));
+    }
+}

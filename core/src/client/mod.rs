@@ -558,7 +558,9 @@ impl ClientSession {
             self.shutdown_deadline,
             self.first_deadline,
             self.held.front().map(|(until, _)| *until),
-            self.shared.as_ref().and_then(SharedWindow::next_retry),
+            self.shared
+                .as_ref()
+                .and_then(|s| s.next_retry(self.config.max_in_flight)),
         ]
         .into_iter()
         .flatten()
@@ -1226,7 +1228,7 @@ impl ClientSession {
         let Some(shared) = self.shared.as_mut() else {
             return;
         };
-        let budget = (max / 4).max(1).saturating_sub(shared.detached);
+        let budget = shared.retry_budget(max);
         if budget == 0 || shared.unrecorded.is_empty() {
             return;
         }

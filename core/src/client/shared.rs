@@ -108,8 +108,18 @@ impl SharedWindow {
         self.unrecorded.remove(msg_id);
     }
 
-    /// The earliest retry of a success not being recorded right now.
-    pub(crate) fn next_retry(&self) -> Option<Instant> {
+    /// Background records that may be out at once: a quarter of `max_in_flight`, at
+    /// least 1, less the releases and records already out.
+    pub(crate) fn retry_budget(&self, max_in_flight: usize) -> usize {
+        (max_in_flight / 4).max(1).saturating_sub(self.detached)
+    }
+
+    /// The earliest retry of a success not being recorded right now; `None` while no
+    /// more may go out (an answer makes room, and the session looks again then).
+    pub(crate) fn next_retry(&self, max_in_flight: usize) -> Option<Instant> {
+        if self.retry_budget(max_in_flight) == 0 {
+            return None;
+        }
         self.unrecorded
             .values()
             .filter(|u| !u.querying)
