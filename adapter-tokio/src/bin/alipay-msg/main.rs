@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod cert_sn;
+mod dedup;
 mod demo;
 mod exec_command;
 mod inspect_frame;
