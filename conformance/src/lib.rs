@@ -20,6 +20,11 @@ mod readme {}
 #[doc = include_str!("../../docs/architecture.md")]
 mod architecture_notes {}
 
+// And for those of the cluster notes.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/clusters.md")]
+mod cluster_notes {}
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
