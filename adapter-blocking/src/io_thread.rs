@@ -340,15 +340,15 @@ impl IoThread {
         let refused = match &self.window {
             Some(window) => window.ask(query).err(),
             None => Some((
-                query,
+                query.id,
                 WindowError("this client has no shared window store".into()),
             )),
         };
         match refused {
             None => self.window_out += 1,
-            Some((query, error)) => self.session.handle_input(
+            Some((id, error)) => self.session.handle_input(
                 SessionInput::WindowAnswered {
-                    id: query.id,
+                    id,
                     answer: Err(error),
                 },
                 Instant::now(),

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use alipay_msg_core::window::{WindowAnswer, WindowError, WindowQuery, WindowStore};
+use alipay_msg_core::window::{QueryId, WindowAnswer, WindowError, WindowQuery, WindowStore};
 
 use crate::lock;
 
@@ -77,21 +77,25 @@ impl WindowThreads {
         })
     }
 
-    /// Queues `query`; gives it back with the error to answer at once when the queue is
-    /// full or the threads are gone.
-    pub(crate) fn ask(&self, query: WindowQuery) -> Result<(), (WindowQuery, WindowError)> {
+    /// Queues `query`; `Err` with its id and the error to answer at once when the queue
+    /// is full or the threads are gone.
+    pub(crate) fn ask(&self, query: WindowQuery) -> Result<(), (QueryId, WindowError)> {
         let Some(queue) = &self.queue else {
-            return Err((query, WindowError("the window threads have stopped".into())));
+            return Err((
+                query.id,
+                WindowError("the window threads have stopped".into()),
+            ));
         };
         match queue.try_send(query) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(query)) => Err((
-                query,
+                query.id,
                 WindowError("too many shared-window queries waiting".into()),
             )),
-            Err(TrySendError::Disconnected(query)) => {
-                Err((query, WindowError("the window threads have stopped".into())))
-            }
+            Err(TrySendError::Disconnected(query)) => Err((
+                query.id,
+                WindowError("the window threads have stopped".into()),
+            )),
         }
     }
 }
@@ -110,7 +114,7 @@ impl Drop for WindowThreads {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alipay_msg_core::window::{QueryId, WindowKey, WindowKind, WindowOp};
+    use alipay_msg_core::window::{WindowKey, WindowKind, WindowOp};
     use std::time::Duration;
 
     struct Answers;

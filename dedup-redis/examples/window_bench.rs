@@ -76,9 +76,7 @@ fn measure(messages: usize, redis: Option<&str>) -> Result<f64, Box<dyn std::err
     })??;
     let started = Instant::now();
     sim.with_session(move |session, now| {
-        (0..messages)
-            .map(|_| session.push_presigned(&content, now).map(drop))
-            .collect::<Result<(), _>>()
+        (0..messages).try_for_each(|_| session.push_presigned(&content, now).map(drop))
     })??;
     if !sim.wait_settled(Duration::from_secs(600))? {
         return Err(format!("not settled: {:?}", sim.counts()?).into());
