@@ -40,6 +40,16 @@
 //! after its connection died is remembered: a later redelivery of the message is
 //! answered SUCCESS from memory.
 //!
+//! With a duplicate window shared by several instances
+//! ([`ClientConfig::shared_window`], module [`crate::window`]), rule 6 first claims the
+//! id in the shared store ([`Output::Window`], answered with [`Input::WindowAnswered`]):
+//! claimed → delivered; handled by another instance → SUCCESS without the handler
+//! ([`Event::Duplicate`]); held by another instance's live claim → FAIL
+//! ([`RejectReason::ClaimedElsewhere`]); store unreachable → FAIL and
+//! [`Event::SharedWindowFailed`] (or the local window, if configured). A success is
+//! recorded in the store before its SUCCESS ack; a failure releases the claim. Without
+//! a shared window the session never outputs [`Output::Window`].
+//!
 //! Checking (decode, parse, RSA verify) is done inline by default. After
 //! [`ClientSession::set_check_offload`]`(n)` with `n >= 2`, each text frame goes out as
 //! an [`Output::Check`] job for [`FrameChecker::run`] on any thread; results come back
