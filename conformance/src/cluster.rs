@@ -3,7 +3,7 @@
 //! connections and redelivering on another connection than the last attempt's.
 //!
 //! A client crate's test implements [`ClusterClientUnderTest`] (how to connect one
-//! instance with the shared window) and expands [`cluster_suite!`]. The scenarios need
+//! instance with the shared window) and expands [`cluster_suite!`](crate::cluster_suite). The scenarios need
 //! a real Redis: `ALIPAY_MSG_REDIS_URL` (`.ci/run` starts one), and for
 //! [`redis_restart`] the `redis-server` program (it starts and stops one of its own).
 //! Without the variable they are skipped with a message, except under `CI`, where they
