@@ -195,7 +195,9 @@ fn a_shared_window_without_a_store_is_refused() {
     let sim = simulator();
     let mut config = config_for(&sim);
     config.shared_window = Some(SharedWindowConfig::new());
-    let error = Client::connect(config).err().expect("refused");
+    let Err(error) = Client::connect(config) else {
+        panic!("a shared window without a store is refused");
+    };
     assert!(
         matches!(&error, ClientError::Config(e) if e.to_string().contains("shared_window")),
         "{error}"
