@@ -261,22 +261,37 @@ impl SharedWindowConfig {
         self
     }
 
-    /// The setting that is out of range, and why: `(name, reason)`.
-    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+    /// Checks the settings: each duration more than zero and at most 365 days.
+    ///
+    /// Errors: the first setting out of range ([`InvalidWindowSetting`]).
+    pub fn check(&self) -> Result<(), InvalidWindowSetting> {
         for (name, d) in [
             ("shared_window.lease", self.lease),
             ("shared_window.window", self.window),
             ("shared_window.record_retry", self.record_retry),
         ] {
-            if d.is_zero() {
-                return Err((name, "must be more than zero"));
-            }
-            if d > MAX_DURATION {
-                return Err((name, "must be at most 365 days"));
-            }
+            let reason = if d.is_zero() {
+                "must be more than zero"
+            } else if d > MAX_DURATION {
+                "must be at most 365 days"
+            } else {
+                continue;
+            };
+            return Err(InvalidWindowSetting { name, reason });
         }
         Ok(())
     }
+}
+
+/// A [`SharedWindowConfig`] setting out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {name}: {reason}")]
+pub struct InvalidWindowSetting {
+    /// The setting: `shared_window.lease`, `shared_window.window` or
+    /// `shared_window.record_retry`.
+    pub name: &'static str,
+    /// What is wrong.
+    pub reason: &'static str,
 }
 
 /// A shared store that answers [`WindowQuery`]s by blocking the calling thread (the
@@ -354,7 +369,7 @@ mod tests {
                 .with_lease(Duration::ZERO)
                 .check()
                 .unwrap_err()
-                .0,
+                .name,
             "shared_window.lease"
         );
         assert_eq!(
@@ -362,7 +377,7 @@ mod tests {
                 .with_window(MAX_DURATION + Duration::from_secs(1))
                 .check()
                 .unwrap_err()
-                .0,
+                .name,
             "shared_window.window"
         );
     }

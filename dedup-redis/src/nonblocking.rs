@@ -49,6 +49,11 @@ impl AsyncRedisWindow {
     /// call it inside the runtime (it starts the connection manager's task there).
     ///
     /// Errors: an invalid URL, a zero timeout, an empty prefix or one with `:`.
+    ///
+    /// # Panics
+    ///
+    /// With only the `tokio` feature, when called outside a tokio runtime (the
+    /// connection manager's task is spawned on the caller's runtime).
     pub fn new(config: RedisWindowConfig) -> Result<Self, RedisWindowError> {
         let client = config.client()?;
         let manager_config = ConnectionManagerConfig::new()

@@ -410,9 +410,10 @@ impl ClientConfig {
             )?;
         }
         if let Some(shared) = &self.shared_window {
-            shared
-                .check()
-                .map_err(|(name, reason)| ConfigError::InvalidSetting { name, reason })?;
+            shared.check().map_err(|e| ConfigError::InvalidSetting {
+                name: e.name,
+                reason: e.reason,
+            })?;
         }
         let resolved = self.credentials.resolve()?;
         let signer = Signer::with_backend(

@@ -12,8 +12,8 @@ use crate::client::dedup::DuplicateWindow;
 use crate::sign_content::Rule;
 use crate::signature::Verifier;
 use crate::window::{
-    QueryId, SharedWindowConfig, StoreFailure, Tokens, WindowAnswer, WindowError, WindowKey,
-    WindowKind, WindowOp, WindowQuery,
+    InvalidWindowSetting, QueryId, SharedWindowConfig, StoreFailure, Tokens, WindowAnswer,
+    WindowError, WindowKey, WindowKind, WindowOp, WindowQuery,
 };
 
 /// The content type the platform posts notifications with (PROTOCOL §10).
@@ -314,12 +314,12 @@ impl NotifyGate {
     /// claim tokens unique among the instances: take it from the operating system's
     /// random source. Off by default (the local window alone).
     ///
-    /// Errors: the settings out of range, as `(name, reason)`.
+    /// Errors: a setting out of range ([`SharedWindowConfig::check`]).
     pub fn with_shared_window(
         mut self,
         config: SharedWindowConfig,
         token_seed: u64,
-    ) -> Result<Self, (&'static str, &'static str)> {
+    ) -> Result<Self, InvalidWindowSetting> {
         config.check()?;
         self.shared = Some(SharedNotify {
             config,
