@@ -469,7 +469,8 @@ pub fn lease_expiry_after_a_crash<C: ClusterClientUnderTest>() {
     else {
         return;
     };
-    let lease = Duration::from_secs(3);
+    // Long enough for the survivors to connect and see the claim, whatever the load.
+    let lease = Duration::from_secs(5);
     let mut options = SimulatorOptions::with_test_keys();
     options.server.redelivery = vec![Duration::from_millis(200)];
     options.server.ack_timeout = Duration::from_millis(500);
