@@ -67,12 +67,14 @@ use alipay_msg_core::client::{
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
+use alipay_msg_core::window::{QueryId, WindowAnswer, WindowError, WindowQuery, WindowStore};
 
 use crate::events::EventHub;
 use crate::lanes::{Lanes, NotDealt, Work, JOBS_PER_LANE};
 use crate::lock;
 use crate::network::{self, Connector};
 use crate::transport::{self, Bounds, Stream, StreamTimeouts};
+use crate::window::{Reply, WindowThreads, QUEUE_PER_IN_FLIGHT};
 
 /// Read timeout of an open connection: the longest an input waits while the thread
 /// reads.
@@ -121,6 +123,11 @@ pub(crate) enum Input {
     },
     /// A frame checked on a checking lane.
     Checked(CheckedFrame),
+    /// A window thread's answer to a shared-window query.
+    WindowAnswered {
+        id: QueryId,
+        answer: Result<WindowAnswer, WindowError>,
+    },
 }
 
 /// State shared between the I/O thread and the client handles.
@@ -242,6 +249,10 @@ pub(crate) struct IoThread {
     lanes: Option<Lanes<CheckJob>>,
     /// Check jobs dealt whose results have not come back.
     checks_out: usize,
+    /// The shared window's threads, when the client has a store.
+    window: Option<WindowThreads>,
+    /// Shared-window queries asked whose answers have not come back.
+    window_out: usize,
     read_buf: Vec<u8>,
     /// How long to wait on the channel next while only handlers run (doubling from
     /// [`POLL_SLICE`] to [`READ_SLICE`] while nothing happens).
@@ -296,6 +307,8 @@ impl IoThread {
             connector: Arc::default(),
             lanes,
             checks_out: 0,
+            window: None,
+            window_out: 0,
             read_buf: vec![0; READ_CHUNK],
             idle_wait: POLL_SLICE,
         }
@@ -307,6 +320,49 @@ impl IoThread {
         self
     }
 
+    /// Answers the session's shared-window queries with `store`, on window threads.
+    /// Errors: no window thread could be started.
+    pub(crate) fn with_window(mut self, store: Arc<dyn WindowStore>) -> Result<Self, String> {
+        let tx = self.input_tx.clone();
+        let reply: Reply = Arc::new(move |query: WindowQuery, answer| {
+            tx.send(Input::WindowAnswered {
+                id: query.id,
+                answer,
+            })
+            .is_ok()
+        });
+        let capacity = self
+            .session
+            .config()
+            .max_in_flight
+            .saturating_mul(QUEUE_PER_IN_FLIGHT)
+            .saturating_add(16);
+        self.window = Some(WindowThreads::start(store, capacity, reply)?);
+        Ok(self)
+    }
+
+    /// Puts a shared-window query to the window threads (answered with an error at once
+    /// when there are none or their queue is full).
+    fn ask_window(&mut self, query: WindowQuery) {
+        let refused = match &self.window {
+            Some(window) => window.ask(query).err(),
+            None => Some((
+                query.id,
+                WindowError("this client has no shared window store".into()),
+            )),
+        };
+        match refused {
+            None => self.window_out += 1,
+            Some((id, error)) => self.session.handle_input(
+                SessionInput::WindowAnswered {
+                    id,
+                    answer: Err(error),
+                },
+                Instant::now(),
+            ),
+        }
+    }
+
     /// Runs until the session is done, then closes everything and joins the connect
     /// threads and the checking lanes.
     pub(crate) fn run(mut self) {
@@ -316,6 +372,7 @@ impl IoThread {
                 match self.session.poll_output() {
                     Output::Transmit(t) => self.transmit(t),
                     Output::Check(job) => self.check(job),
+                    Output::Window(query) => self.ask_window(query),
                     Output::Event(e) => {
                         let mut app = AppSide {
                             deliveries: &self.deliveries,
@@ -371,10 +428,12 @@ impl IoThread {
             Err(TryRecvError::Empty) => {}
             Err(TryRecvError::Disconnected) => return self.session.shutdown(Instant::now()),
         }
-        let checking = self.checks_out > 0;
-        // While a handler runs, its completion must not wait for a socket read's
-        // timeout (kernel socket timeouts round up to a scheduler tick, 4 ms at
-        // HZ=250): wait on the channel instead, where it wakes the thread at once.
+        // Answers from the lanes and the window threads come on the channel: while any
+        // are due, the socket is read without waiting. While a handler runs, its
+        // completion must not wait for a socket read's timeout either (kernel socket
+        // timeouts round up to a scheduler tick, 4 ms at HZ=250): the thread waits on
+        // the channel instead, where it wakes at once.
+        let checking = self.checks_out > 0 || self.window_out > 0;
         let handling = self.session.in_flight() > 0;
         if let ([conn], false) = (readable.as_slice(), checking || handling) {
             // What was written goes out before the thread waits in the read.
@@ -730,6 +789,11 @@ impl IoThread {
                 self.session
                     .handle_input(SessionInput::Checked(checked), now);
             }
+            Input::WindowAnswered { id, answer } => {
+                self.window_out = self.window_out.saturating_sub(1);
+                self.session
+                    .handle_input(SessionInput::WindowAnswered { id, answer }, now);
+            }
         }
     }
 
@@ -740,8 +804,9 @@ impl IoThread {
             conn.cancel.store(true, Ordering::Relaxed);
             close(id, &mut conn);
         }
-        // Ends and joins the checking threads.
+        // Ends and joins the checking threads and the window threads.
         self.lanes = None;
+        self.window = None;
         for (_, reply) in self.sends.drain() {
             let _ = reply.try_send(Err(SendError::ConnectionLost));
         }

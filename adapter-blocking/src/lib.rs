@@ -30,6 +30,9 @@
 //!   frames and checking their signatures for the session, which takes the results
 //!   back in any order and restores the order it read the frames in.
 //! - `alipay-msg-handler-N`: the handler pool of [`Client::run`] ([`PoolConfig`]).
+//! - `alipay-msg-window`: with a shared duplicate window
+//!   ([`Client::connect_with_window`]) only, 4 threads asking the store (e.g. Redis)
+//!   the session's claim / record / release queries.
 //!
 //! [`Client::shutdown`] joins all of them: no thread of the client outlives it.
 //!
@@ -47,6 +50,7 @@ mod lanes;
 pub use alipay_msg_network as network;
 mod pool;
 mod transport;
+mod window;
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -56,7 +60,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use alipay_msg_core::client::{ClientSession, DeliverError, Outcome};
+use alipay_msg_core::client::{ClientSession, ConfigError, DeliverError, Outcome};
+use alipay_msg_core::window::{SharedWindowConfig, WindowStore};
 
 pub use alipay_msg_core as core;
 pub use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent, Credentials, Message};
@@ -139,7 +144,14 @@ impl Client {
     /// calls either (one that only sends) answers them FAIL after that, and the
     /// platform redelivers them to a connection that consumes.
     pub fn connect(config: ClientConfig) -> Result<Client, Error> {
-        Client::launch(config, PoolConfig::default(), Network::default(), None)?.connected()
+        Client::launch(
+            config,
+            PoolConfig::default(),
+            Network::default(),
+            None,
+            None,
+        )?
+        .connected()
     }
 
     /// [`Client::connect`] with the given TLS configuration and proxy ([`Network`];
@@ -149,7 +161,7 @@ impl Client {
     /// so the call ends in [`Error::ConnectTimeout`] naming it; a proxy environment
     /// variable that is not a proxy URL fails at once ([`Error::Io`]).
     pub fn connect_with_network(config: ClientConfig, network: Network) -> Result<Client, Error> {
-        Client::launch(config, PoolConfig::default(), network, None)?.connected()
+        Client::launch(config, PoolConfig::default(), network, None, None)?.connected()
     }
 
     /// [`Client::connect_with_network`] with a handler pool of the given size
@@ -159,7 +171,7 @@ impl Client {
         pool: PoolConfig,
         network: Network,
     ) -> Result<Client, Error> {
-        Client::launch(config, pool, network, None)?.connected()
+        Client::launch(config, pool, network, None, None)?.connected()
     }
 
     /// Validates `config` and starts connecting on the client's I/O thread, with the
@@ -167,12 +179,18 @@ impl Client {
     /// connection's events can be watched ([`Connecting::events`]) before waiting
     /// ([`Connecting::connected`]).
     pub fn start(config: ClientConfig) -> Result<Connecting, Error> {
-        Client::launch(config, PoolConfig::default(), Network::default(), None)
+        Client::launch(
+            config,
+            PoolConfig::default(),
+            Network::default(),
+            None,
+            None,
+        )
     }
 
     /// [`Client::start`] with a handler pool of the given size for [`Client::run`].
     pub fn start_with(config: ClientConfig, pool: PoolConfig) -> Result<Connecting, Error> {
-        Client::launch(config, pool, Network::default(), None)
+        Client::launch(config, pool, Network::default(), None, None)
     }
 
     /// [`Client::start`] with a handler pool and the given TLS configuration and proxy
@@ -182,7 +200,7 @@ impl Client {
         pool: PoolConfig,
         network: Network,
     ) -> Result<Connecting, Error> {
-        Client::launch(config, pool, network, None)
+        Client::launch(config, pool, network, None, None)
     }
 
     /// [`Client::connect`], giving up after `timeout` (it replaces
@@ -195,13 +213,14 @@ impl Client {
             PoolConfig::default(),
             Network::default(),
             Some(timeout),
+            None,
         )?
         .connected()
     }
 
     /// [`Client::connect`] with a handler pool of the given size for [`Client::run`].
     pub fn connect_with(config: ClientConfig, pool: PoolConfig) -> Result<Client, Error> {
-        Client::launch(config, pool, Network::default(), None)?.connected()
+        Client::launch(config, pool, Network::default(), None, None)?.connected()
     }
 
     /// [`Client::connect_with`] with the time limit of [`Client::connect_timeout`].
@@ -210,7 +229,36 @@ impl Client {
         pool: PoolConfig,
         timeout: Duration,
     ) -> Result<Client, Error> {
-        Client::launch(config, pool, Network::default(), Some(timeout))?.connected()
+        Client::launch(config, pool, Network::default(), Some(timeout), None)?.connected()
+    }
+
+    /// [`Client::connect_with_pool_and_network`] with a duplicate window shared by
+    /// every instance of the service (module [`core::window`]): each message is claimed
+    /// in `window` before its handler runs, its success recorded there before the
+    /// SUCCESS ack, a failure's claim released; a message another instance holds is
+    /// acked FAIL, one it handled is acked SUCCESS without the handler. The store is
+    /// asked on `alipay-msg-window` threads (4), never on the I/O thread. Settings
+    /// (lease, window, what to do when the store is away) are
+    /// `config.shared_window`, the defaults when it is `None`. `window` is typically
+    /// `alipay_msg_redis::RedisWindow` in an `Arc`.
+    pub fn connect_with_window(
+        config: ClientConfig,
+        pool: PoolConfig,
+        network: Network,
+        window: Arc<dyn WindowStore>,
+    ) -> Result<Client, Error> {
+        Client::launch(config, pool, network, None, Some(window))?.connected()
+    }
+
+    /// [`Client::start_with_network`] with a shared duplicate window
+    /// ([`Client::connect_with_window`]).
+    pub fn start_with_window(
+        config: ClientConfig,
+        pool: PoolConfig,
+        network: Network,
+        window: Arc<dyn WindowStore>,
+    ) -> Result<Connecting, Error> {
+        Client::launch(config, pool, network, None, Some(window))
     }
 
     fn launch(
@@ -218,11 +266,22 @@ impl Client {
         pool_config: PoolConfig,
         network: Network,
         timeout: Option<Duration>,
+        window: Option<Arc<dyn WindowStore>>,
     ) -> Result<Connecting, Error> {
         let connector = network.connector()?;
         let mut config = config;
         if timeout.is_some() {
             config.first_connect_timeout = timeout;
+        }
+        match (&window, &config.shared_window) {
+            (Some(_), None) => config.shared_window = Some(SharedWindowConfig::default()),
+            (None, Some(_)) => {
+                return Err(Error::Config(ConfigError::InvalidSetting {
+                    name: "shared_window",
+                    reason: "needs a store: use Client::connect_with_window",
+                }))
+            }
+            _ => {}
         }
         let max_in_flight = config.max_in_flight;
         // The session's random source (nonces, websocket keys and masks, jitter).
@@ -248,6 +307,10 @@ impl Client {
             shared.clone(),
         )
         .with_connector(connector);
+        let io = match window {
+            Some(window) => io.with_window(window).map_err(Error::Io)?,
+            None => io,
+        };
         let io = std::thread::Builder::new()
             .name("alipay-msg-io".to_owned())
             .spawn(move || io.run())

@@ -31,6 +31,9 @@
 //!                                      # HTTPS_PROXY / HTTP_PROXY / NO_PROXY
 //! ca_file = "certs/corp-ca.pem"        # extra trusted root(s), PEM
 //! native_roots = false                 # the OS's trust (feature native-roots)
+//!
+//! [dedup]                              # optional: one duplicate window for a cluster
+//! redis_url = "redis://127.0.0.1:6379/0"   # see docs/clusters.md
 //! ```
 //!
 //! Relative paths are relative to the configuration file. [`load_with_network`] gives the client
@@ -107,6 +110,25 @@ struct File {
     tuning: Tuning,
     #[serde(default)]
     network: NetworkTable,
+    dedup: Option<Dedup>,
+}
+
+/// `[dedup]`: a duplicate window shared by every instance of the service, on Redis
+/// (docs/clusters.md). [`load_dedup`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dedup {
+    /// `redis://[user:password@]host[:port][/db]`: the Redis of the shared window
+    /// (`alipay-msg-redis`). It may hold a password: never print it.
+    pub redis_url: String,
+}
+
+/// The `[dedup]` table of a configuration file, if it has one (the rest of the file is
+/// checked by [`load_with_network`]).
+pub fn load_dedup(path: &Path) -> Result<Option<Dedup>, ConfigFileError> {
+    let text = read(path)?;
+    let file: File = toml::from_str(&text).map_err(|e| toml_error(&text, path, &e))?;
+    Ok(file.dedup)
 }
 
 /// `[network]`.
@@ -432,7 +454,10 @@ mod tests {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
         let fence = "```toml\napp_id";
-        let start = readme.find(fence).expect("the README shows a configuration file") + 8;
+        let start = readme
+            .find(fence)
+            .expect("the README shows a configuration file")
+            + 8;
         let text = &readme[start..start + readme[start..].find("```").unwrap()];
         let config = parse(text, &Path::new(root).join("client.toml")).unwrap();
         assert_eq!(config.endpoint, Endpoint::plain("127.0.0.1", 7001));
@@ -524,6 +549,31 @@ mod tests {
         // A syntax error has a line too.
         let err = parse("app_id = \"1\n", Path::new("client.toml")).unwrap_err();
         assert!(err.to_string().starts_with("client.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn dedup_table() {
+        let dir = std::env::temp_dir().join(format!("alipay-msg-dedup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        let base = "app_id = \"2021000000000001\"\n[keys]\napp_private_key = \"x\"\nalipay_public_key = \"y\"\n";
+        std::fs::write(&path, base).unwrap();
+        assert_eq!(load_dedup(&path).unwrap(), None);
+        std::fs::write(
+            &path,
+            format!("{base}[dedup]\nredis_url = \"redis://127.0.0.1:6379/0\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            load_dedup(&path).unwrap(),
+            Some(Dedup {
+                redis_url: "redis://127.0.0.1:6379/0".into()
+            })
+        );
+        std::fs::write(&path, format!("{base}[dedup]\nredis = \"x\"\n")).unwrap();
+        let error = load_dedup(&path).unwrap_err().to_string();
+        assert!(error.contains("[dedup]"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

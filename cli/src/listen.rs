@@ -105,6 +105,7 @@ pub(crate) fn connect_failure(error: ClientError) -> Failure {
 pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     let (mut config, network) = config_file::load_with_network(&args.config)
         .map_err(|e| Failure::malformed(e.to_string()))?;
+    crate::dedup::refuse_until_wired(&args.config)?;
     // Before connecting: a program that does not exist is a start-up error, not a FAIL
     // per message.
     let exec = args.exec.map(ExecCommand::new).transpose()?;

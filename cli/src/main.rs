@@ -22,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod cert_sn;
 mod config_file;
+mod dedup;
 mod demo;
 mod demo_notify;
 mod exec_command;

@@ -6,6 +6,7 @@
 //! expands [`conformance_suite!`], which makes one `#[test]` per scenario.
 
 pub mod chaos;
+pub mod cluster;
 pub mod tls;
 
 // Every Rust example in the README compiles (and those not marked `no_run` run) as a
@@ -18,6 +19,11 @@ mod readme {}
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/architecture.md")]
 mod architecture_notes {}
+
+// And for those of the cluster notes.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/clusters.md")]
+mod cluster_notes {}
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

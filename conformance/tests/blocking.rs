@@ -2,11 +2,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use alipay_msg_blocking::{Client, Network, Proxy};
+use alipay_msg_blocking::{Client, Network, PoolConfig, Proxy};
+use alipay_msg_conformance::cluster::ClusterClientUnderTest;
 use alipay_msg_conformance::tls::TlsClientUnderTest;
-use alipay_msg_conformance::{conformance_suite, tls_suite, ClientUnderTest, Handler};
+use alipay_msg_conformance::{
+    cluster_suite, conformance_suite, tls_suite, ClientUnderTest, Handler,
+};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_redis::{RedisWindow, RedisWindowConfig};
 use serde_json::Value;
 
 struct BlockingClient {
@@ -17,7 +21,11 @@ struct BlockingClient {
 
 impl BlockingClient {
     fn connect_network(config: ClientConfig, network: Network) -> Result<Self, ClientError> {
-        let client = Arc::new(Client::connect_with_network(config, network)?);
+        Self::wrap(Client::connect_with_network(config, network)?)
+    }
+
+    fn wrap(client: Client) -> Result<Self, ClientError> {
+        let client = Arc::new(client);
         let events = Arc::new(Mutex::new(Vec::new()));
         let (rx, sink) = (client.events(), events.clone());
         // Ends when the client shuts down and its event queue closes.
@@ -75,5 +83,18 @@ impl TlsClientUnderTest for BlockingClient {
     }
 }
 
+impl ClusterClientUnderTest for BlockingClient {
+    fn connect_shared(config: ClientConfig, redis: RedisWindowConfig) -> Result<Self, ClientError> {
+        let window = RedisWindow::new(redis).map_err(|e| ClientError::Io(e.to_string()))?;
+        Self::wrap(Client::connect_with_window(
+            config,
+            PoolConfig::default(),
+            Network::default(),
+            Arc::new(window),
+        )?)
+    }
+}
+
 conformance_suite!(BlockingClient);
+cluster_suite!(BlockingClient);
 tls_suite!(BlockingClient);

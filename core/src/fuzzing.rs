@@ -542,6 +542,8 @@ impl Driver {
                     self.session
                         .handle_input(ClientInput::Checked(checked), self.now);
                 }
+                // Without `shared_window` the session never asks (the invariant).
+                Output::Window(query) => panic!("a shared-window query without one: {query:?}"),
             }
         }
         panic!("poll_output gave {MAX_OUTPUTS} outputs without a Timeout");

@@ -70,4 +70,5 @@ pub mod server;
 pub mod sign_content;
 pub mod signature;
 pub mod stream_id;
+pub mod window;
 pub mod ws;

@@ -100,6 +100,8 @@ impl Serialize for RejectReason {
             RejectReason::Timestamp { .. } => "timestamp",
             RejectReason::ShuttingDown => "shutting_down",
             RejectReason::NoConsumer { .. } => "no_consumer",
+            RejectReason::ClaimedElsewhere => "claimed_elsewhere",
+            RejectReason::NotRecorded => "not_recorded",
             RejectReason::Undeliverable(_) => "undeliverable",
             RejectReason::Unexpected { .. } => "unexpected",
         };

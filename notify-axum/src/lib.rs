@@ -52,6 +52,7 @@ pub use alipay_msg_core;
 pub use alipay_msg_core::notify::{
     Claim, Notification, NotifyGate, NotifyResponse, RefuseReason, Verdict,
 };
+pub use alipay_msg_core::window::{AsyncWindowStore, SharedWindowConfig, WindowError};
 
 type HandlerFn<E> =
     dyn Fn(Notification) -> Pin<Box<dyn Future<Output = Result<(), E>> + Send>> + Send + Sync;
@@ -88,6 +89,16 @@ pub enum NotifyEvent<E> {
         /// Why.
         error: String,
     },
+    /// The handler succeeded but the shared duplicate window could not record it:
+    /// answered `fail` (unless the gate falls back to its local window); the platform's
+    /// retry reaching this instance records it first, and answers `success` without
+    /// the handler.
+    SharedWindowFailed {
+        /// The `notify_id`.
+        notify_id: String,
+        /// The store's error.
+        error: WindowError,
+    },
 }
 
 /// The notification endpoint: a [`NotifyGate`], the application's handler and an event
@@ -98,6 +109,8 @@ pub struct Notifications<E> {
     gate: Arc<RwLock<NotifyGate>>,
     handler: Arc<HandlerFn<E>>,
     events: Arc<EventFn<E>>,
+    /// The store of the shared duplicate window, when there is one.
+    window: Option<Arc<dyn AsyncWindowStore>>,
 }
 
 impl<E> Clone for Notifications<E> {
@@ -106,6 +119,7 @@ impl<E> Clone for Notifications<E> {
             gate: Arc::clone(&self.gate),
             handler: Arc::clone(&self.handler),
             events: Arc::clone(&self.events),
+            window: self.window.clone(),
         }
     }
 }
@@ -133,7 +147,23 @@ impl<E: fmt::Display + Send + 'static> Notifications<E> {
             gate: Arc::new(RwLock::new(gate)),
             handler: Arc::new(move |n| Box::pin(handler(n))),
             events: Arc::new(log_event::<E>),
+            window: None,
         }
+    }
+
+    /// Shares the duplicate window with the other instances of the endpoint through
+    /// `store` (e.g. `alipay_msg_redis::AsyncRedisWindow`): each `notify_id` is claimed
+    /// there before the handler runs (one another instance holds is answered `fail`,
+    /// one it handled `success` without the handler), and a success is recorded there
+    /// before `success` is answered (module `alipay_msg_core::window`). The gate must
+    /// have a shared window ([`NotifyGate::with_shared_window`], which sets the lease,
+    /// the window and what happens when the store is away); without one the store is
+    /// not asked. A store error is a [`RefuseReason::SharedWindow`] refusal (claim) or a
+    /// [`NotifyEvent::SharedWindowFailed`] (record). A request dropped while the store
+    /// is asked leaves its claim in the store until the lease ends.
+    pub fn with_shared_window(mut self, store: Arc<dyn AsyncWindowStore>) -> Self {
+        self.window = Some(store);
+        self
     }
 
     /// Sends every [`NotifyEvent`] to `sink` instead of the `tracing` log.
@@ -197,6 +227,13 @@ impl<E: fmt::Display + Send + 'static> Notifications<E> {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .admit(notification, Instant::now());
+        let verdict = match verdict {
+            Verdict::Handle {
+                notification,
+                claim,
+            } => self.claim_shared(notification, claim).await,
+            other => other,
+        };
         match verdict {
             Verdict::Handle {
                 notification,
@@ -210,6 +247,37 @@ impl<E: fmt::Display + Send + 'static> Notifications<E> {
         }
     }
 
+    /// With a shared window: the claim in the store decides the verdict.
+    async fn claim_shared(&self, notification: Notification, mut claim: Claim) -> Verdict {
+        let query = match &self.window {
+            Some(_) => self.write_gate().claim_query(&mut claim),
+            None => None,
+        };
+        let (Some(store), Some(query)) = (&self.window, query) else {
+            return Verdict::Handle {
+                notification,
+                claim,
+            };
+        };
+        let notify_id = claim.notify_id().to_owned();
+        // Gives the local claim back if this future is dropped while the store is asked.
+        let mut held = HeldClaim {
+            gate: &self.gate,
+            claim: Some(claim),
+        };
+        let answer = store.answer(&query).await;
+        match held.claim.take() {
+            Some(claim) => self
+                .write_gate()
+                .claimed(notification, claim, answer, Instant::now()),
+            // Not reached: only this function takes the claim out of the guard.
+            None => Verdict::Refuse(RefuseReason::SharedWindow {
+                notify_id,
+                error: WindowError("the claim was given back while the store was asked".into()),
+            }),
+        }
+    }
+
     async fn handle(&self, notification: Notification, claim: Claim) -> NotifyResponse {
         let notify_id = claim.notify_id().to_owned();
         // Gives the claim back as failed if this future is dropped (the platform hung up)
@@ -219,12 +287,51 @@ impl<E: fmt::Display + Send + 'static> Notifications<E> {
             claim: Some(claim),
         };
         let outcome = (self.handler)(notification).await;
-        let answer = held.complete(outcome.is_ok());
+        let answer = match &self.window {
+            Some(store) => {
+                self.complete_shared(&mut held, store, outcome.is_ok())
+                    .await
+            }
+            None => held.complete(outcome.is_ok()),
+        };
         match outcome {
             Ok(()) => (self.events)(&NotifyEvent::Handled { notify_id }),
             Err(error) => (self.events)(&NotifyEvent::HandlerFailed { notify_id, error }),
         }
         answer
+    }
+
+    /// With a shared window: records a success (or releases a failure's claim) in the
+    /// store, then gives the claim back; `success` only once recorded.
+    async fn complete_shared(
+        &self,
+        held: &mut HeldClaim<'_>,
+        store: &Arc<dyn AsyncWindowStore>,
+        ok: bool,
+    ) -> NotifyResponse {
+        let query = match held.claim.as_ref() {
+            Some(claim) => self.write_gate().completion_query(claim, ok),
+            None => None,
+        };
+        let answer = match &query {
+            Some(query) => Some(store.answer(query).await),
+            None => None,
+        };
+        let Some(claim) = held.claim.take() else {
+            return NotifyResponse::Fail;
+        };
+        let notify_id = claim.notify_id().to_owned();
+        let (response, error) =
+            self.write_gate()
+                .complete_shared(claim, ok, answer, Instant::now());
+        if let Some(error) = error {
+            (self.events)(&NotifyEvent::SharedWindowFailed { notify_id, error });
+        }
+        response
+    }
+
+    fn write_gate(&self) -> std::sync::RwLockWriteGuard<'_, NotifyGate> {
+        self.gate.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn refuse(&self, reason: RefuseReason) -> NotifyResponse {
@@ -312,6 +419,9 @@ fn log_event<E: fmt::Display>(event: &NotifyEvent<E>) {
         }
         NotifyEvent::BodyUnreadable { error } => {
             tracing::info!(%error, "notification body unreadable: fail")
+        }
+        NotifyEvent::SharedWindowFailed { notify_id, error } => {
+            tracing::warn!(notify_id, %error, "notification handled but not recorded")
         }
     }
 }

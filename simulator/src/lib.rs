@@ -61,10 +61,15 @@
 //! - `POST /admin/push-bulk`, body `{"msg_api": "…", "biz_content": {…}, "count": n}` →
 //!   `200 {"count": n, "first_msg_id": "…", "last_msg_id": "…"}`: n copies signed once
 //!   (for throughput measurements).
+//! - `POST /admin/redeliver-elsewhere`, body `{"on": true}` → redeliveries go to
+//!   another connection of the app than the last attempt's (several instances of a
+//!   service: the redelivery reaches another instance) → `200 {"redeliver_elsewhere":
+//!   bool}`.
 
 mod admin;
 mod admin_bulk;
 mod admin_faults;
+mod admin_spread;
 mod blocking;
 mod connection;
 mod event;

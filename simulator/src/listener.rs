@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use super::http;
 use super::notifier::Notifier;
 use super::platform::Request;
-use super::{admin, admin_bulk, admin_faults, connection};
+use super::{admin, admin_bulk, admin_faults, admin_spread, connection};
 
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,6 +125,9 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Shared) {
             admin_faults::produce_failure(stream, head, &shared).await
         }
         ("POST", admin_bulk::PUSH_BULK_PATH) => admin_bulk::push_bulk(stream, head, &shared).await,
+        ("POST", admin_spread::REDELIVER_ELSEWHERE_PATH) => {
+            admin_spread::redeliver_elsewhere(stream, head, &shared).await
+        }
         (
             _,
             admin::PUSH_PATH
@@ -132,7 +135,8 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Shared) {
             | admin::NOTIFY_PATH
             | admin_faults::FAULTS_PATH
             | admin_faults::PRODUCE_FAILURE_PATH
-            | admin_bulk::PUSH_BULK_PATH,
+            | admin_bulk::PUSH_BULK_PATH
+            | admin_spread::REDELIVER_ELSEWHERE_PATH,
         ) => {
             http::answer(&mut stream, &http::text_response(405, "method not allowed")).await;
         }

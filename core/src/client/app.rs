@@ -12,6 +12,7 @@ use crate::register::RegisterError;
 use super::output::HumanDuration;
 use super::{ConfigError, Delivery, DeliveryId, DisconnectReason, Event, RejectReason, SendError};
 use crate::produce_ack::ProduceAck;
+use crate::window::WindowError;
 use serde::de::DeserializeOwned;
 
 /// A verified platform message (a CONSUME whose signature checked out).
@@ -142,6 +143,28 @@ pub enum ClientEvent {
         /// Why the last attempt failed, if one did.
         last: Option<DisconnectReason>,
     },
+    /// The shared duplicate window could not answer a `claim` or a `record`: the
+    /// message was acked FAIL (or, with `fallback`, went on with the local window).
+    /// While the store is away every message reports this: the stall is visible here.
+    SharedWindowFailed {
+        /// `x-msgId`.
+        msg_id: String,
+        /// `claim` or `record`.
+        op: &'static str,
+        /// The store's error text.
+        #[cfg_attr(
+            feature = "serde",
+            serde(serialize_with = "crate::serde_impls::display")
+        )]
+        error: WindowError,
+        /// Went on with the local window instead of acking FAIL.
+        fallback: bool,
+    },
+    /// The shared duplicate window answers again after `failures` failed queries.
+    SharedWindowRestored {
+        /// Failed queries in a row before this answer.
+        failures: u64,
+    },
     /// Shutdown finished.
     ShutdownComplete,
 }
@@ -180,6 +203,23 @@ impl fmt::Display for ClientEvent {
                     None => Ok(()),
                 }
             }
+            ClientEvent::SharedWindowFailed {
+                msg_id,
+                op,
+                error,
+                fallback,
+            } => {
+                write!(f, "{op} of {msg_id} failed: {error}; ")?;
+                f.write_str(if *fallback {
+                    "going on with the local window"
+                } else {
+                    "answered FAIL"
+                })
+            }
+            ClientEvent::SharedWindowRestored { failures } => write!(
+                f,
+                "shared duplicate window answers again (after {failures} failed queries)"
+            ),
             ClientEvent::ShutdownComplete => f.write_str("shut down"),
         }
     }
@@ -215,6 +255,20 @@ impl ClientEvent {
             Event::KeyWarning { which, warning } => ClientEvent::KeyWarning {
                 which,
                 warning: *warning,
+            },
+            Event::SharedWindowFailed {
+                msg_id,
+                op,
+                error,
+                fallback,
+            } => ClientEvent::SharedWindowFailed {
+                msg_id: msg_id.clone(),
+                op,
+                error: error.clone(),
+                fallback: *fallback,
+            },
+            Event::SharedWindowRestored { failures } => ClientEvent::SharedWindowRestored {
+                failures: *failures,
             },
             Event::ShutdownComplete => ClientEvent::ShutdownComplete,
             Event::Message(_) | Event::ProduceAck { .. } => return None,

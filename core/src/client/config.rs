@@ -13,6 +13,7 @@ use crate::register::CertSns;
 use crate::signature::{SignType, SignatureError, Signer, Verifier};
 
 use super::backoff::BackoffConfig;
+use crate::window::SharedWindowConfig;
 
 /// The keys of an app: public-key mode or certificate mode (PROTOCOL §9).
 #[derive(Debug, Clone)]
@@ -255,6 +256,12 @@ pub struct ClientConfig {
     pub frame_limits: FrameLimits,
     /// Largest register answer accepted (default 64 KiB).
     pub max_register_response_bytes: usize,
+    /// A duplicate window shared with the other instances of the service (default
+    /// `None`: the local window alone, and no [`super::Output::Window`] ever). With it,
+    /// each message is claimed in the shared store before delivery and recorded there
+    /// before its SUCCESS ack (module [`crate::window`]); the local window still answers
+    /// what this session handled.
+    pub shared_window: Option<SharedWindowConfig>,
 }
 
 impl ClientConfig {
@@ -321,6 +328,7 @@ impl ClientConfig {
             shutdown_timeout: Duration::from_secs(30),
             frame_limits: FrameLimits::default(),
             max_register_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            shared_window: None,
         }
     }
 
@@ -400,6 +408,12 @@ impl ClientConfig {
                 duration.is_none_or(|d| d <= Self::MAX_DURATION),
                 "must be at most 365 days (none waits for ever where that is allowed)",
             )?;
+        }
+        if let Some(shared) = &self.shared_window {
+            shared.check().map_err(|e| ConfigError::InvalidSetting {
+                name: e.name,
+                reason: e.reason,
+            })?;
         }
         let resolved = self.credentials.resolve()?;
         let signer = Signer::with_backend(

@@ -19,6 +19,7 @@ use crate::register::{form_content_type, SignedParams, WsConnect};
 use crate::ws::handshake::{ClientHandshake, RequestError};
 
 use super::check::CheckedFrame;
+use crate::window::{QueryId, WindowAnswer, WindowError};
 
 #[cfg(doc)]
 use super::{ClientSession, Transmit};
@@ -78,6 +79,15 @@ pub enum Input<'a> {
     /// A frame checked by [`super::FrameChecker::run`] for a [`super::CheckJob`] of this
     /// session; results may come back in any order.
     Checked(CheckedFrame),
+    /// The shared store's answer to the [`crate::window::WindowQuery`] of an
+    /// [`super::Output::Window`], with the query's `id` (exactly one answer per query,
+    /// in any order; `Err` when the store could not be asked or did not answer in time).
+    WindowAnswered {
+        /// The query's id.
+        id: QueryId,
+        /// The answer.
+        answer: Result<WindowAnswer, WindowError>,
+    },
 }
 
 /// The host to connect to: the endpoint's host without the brackets of an IPv6

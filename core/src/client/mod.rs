@@ -40,6 +40,16 @@
 //! after its connection died is remembered: a later redelivery of the message is
 //! answered SUCCESS from memory.
 //!
+//! With a duplicate window shared by several instances
+//! ([`ClientConfig::shared_window`], module [`crate::window`]), rule 6 first claims the
+//! id in the shared store ([`Output::Window`], answered with [`Input::WindowAnswered`]):
+//! claimed → delivered; handled by another instance → SUCCESS without the handler
+//! ([`Event::Duplicate`]); held by another instance's live claim → FAIL
+//! ([`RejectReason::ClaimedElsewhere`]); store unreachable → FAIL and
+//! [`Event::SharedWindowFailed`] (or the local window, if configured). A success is
+//! recorded in the store before its SUCCESS ack; a failure releases the claim. Without
+//! a shared window the session never outputs [`Output::Window`].
+//!
 //! Checking (decode, parse, RSA verify) is done inline by default. After
 //! [`ClientSession::set_check_offload`]`(n)` with `n >= 2`, each text frame goes out as
 //! an [`Output::Check`] job for [`FrameChecker::run`] on any thread; results come back
@@ -124,6 +134,7 @@ mod link;
 mod order;
 mod output;
 mod pending;
+mod shared;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -152,6 +163,9 @@ use crate::register::{
     parse_register_answer, register_request, RegisterError, RegisterParams, UpgradeParams,
 };
 use crate::stream_id::StreamIdGenerator;
+use crate::window::{
+    QueryId, StoreFailure, WindowAnswer, WindowError, WindowKey, WindowKind, WindowOp, WindowQuery,
+};
 use crate::ws::handshake::ClientHandshake;
 use crate::ws::{CloseCode, Role, WsConnection, WsEvent, WsLimits};
 
@@ -159,6 +173,7 @@ use config::Prepared;
 use dedup::DuplicateWindow;
 use order::ReadOrder;
 use pending::PendingSends;
+use shared::{Purpose, SharedWindow};
 
 /// Connections that redelivered a message being handled, waiting for its ack; more
 /// than this many copies are left to the platform's next redelivery.
@@ -211,6 +226,8 @@ pub struct ClientSession {
     /// deadline (`consumer_grace` after it arrived). They are in `in_flight` too: they
     /// count toward `max_in_flight`. At most `max_in_flight` of them.
     held: VecDeque<(Instant, Delivery)>,
+    /// The shared duplicate window, when configured ([`ClientConfig::shared_window`]).
+    shared: Option<SharedWindow>,
 }
 
 #[derive(Debug)]
@@ -267,6 +284,12 @@ impl State {
 struct InFlight {
     msg_id: String,
     waiters: Vec<Waiter>,
+    /// Shared window: the token of our claim, while it may be ours to release.
+    token: Option<String>,
+    /// Shared window: the delivery, while its claim is being asked for.
+    claiming: Option<Delivery>,
+    /// Shared window: the success is being recorded; the ack waits for it.
+    recording: bool,
 }
 
 #[derive(Debug)]
@@ -291,6 +314,12 @@ impl ClientSession {
         let checker = FrameChecker::new(keys.verifier.clone(), config.frame_limits, config.charset);
         let mut rng = Xoshiro256PlusPlus::from_seed(seed);
         let stream_ids = StreamIdGenerator::new(rng.next_u64());
+        // Drawn only when configured: sessions without a shared window see the same
+        // random sequence as before.
+        let shared = config
+            .shared_window
+            .clone()
+            .map(|c| SharedWindow::new(c, rng.next_u64()));
         let mut session = ClientSession {
             keys,
             checker,
@@ -316,6 +345,7 @@ impl ClientSession {
             last_failure: None,
             consumer: true,
             held: VecDeque::new(),
+            shared,
             config,
         };
         for (which, warning) in session.config.credentials.warnings() {
@@ -429,7 +459,8 @@ impl ClientSession {
     /// Another text frame may be read: deliveries and check jobs under their bounds.
     fn can_take_frames(&self) -> bool {
         let outstanding = self.order.outstanding();
-        self.in_flight.len() + outstanding < self.config.max_in_flight
+        let detached = self.shared.as_ref().map_or(0, |s| s.detached);
+        self.in_flight.len() + outstanding + detached < self.config.max_in_flight
             && outstanding < self.max_outstanding.max(1)
     }
 
@@ -473,6 +504,7 @@ impl ClientSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.handled.expire(now);
         self.expire_held(now);
+        self.retry_records(now);
         for stream_id in self.pending.take_expired(now) {
             self.emit(Event::ProduceAck {
                 stream_id,
@@ -542,6 +574,9 @@ impl ClientSession {
             self.shutdown_deadline,
             self.first_deadline,
             self.held.front().map(|(until, _)| *until),
+            self.shared
+                .as_ref()
+                .and_then(|s| s.next_retry(self.config.max_in_flight)),
         ]
         .into_iter()
         .flatten()
@@ -555,6 +590,7 @@ impl ClientSession {
     pub fn handle_input(&mut self, input: Input<'_>, now: Instant) {
         match input {
             Input::Checked(frame) => self.on_checked_frame(frame, now),
+            Input::WindowAnswered { id, answer } => self.on_window_answer(id, answer, now),
             Input::Connected(conn)
             | Input::ConnectFailed { conn, .. }
             | Input::Bytes { conn, .. }
@@ -1025,6 +1061,11 @@ impl ClientSession {
             return self.ack(&consume.headers, &consume.msg_id, AckStatus::Fail);
         }
         if self.handled.contains(&consume.msg_id) {
+            if self.unrecorded(&consume.msg_id) {
+                // Handled here, not in the shared window yet: no SUCCESS until it is.
+                self.reject(Some(consume.msg_id.clone()), RejectReason::NotRecorded);
+                return self.ack(&consume.headers, &consume.msg_id, AckStatus::Fail);
+            }
             self.ack(&consume.headers, &consume.msg_id, AckStatus::Success);
             return self.emit(Event::Duplicate {
                 msg_id: consume.msg_id,
@@ -1055,17 +1096,38 @@ impl ClientSession {
         self.next_delivery += 1;
         let id = DeliveryId(self.next_delivery);
         self.in_flight_by_msg.insert(consume.msg_id.clone(), id);
+        let token = self.shared.as_mut().map(|s| s.tokens.next());
+        let msg_id = consume.msg_id.clone();
         self.in_flight.insert(
             id,
             InFlight {
-                msg_id: consume.msg_id.clone(),
+                msg_id: msg_id.clone(),
                 waiters: vec![Waiter {
                     generation: self.generation,
                     headers: consume.headers.clone(),
                 }],
+                token: token.clone(),
+                claiming: None,
+                recording: false,
             },
         );
         let delivery = Delivery { id, frame: consume };
+        match (token, self.shared.as_mut()) {
+            (Some(token), Some(shared)) => {
+                // Claimed before it is delivered; delivered when the answer comes.
+                let lease = shared.config.lease;
+                let query = shared.register(Purpose::Claim { delivery: id });
+                if let Some(entry) = self.in_flight.get_mut(&id) {
+                    entry.claiming = Some(delivery);
+                }
+                self.window_query(query, &msg_id, WindowOp::Claim { token, lease });
+            }
+            _ => self.hand_out(delivery, now),
+        }
+    }
+
+    /// Gives a delivery to the consumer, or holds it until one attaches.
+    fn hand_out(&mut self, delivery: Delivery, now: Instant) {
         if self.consumer {
             self.emit(Event::Message(delivery));
         } else {
@@ -1123,6 +1185,7 @@ impl ClientSession {
         now: Instant,
     ) -> Result<(), UnknownDelivery> {
         match outcome {
+            Outcome::Success if self.shared.is_some() => self.record(id),
             Outcome::Success => self.finish(id, AckStatus::Success, now).map(drop),
             Outcome::Failure(error) => {
                 let msg_id = self.finish(id, AckStatus::Fail, now)?;
@@ -1143,6 +1206,13 @@ impl ClientSession {
         let was_full = !self.can_take_frames();
         let entry = self.in_flight.remove(&id).ok_or(UnknownDelivery(id))?;
         self.in_flight_by_msg.remove(&entry.msg_id);
+        if status == AckStatus::Fail {
+            if let Some(token) = entry.token.clone() {
+                // Our claim goes, so that another instance may take the message now
+                // rather than at the end of the lease.
+                self.release(&entry.msg_id, token);
+            }
+        }
         // Completed before it was handed out (an id guessed by the application).
         self.held.retain(|(_, delivery)| delivery.id != id);
         if status == AckStatus::Success {
@@ -1182,6 +1252,223 @@ impl ClientSession {
 
     fn reject(&mut self, msg_id: Option<String>, reason: RejectReason) {
         self.emit(Event::Rejected { msg_id, reason });
+    }
+
+    // ----- the shared duplicate window ----------------------------------------------
+
+    /// A success handled here whose record in the shared window is still missing.
+    fn unrecorded(&self, msg_id: &str) -> bool {
+        self.shared
+            .as_ref()
+            .is_some_and(|s| s.unrecorded.contains_key(msg_id))
+    }
+
+    /// Asks the adapter to put `op` to the shared store for `msg_id`.
+    fn window_query(&mut self, id: QueryId, msg_id: &str, op: WindowOp) {
+        let key = WindowKey {
+            app_id: self.config.app_id.clone(),
+            kind: WindowKind::Msg,
+            id: msg_id.to_owned(),
+        };
+        self.outputs
+            .push_back(Output::Window(WindowQuery { id, key, op }));
+    }
+
+    /// A handler succeeded: record the success in the shared window; the SUCCESS ack
+    /// waits for the answer.
+    fn record(&mut self, id: DeliveryId) -> Result<(), UnknownDelivery> {
+        let entry = self.in_flight.get_mut(&id).ok_or(UnknownDelivery(id))?;
+        if entry.recording || entry.claiming.is_some() {
+            return Err(UnknownDelivery(id));
+        }
+        entry.recording = true;
+        let msg_id = entry.msg_id.clone();
+        let Some(shared) = self.shared.as_mut() else {
+            return Err(UnknownDelivery(id));
+        };
+        let window = shared.config.window;
+        let query = shared.register(Purpose::Record {
+            delivery: Some(id),
+            msg_id: msg_id.clone(),
+        });
+        self.window_query(query, &msg_id, WindowOp::Record { window });
+        Ok(())
+    }
+
+    /// Lets go of our claim on `msg_id` (the answer changes nothing).
+    fn release(&mut self, msg_id: &str, token: String) {
+        let Some(shared) = self.shared.as_mut() else {
+            return;
+        };
+        let query = shared.register(Purpose::Release);
+        self.window_query(query, msg_id, WindowOp::Release { token });
+    }
+
+    /// Records again the successes whose record failed, a few at a time (they count
+    /// toward `max_in_flight`).
+    fn retry_records(&mut self, now: Instant) {
+        let max = self.config.max_in_flight;
+        let Some(shared) = self.shared.as_mut() else {
+            return;
+        };
+        let budget = shared.retry_budget(max);
+        if budget == 0 || shared.unrecorded.is_empty() {
+            return;
+        }
+        let window = shared.config.window;
+        for msg_id in shared.due(now, budget) {
+            let Some(shared) = self.shared.as_mut() else {
+                return;
+            };
+            let query = shared.register(Purpose::Record {
+                delivery: None,
+                msg_id: msg_id.clone(),
+            });
+            self.window_query(query, &msg_id, WindowOp::Record { window });
+        }
+    }
+
+    /// The store answered query `id` (or could not): the session goes on where the
+    /// query left it.
+    fn on_window_answer(
+        &mut self,
+        id: QueryId,
+        answer: Result<WindowAnswer, WindowError>,
+        now: Instant,
+    ) {
+        let Some(shared) = self.shared.as_mut() else {
+            return;
+        };
+        let Some(purpose) = shared.take(id) else {
+            return;
+        };
+        let policy = shared.config.on_store_failure;
+        let retry_at = now + shared.config.record_retry;
+        match &answer {
+            Ok(_) if shared.failures > 0 => {
+                let failures = std::mem::take(&mut shared.failures);
+                self.emit(Event::SharedWindowRestored { failures });
+            }
+            Ok(_) => {}
+            Err(_) => shared.failures = shared.failures.saturating_add(1),
+        }
+        match purpose {
+            Purpose::Release => {}
+            Purpose::Claim { delivery } => self.on_claim_answer(delivery, answer, policy, now),
+            Purpose::Record {
+                delivery: None,
+                msg_id,
+            } => {
+                if let Some(shared) = self.shared.as_mut() {
+                    match answer {
+                        Ok(WindowAnswer::Recorded) => shared.remove_unrecorded(&msg_id),
+                        _ => {
+                            shared.add_unrecorded(&msg_id, retry_at);
+                        }
+                    }
+                }
+            }
+            Purpose::Record {
+                delivery: Some(delivery),
+                msg_id,
+            } => {
+                let error = match answer {
+                    Ok(WindowAnswer::Recorded) => {
+                        if let Some(shared) = self.shared.as_mut() {
+                            shared.remove_unrecorded(&msg_id);
+                        }
+                        let _ = self.finish(delivery, AckStatus::Success, now);
+                        return;
+                    }
+                    Ok(other) => WindowError(format!("unexpected answer {other:?} to a record")),
+                    Err(e) => e,
+                };
+                // The handler succeeded but the success is not in the shared window:
+                // recorded again in the background; the claim stays until then (or
+                // until its lease ends), so no other instance takes the message.
+                if let Some(shared) = self.shared.as_mut() {
+                    shared.add_unrecorded(&msg_id, retry_at);
+                }
+                if let Some(entry) = self.in_flight.get_mut(&delivery) {
+                    entry.token = None;
+                }
+                let fallback = policy == StoreFailure::LocalWindow;
+                self.emit(Event::SharedWindowFailed {
+                    msg_id: msg_id.clone(),
+                    op: "record",
+                    error,
+                    fallback,
+                });
+                if fallback {
+                    let _ = self.finish(delivery, AckStatus::Success, now);
+                } else {
+                    self.handled.insert(&msg_id, now);
+                    let _ = self.finish(delivery, AckStatus::Fail, now);
+                }
+            }
+        }
+    }
+
+    /// The answer to the claim of `delivery`: deliver it, ack it from the shared
+    /// window, or FAIL it.
+    fn on_claim_answer(
+        &mut self,
+        id: DeliveryId,
+        answer: Result<WindowAnswer, WindowError>,
+        policy: StoreFailure,
+        now: Instant,
+    ) {
+        // Gone: failed meanwhile (shutdown), and its claim released then.
+        let Some(entry) = self.in_flight.get_mut(&id) else {
+            return;
+        };
+        let Some(delivery) = entry.claiming.take() else {
+            return;
+        };
+        let msg_id = entry.msg_id.clone();
+        match answer {
+            Ok(WindowAnswer::Claimed) => {
+                if self.shutdown_deadline.is_some() {
+                    self.reject(Some(msg_id), RejectReason::ShuttingDown);
+                    let _ = self.finish(id, AckStatus::Fail, now);
+                } else {
+                    self.hand_out(delivery, now);
+                }
+            }
+            Ok(WindowAnswer::Handled) => {
+                // Handled by another instance: SUCCESS without the handler.
+                entry.token = None;
+                let _ = self.finish(id, AckStatus::Success, now);
+                self.emit(Event::Duplicate {
+                    msg_id,
+                    in_flight: false,
+                });
+            }
+            Ok(WindowAnswer::Held) => {
+                entry.token = None;
+                self.reject(Some(msg_id), RejectReason::ClaimedElsewhere);
+                let _ = self.finish(id, AckStatus::Fail, now);
+            }
+            other => {
+                let error = match other {
+                    Err(e) => e,
+                    Ok(answer) => WindowError(format!("unexpected answer {answer:?} to a claim")),
+                };
+                let fallback = policy == StoreFailure::LocalWindow;
+                self.emit(Event::SharedWindowFailed {
+                    msg_id,
+                    op: "claim",
+                    error,
+                    fallback,
+                });
+                if fallback {
+                    self.hand_out(delivery, now);
+                } else {
+                    // The claim may have landed before the answer was lost: released.
+                    let _ = self.finish(id, AckStatus::Fail, now);
+                }
+            }
+        }
     }
 
     // ----- producing -----------------------------------------------------------------

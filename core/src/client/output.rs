@@ -19,6 +19,7 @@ use crate::ws::{CloseCode, ProtocolViolation};
 use super::check::CheckJob;
 use super::connect_error::{CertificateProblem, ConnectError};
 use super::link::ConnId;
+use crate::window::{WindowError, WindowQuery};
 
 /// One thing for the adapter to do. After every input, call
 /// [`super::ClientSession::poll_output`] until it returns [`Output::Timeout`] or
@@ -36,6 +37,12 @@ pub enum Output {
     /// with 2 or more: run it with [`super::FrameChecker::run`] (on any thread) and give
     /// the result back with [`super::Input::Checked`], in any order.
     Check(CheckJob),
+    /// A question for the shared duplicate window, only with
+    /// [`super::ClientConfig::shared_window`] set: ask the store (off the thread or task
+    /// that drives the session: it may be slow) and give the answer back with
+    /// [`super::Input::WindowAnswered`] and the same `id`, exactly once, in any order.
+    /// Until then the message it is about counts toward `max_in_flight`.
+    Window(WindowQuery),
     /// Something to tell the application.
     Event(Event),
     /// Nothing more to do now: call [`super::ClientSession::handle_timeout`] at this
@@ -218,6 +225,28 @@ pub enum Event {
         /// The application's text of the failure ([`Outcome::Failure`]).
         error: String,
     },
+    /// The shared duplicate window ([`super::ClientConfig::shared_window`]) could not
+    /// answer a claim or a record: with [`crate::window::StoreFailure::Fail`] the
+    /// message was acked FAIL (the platform redelivers it; a success not recorded is
+    /// recorded again in the background); with
+    /// [`crate::window::StoreFailure::LocalWindow`] it went on with the local window
+    /// (`fallback`).
+    SharedWindowFailed {
+        /// `x-msgId`.
+        msg_id: String,
+        /// `claim` or `record`.
+        op: &'static str,
+        /// The store's error.
+        error: WindowError,
+        /// Went on with the local window instead of acking FAIL.
+        fallback: bool,
+    },
+    /// The shared duplicate window answers again after `failures` failed queries in a
+    /// row.
+    SharedWindowRestored {
+        /// Failed queries since the last answer.
+        failures: u64,
+    },
     /// Shutdown finished: in-flight deliveries completed (or the shutdown timeout
     /// passed) and the connection is closed.
     ShutdownComplete,
@@ -369,6 +398,17 @@ pub enum RejectReason {
         /// How long the message waited for a consumer (`consumer_grace`).
         waited: Duration,
     },
+    /// Another instance holds a live claim on the message in the shared duplicate window
+    /// (it is being handled there): answered FAIL; the platform redelivers it later, when
+    /// it is recorded as handled or the claim's lease has ended.
+    #[error(
+        "being handled by another instance (claimed in the shared duplicate window): answered FAIL"
+    )]
+    ClaimedElsewhere,
+    /// Handled here, but its success could not be recorded in the shared duplicate
+    /// window yet: answered FAIL until it is (it is recorded again in the background).
+    #[error("handled, but not yet recorded in the shared duplicate window: answered FAIL")]
+    NotRecorded,
     /// The application's side could not take the message
     /// ([`super::Application::deliver`] failed): answered FAIL.
     #[error("not delivered: {0}")]

@@ -3,7 +3,7 @@
 //!
 //! The rule is on [`NotifyGate`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,10 @@ use super::{FormLimits, Notification, NotifyError, NotifyResponse};
 use crate::client::dedup::DuplicateWindow;
 use crate::sign_content::Rule;
 use crate::signature::Verifier;
+use crate::window::{
+    InvalidWindowSetting, QueryId, SharedWindowConfig, StoreFailure, Tokens, WindowAnswer,
+    WindowError, WindowKey, WindowKind, WindowOp, WindowQuery,
+};
 
 /// The content type the platform posts notifications with (PROTOCOL §10).
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -75,6 +79,8 @@ impl Verdict {
 pub struct Claim {
     notify_id: String,
     serial: u64,
+    /// Shared window: the token of the claim asked for ([`NotifyGate::claim_query`]).
+    token: Option<String>,
 }
 
 impl Claim {
@@ -135,6 +141,22 @@ pub enum RefuseReason {
     InProgress {
         /// The `notify_id` (cut to 64 characters).
         notify_id: String,
+    },
+    /// Another endpoint instance holds a live claim on the `notify_id` in the shared
+    /// duplicate window (it is handling it): the platform retries later.
+    #[error("notification {notify_id:?} is being handled by another instance")]
+    ClaimedElsewhere {
+        /// The `notify_id` (cut to 64 characters).
+        notify_id: String,
+    },
+    /// The shared duplicate window could not answer (and the gate answers `fail` then,
+    /// [`StoreFailure::Fail`]), or the success could not be recorded there yet.
+    #[error("notification {notify_id:?}: {error}")]
+    SharedWindow {
+        /// The `notify_id` (cut to 64 characters).
+        notify_id: String,
+        /// The store's error.
+        error: WindowError,
     },
     /// As many notifications as allowed are being handled already.
     #[error("{limit} notifications are being handled already")]
@@ -227,7 +249,23 @@ pub struct NotifyGate {
     /// `notify_id` → (claim serial, claimed at).
     in_progress: HashMap<String, (u64, Instant)>,
     next_serial: u64,
+    /// The shared duplicate window, when configured.
+    shared: Option<SharedNotify>,
 }
+
+/// The gate's side of a shared duplicate window.
+#[derive(Debug)]
+struct SharedNotify {
+    config: SharedWindowConfig,
+    tokens: Tokens,
+    next_query: u64,
+    /// Handled here but not recorded in the shared window (at most
+    /// [`DEFAULT_MAX_IN_PROGRESS`] × 8): the next delivery records it before `success`.
+    unrecorded: HashSet<String>,
+}
+
+/// Most successes remembered as not recorded in the shared window.
+const MAX_UNRECORDED: usize = DEFAULT_MAX_IN_PROGRESS * 8;
 
 impl fmt::Debug for NotifyGate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -263,6 +301,180 @@ impl NotifyGate {
             handled: DuplicateWindow::new(DEFAULT_DUPLICATE_CAPACITY, DEFAULT_DUPLICATE_MAX_AGE),
             in_progress: HashMap::new(),
             next_serial: 0,
+            shared: None,
+        }
+    }
+
+    /// Shares the duplicate window with the other instances of the endpoint (module
+    /// [`crate::window`]): after [`admit`](Self::admit) gives
+    /// [`Verdict::Handle`], ask the store [`claim_query`](Self::claim_query) and pass
+    /// the answer to [`claimed`](Self::claimed), which gives the final verdict; after
+    /// the handler, ask [`completion_query`](Self::completion_query) and pass its answer
+    /// to [`complete_shared`](Self::complete_shared). `token_seed` makes this gate's
+    /// claim tokens unique among the instances: take it from the operating system's
+    /// random source. Off by default (the local window alone).
+    ///
+    /// Errors: a setting out of range ([`SharedWindowConfig::check`]).
+    pub fn with_shared_window(
+        mut self,
+        config: SharedWindowConfig,
+        token_seed: u64,
+    ) -> Result<Self, InvalidWindowSetting> {
+        config.check()?;
+        self.shared = Some(SharedNotify {
+            config,
+            tokens: Tokens::new(token_seed),
+            next_query: 0,
+            unrecorded: HashSet::new(),
+        });
+        Ok(self)
+    }
+
+    /// Whether a shared window is configured.
+    pub fn has_shared_window(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    fn window_query(&mut self, notify_id: &str, op: WindowOp) -> Option<WindowQuery> {
+        let shared = self.shared.as_mut()?;
+        shared.next_query += 1;
+        Some(WindowQuery {
+            id: QueryId(shared.next_query),
+            key: WindowKey {
+                app_id: self.app_id.clone(),
+                kind: WindowKind::Notify,
+                id: notify_id.to_owned(),
+            },
+            op,
+        })
+    }
+
+    /// The shared-window question for a claim from [`Verdict::Handle`]: `None` without
+    /// a shared window (run the handler); else a [`WindowOp::Claim`] with the lease (or,
+    /// for a `notify_id` handled here whose record failed, a [`WindowOp::Record`]) whose
+    /// answer goes to [`claimed`](Self::claimed).
+    pub fn claim_query(&mut self, claim: &mut Claim) -> Option<WindowQuery> {
+        let shared = self.shared.as_mut()?;
+        if shared.unrecorded.contains(&claim.notify_id) {
+            let window = shared.config.window;
+            return self.window_query(&claim.notify_id, WindowOp::Record { window });
+        }
+        let lease = shared.config.lease;
+        let token = shared.tokens.next();
+        claim.token = Some(token.clone());
+        self.window_query(&claim.notify_id, WindowOp::Claim { token, lease })
+    }
+
+    /// The store's answer to [`claim_query`](Self::claim_query): [`Verdict::Handle`]
+    /// when claimed (run the handler), [`Verdict::Duplicate`] when handled elsewhere
+    /// (or here, now recorded), a refusal when another instance holds it
+    /// ([`RefuseReason::ClaimedElsewhere`]) or the store could not answer
+    /// ([`RefuseReason::SharedWindow`]; with [`StoreFailure::LocalWindow`] the
+    /// notification is handled on the local window instead).
+    pub fn claimed(
+        &mut self,
+        notification: Notification,
+        mut claim: Claim,
+        answer: Result<WindowAnswer, WindowError>,
+        now: Instant,
+    ) -> Verdict {
+        let policy = self
+            .shared
+            .as_ref()
+            .map_or(StoreFailure::Fail, |s| s.config.on_store_failure);
+        let notify_id = claim.notify_id.clone();
+        match answer {
+            Ok(WindowAnswer::Claimed) => Verdict::Handle {
+                notification,
+                claim,
+            },
+            Ok(WindowAnswer::Handled | WindowAnswer::Recorded) => {
+                if let Some(shared) = self.shared.as_mut() {
+                    shared.unrecorded.remove(&notify_id);
+                }
+                claim.token = None;
+                let _ = self.complete(claim, true, now);
+                Verdict::Duplicate { notify_id }
+            }
+            Ok(WindowAnswer::Held) => {
+                claim.token = None;
+                let _ = self.complete(claim, false, now);
+                Verdict::Refuse(RefuseReason::ClaimedElsewhere {
+                    notify_id: quote(&notify_id),
+                })
+            }
+            Err(error) if policy == StoreFailure::LocalWindow && claim.token.is_some() => {
+                let _ = error;
+                Verdict::Handle {
+                    notification,
+                    claim,
+                }
+            }
+            other => {
+                let error = match other {
+                    Err(e) => e,
+                    Ok(answer) => WindowError(format!("unexpected answer {answer:?}")),
+                };
+                let _ = self.complete(claim, false, now);
+                Verdict::Refuse(RefuseReason::SharedWindow {
+                    notify_id: quote(&notify_id),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// The shared-window question after the handler ran: `None` without a shared window
+    /// (or for a claim that is not ours); else [`WindowOp::Record`] when it succeeded
+    /// (the answer `success` waits for it) or [`WindowOp::Release`] when it failed. Pass
+    /// its answer to [`complete_shared`](Self::complete_shared).
+    pub fn completion_query(&mut self, claim: &Claim, handled_ok: bool) -> Option<WindowQuery> {
+        let shared = self.shared.as_ref()?;
+        let window = shared.config.window;
+        if handled_ok {
+            return self.window_query(&claim.notify_id, WindowOp::Record { window });
+        }
+        let token = claim.token.clone()?;
+        self.window_query(&claim.notify_id, WindowOp::Release { token })
+    }
+
+    /// [`complete`](Self::complete) with the answer to
+    /// [`completion_query`](Self::completion_query) (`None` when it gave none): a
+    /// success whose record failed is answered `fail` (the claim stays in the store
+    /// until its lease ends, the next delivery here records it first) unless the policy
+    /// is [`StoreFailure::LocalWindow`]; the error is returned for the caller's logs.
+    pub fn complete_shared(
+        &mut self,
+        claim: Claim,
+        handled_ok: bool,
+        answer: Option<Result<WindowAnswer, WindowError>>,
+        now: Instant,
+    ) -> (NotifyResponse, Option<WindowError>) {
+        let policy = self
+            .shared
+            .as_ref()
+            .map_or(StoreFailure::Fail, |s| s.config.on_store_failure);
+        let error = match answer {
+            Some(Err(e)) => Some(e),
+            _ => None,
+        };
+        match (&error, handled_ok, self.shared.as_mut()) {
+            (Some(_), true, Some(shared)) => {
+                if shared.unrecorded.len() < MAX_UNRECORDED {
+                    shared.unrecorded.insert(claim.notify_id.clone());
+                }
+                let response = self.complete(claim, true, now);
+                if policy == StoreFailure::LocalWindow {
+                    (response, error)
+                } else {
+                    (NotifyResponse::Fail, error)
+                }
+            }
+            (_, true, Some(shared)) => {
+                shared.unrecorded.remove(&claim.notify_id);
+                (self.complete(claim, true, now), error)
+            }
+            _ => (self.complete(claim, handled_ok, now), error),
         }
     }
 
@@ -412,7 +624,11 @@ impl NotifyGate {
             }));
         };
         self.handled.expire(now);
-        if self.handled.contains(&notify_id) {
+        let unrecorded = self
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.unrecorded.contains(&notify_id));
+        if self.handled.contains(&notify_id) && !unrecorded {
             return Verdict::Duplicate { notify_id };
         }
         if let Some((_, at)) = self.in_progress.get(&notify_id) {
@@ -438,7 +654,11 @@ impl NotifyGate {
         self.in_progress.insert(notify_id.clone(), (serial, now));
         Verdict::Handle {
             notification,
-            claim: Claim { notify_id, serial },
+            claim: Claim {
+                notify_id,
+                serial,
+                token: None,
+            },
         }
     }
 
@@ -554,6 +774,7 @@ mod tests {
     use super::*;
     use crate::key::{PrivateKey, PublicKey};
     use crate::signature::{SignType, Signer};
+    use crate::window::DEFAULT_WINDOW;
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
 
@@ -613,6 +834,132 @@ mod tests {
             Verdict::Refuse(reason) => reason,
             other => panic!("expected Refuse, got {other:?}"),
         }
+    }
+
+    /// A gate with a shared window of a 30 s lease, FAIL on store failures.
+    fn shared_gate(policy: StoreFailure) -> NotifyGate {
+        gate()
+            .with_shared_window(
+                SharedWindowConfig::new()
+                    .with_lease(Duration::from_secs(30))
+                    .with_store_failure(policy),
+                7,
+            )
+            .unwrap()
+    }
+
+    /// Admits `body` and asks the claim query: (notification, claim, query).
+    fn admit_shared(
+        g: &mut NotifyGate,
+        body: &[u8],
+        t: Instant,
+    ) -> (Notification, Claim, WindowQuery) {
+        let (n, mut claim) = handle(g.decide(FORM, body, t, 0));
+        let query = g
+            .claim_query(&mut claim)
+            .expect("a query with a shared window");
+        (n, claim, query)
+    }
+
+    #[test]
+    fn shared_window_claim_record_and_release() {
+        let mut g = shared_gate(StoreFailure::Fail);
+        let t0 = Instant::now();
+        let body = trade("n1", APP);
+        // Claimed: handled, then recorded before `success`.
+        let (n, claim, query) = admit_shared(&mut g, &body, t0);
+        assert_eq!(query.key.kind, WindowKind::Notify);
+        assert_eq!(query.key.render("p"), format!("p:{APP}:notify:n1"));
+        assert!(
+            matches!(&query.op, WindowOp::Claim { lease, .. } if *lease == Duration::from_secs(30))
+        );
+        let (_, claim) = handle(g.claimed(n, claim, Ok(WindowAnswer::Claimed), t0));
+        let record = g.completion_query(&claim, true).unwrap();
+        assert!(matches!(record.op, WindowOp::Record { window } if window == DEFAULT_WINDOW));
+        let (response, error) =
+            g.complete_shared(claim, true, Some(Ok(WindowAnswer::Recorded)), t0);
+        assert_eq!((response, error), (NotifyResponse::Success, None));
+
+        // A failure releases our own claim (its token).
+        let (n, claim, query) = admit_shared(&mut g, &trade("n2", APP), t0);
+        let (_, claim) = handle(g.claimed(n, claim, Ok(WindowAnswer::Claimed), t0));
+        let release = g.completion_query(&claim, false).unwrap();
+        match (&query.op, &release.op) {
+            (WindowOp::Claim { token: a, .. }, WindowOp::Release { token: b }) => assert_eq!(a, b),
+            other => panic!("{other:?}"),
+        }
+        let (response, _) = g.complete_shared(claim, false, Some(Ok(WindowAnswer::Released)), t0);
+        assert_eq!(response, NotifyResponse::Fail);
+        assert_eq!(g.in_progress_len(), 0);
+    }
+
+    #[test]
+    fn shared_window_handled_held_and_unreachable() {
+        let mut g = shared_gate(StoreFailure::Fail);
+        let t0 = Instant::now();
+        // Handled by another instance: success without the handler.
+        let (n, claim, _) = admit_shared(&mut g, &trade("n1", APP), t0);
+        let v = g.claimed(n, claim, Ok(WindowAnswer::Handled), t0);
+        assert!(matches!(v, Verdict::Duplicate { ref notify_id } if notify_id == "n1"));
+        assert_eq!(g.in_progress_len(), 0);
+        // Held by another instance: fail, nothing released.
+        let (n, claim, _) = admit_shared(&mut g, &trade("n2", APP), t0);
+        let reason = refused(g.claimed(n, claim, Ok(WindowAnswer::Held), t0));
+        assert_eq!(
+            reason,
+            RefuseReason::ClaimedElsewhere {
+                notify_id: "n2".into()
+            }
+        );
+        assert_eq!(g.in_progress_len(), 0);
+        // The store is away: fail, with its error.
+        let (n, claim, _) = admit_shared(&mut g, &trade("n3", APP), t0);
+        let down = WindowError("connection refused".into());
+        let reason = refused(g.claimed(n, claim, Err(down.clone()), t0));
+        assert_eq!(
+            reason,
+            RefuseReason::SharedWindow {
+                notify_id: "n3".into(),
+                error: down.clone()
+            }
+        );
+        // With the local-window fallback it is handled.
+        let mut g = shared_gate(StoreFailure::LocalWindow);
+        let (n, claim, _) = admit_shared(&mut g, &trade("n3", APP), t0);
+        let (_, claim) = handle(g.claimed(n, claim, Err(down), t0));
+        let _ = g.complete(claim, true, t0);
+    }
+
+    #[test]
+    fn shared_window_record_failure_is_fail_then_recorded_on_the_retry() {
+        let mut g = shared_gate(StoreFailure::Fail);
+        let t0 = Instant::now();
+        let body = trade("n1", APP);
+        let (n, claim, _) = admit_shared(&mut g, &body, t0);
+        let (_, claim) = handle(g.claimed(n, claim, Ok(WindowAnswer::Claimed), t0));
+        let down = WindowError("timed out".into());
+        let (response, error) = g.complete_shared(claim, true, Some(Err(down.clone())), t0);
+        assert_eq!((response, error), (NotifyResponse::Fail, Some(down)));
+        // The platform's retry here: recorded first (no handler), then `success`.
+        let (n, claim, query) = admit_shared(&mut g, &body, t0);
+        assert!(matches!(query.op, WindowOp::Record { .. }));
+        let v = g.claimed(n, claim, Ok(WindowAnswer::Recorded), t0);
+        assert!(matches!(v, Verdict::Duplicate { .. }));
+        // And from then on, from the local window.
+        assert!(matches!(
+            g.decide(FORM, &body, t0, 0),
+            Verdict::Duplicate { .. }
+        ));
+    }
+
+    #[test]
+    fn without_a_shared_window_there_are_no_queries() {
+        let mut g = gate();
+        let t0 = Instant::now();
+        let (_, mut claim) = handle(g.decide(FORM, &trade("n1", APP), t0, 0));
+        assert!(g.claim_query(&mut claim).is_none());
+        assert!(g.completion_query(&claim, true).is_none());
+        let _ = g.complete(claim, true, t0);
     }
 
     #[test]

@@ -153,6 +153,12 @@ pub struct ServerConfig {
     /// PRODUCEs of these message APIs are answered with the given failure once they
     /// pass every other check.
     pub produce_failures: HashMap<String, ProduceFailure>,
+    /// A redelivery goes to another open connection of the app than the message's last
+    /// attempt, when one has window space (default `false`: round robin, which may pick
+    /// the same connection). With several instances of a service connected, this is the
+    /// platform's redelivery reaching another instance. Also
+    /// [`super::ServerSession::set_redeliver_elsewhere`].
+    pub redeliver_elsewhere: bool,
 }
 
 impl ServerConfig {
@@ -185,6 +191,7 @@ impl ServerConfig {
             from_sys: "openchannel".to_owned(),
             from_sys_ip: "127.0.0.1".to_owned(),
             produce_failures: HashMap::new(),
+            redeliver_elsewhere: false,
         })
     }
 

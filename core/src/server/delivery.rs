@@ -169,6 +169,9 @@ pub(crate) struct Message {
     attempts: u32,
     live: Live,
     timer: Option<TimerKey>,
+    /// The connection of the last attempt (for
+    /// [`ServerConfig::redeliver_elsewhere`](super::ServerConfig::redeliver_elsewhere)).
+    pub(crate) last_conn: Option<ConnectionId>,
 }
 
 /// How a message ended, remembered for introspection.
@@ -314,6 +317,7 @@ impl ServerSession {
                 attempts: 0,
                 live: Live::Queued,
                 timer: None,
+                last_conn: None,
             },
         );
         if !forged {
@@ -343,13 +347,14 @@ impl ServerSession {
                 let Some(id) = self.apps.get_mut(&app_id).and_then(|a| a.ready.pop_front()) else {
                     break;
                 };
+                let conn = self.redelivery_conn(&app_id, &id, conn);
                 self.send_message(id, conn, now);
             }
         }
     }
 
     /// The next connection of the app, round robin, that is open and has window space.
-    fn pick_conn(&mut self, app_id: &str) -> Option<ConnectionId> {
+    pub(crate) fn pick_conn(&mut self, app_id: &str) -> Option<ConnectionId> {
         let window = self.config.max_in_flight_per_connection;
         let app = self.apps.get_mut(app_id)?;
         let n = app.conns.len();
@@ -375,6 +380,7 @@ impl ServerSession {
             return;
         };
         m.attempts = m.attempts.saturating_add(1);
+        m.last_conn = Some(conn);
         let attempt = m.attempts;
         let forged = m.forged;
         let payload = Arc::clone(&m.payload);

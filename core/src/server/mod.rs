@@ -67,6 +67,7 @@ mod faults;
 mod link;
 mod produce;
 mod register;
+mod spread;
 mod websocket;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

@@ -1869,3 +1869,49 @@ fn a_fragmented_produce_is_reassembled_and_pings_are_answered() {
         unacked: 0
     }));
 }
+
+#[test]
+fn redeliveries_go_to_another_connection_when_told() {
+    // Three connections; every message FAILed on the connection that had it: with the
+    // switch on, each redelivery goes to another connection; off, round robin may pick
+    // the same one.
+    let t0 = Instant::now();
+    let mut s = server_with(config(), t0);
+    let conns = [0; 3].map(|_| connect(&mut s, APP, t0, t0));
+    assert!(!s.redeliver_elsewhere());
+    s.set_redeliver_elsewhere(true);
+    let mut now = t0;
+    let mut last = std::collections::HashMap::new();
+    for _ in 0..6 {
+        s.push(APP, API, "{}", now).unwrap();
+    }
+    let mut moved = 0;
+    for _round in 0..4 {
+        let sent = sends(&drain(&mut s));
+        assert!(!sent.is_empty());
+        for (conn, text) in sent {
+            assert!(conns.contains(&conn));
+            let msg_id = consume(&text).msg_id;
+            if let Some(previous) = last.insert(msg_id, conn) {
+                assert_ne!(previous, conn, "a redelivery on the same connection");
+                moved += 1;
+            }
+            s.handle_text(conn, &ack(&text, AckStatus::Fail), now);
+        }
+        drain(&mut s);
+        now += Duration::from_secs(20);
+        s.handle_timeout(now);
+    }
+    assert_eq!(moved, 18, "6 messages, 3 redeliveries each");
+
+    // With one connection left, the redelivery goes to it.
+    let mut s = server_with(config(), t0);
+    let only = connect(&mut s, APP, t0, t0);
+    s.set_redeliver_elsewhere(true);
+    s.push(APP, API, "{}", t0).unwrap();
+    let sent = sends(&drain(&mut s));
+    s.handle_text(only, &ack(&sent[0].1, AckStatus::Fail), t0);
+    drain(&mut s);
+    s.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(sends(&drain(&mut s))[0].0, only);
+}

@@ -33,6 +33,7 @@ use alipay_msg_core::server::{
     ServerSession,
 };
 use alipay_msg_core::signature::{SignType, Signer, Verifier};
+use alipay_msg_core::window::{WindowAnswer, WindowError, WindowOp, WindowQuery, HANDLED};
 use alipay_msg_core::ws::handshake::ServerHandshake;
 use alipay_msg_core::ws::{Role, WsConnection, WsEvent, WsLimits};
 use rand_xoshiro::rand_core::SeedableRng;
@@ -498,6 +499,11 @@ impl PairBuilder {
             server_events: Vec::new(),
             msgs: BTreeMap::new(),
             register_replies: 0,
+            window: MemWindow::default(),
+            window_mode: WindowMode::Answer,
+            window_queue: Vec::new(),
+            window_log: Vec::new(),
+            window_answers: Vec::new(),
         }
     }
 }
@@ -558,6 +564,76 @@ pub struct Pair {
     pub msgs: BTreeMap<String, MsgRecord>,
     /// register.do answers the server gave.
     pub register_replies: usize,
+    /// The shared duplicate window's store (in memory, on simulated time).
+    pub window: MemWindow,
+    /// How the store answers.
+    pub window_mode: WindowMode,
+    /// Queries not answered yet (kept while [`WindowMode::Hold`]).
+    pub window_queue: Vec<WindowQuery>,
+    /// Every query the client asked, when, and what it was answered (when).
+    pub window_log: Vec<(Stamp, WindowQuery)>,
+    /// Every answer fed back.
+    pub window_answers: Vec<(Stamp, WindowQuery, Result<WindowAnswer, WindowError>)>,
+}
+
+/// How the simulated shared store answers [`Output::Window`] queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowMode {
+    /// From [`Pair::window`], at the next quiet point.
+    Answer,
+    /// Not yet: the test answers with [`Pair::answer_window`].
+    Hold,
+    /// The store is unreachable: every query is answered with an error.
+    Down,
+}
+
+/// An in-memory shared store with the semantics of `alipay-msg-redis` (keys with
+/// expiry on simulated time).
+#[derive(Debug, Default, Clone)]
+pub struct MemWindow {
+    /// Rendered key → (value, expires at).
+    pub entries: HashMap<String, (String, Instant)>,
+}
+
+impl MemWindow {
+    /// The value of `key` at `now`.
+    pub fn get(&self, key: &str, now: Instant) -> Option<&str> {
+        self.entries
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(v, _)| v.as_str())
+    }
+
+    /// Sets `key` to `value` for `ttl`.
+    pub fn set(&mut self, key: &str, value: &str, ttl: Duration, now: Instant) {
+        self.entries
+            .insert(key.to_owned(), (value.to_owned(), now + ttl));
+    }
+
+    /// Answers one query.
+    pub fn answer(&mut self, query: &WindowQuery, now: Instant) -> WindowAnswer {
+        let key = query.key.render("test");
+        match &query.op {
+            WindowOp::Claim { token, lease } => match self.get(&key, now) {
+                None => {
+                    self.set(&key, token, *lease, now);
+                    WindowAnswer::Claimed
+                }
+                Some(HANDLED) => WindowAnswer::Handled,
+                Some(_) => WindowAnswer::Held,
+            },
+            WindowOp::Record { window } => {
+                self.set(&key, HANDLED, *window, now);
+                WindowAnswer::Recorded
+            }
+            WindowOp::Release { token } => {
+                if self.get(&key, now) == Some(token.as_str()) {
+                    self.entries.remove(&key);
+                }
+                WindowAnswer::Released
+            }
+        }
+    }
 }
 
 impl Default for Pair {
@@ -640,6 +716,16 @@ impl Pair {
                 }
                 continue;
             }
+            if !self.window_queue.is_empty() && self.window_mode != WindowMode::Hold {
+                for query in std::mem::take(&mut self.window_queue) {
+                    let answer = match self.window_mode {
+                        WindowMode::Down => Err(WindowError("connection refused".into())),
+                        _ => Ok(self.window.answer(&query, self.now)),
+                    };
+                    self.feed_window(query, answer);
+                }
+                continue;
+            }
             if self
                 .running
                 .front()
@@ -713,6 +799,12 @@ impl Pair {
                     progress = true;
                     self.jobs_handed_out += 1;
                     self.jobs.push(job);
+                }
+                Output::Window(query) => {
+                    progress = true;
+                    let stamp = self.stamp();
+                    self.window_log.push((stamp, query.clone()));
+                    self.window_queue.push(query);
                 }
                 Output::Event(e) => {
                     progress = true;
@@ -789,6 +881,33 @@ impl Pair {
         self.client
             .complete(delivery.id, outcome, self.now)
             .expect("a delivery the client handed out");
+    }
+
+    /// Feeds one answer to the client (no driving).
+    fn feed_window(&mut self, query: WindowQuery, answer: Result<WindowAnswer, WindowError>) {
+        let stamp = self.stamp();
+        self.window_answers
+            .push((stamp, query.clone(), answer.clone()));
+        self.client.handle_input(
+            Input::WindowAnswered {
+                id: query.id,
+                answer,
+            },
+            self.now,
+        );
+    }
+
+    /// Answers the held queries: each with `f(store, query)` (e.g. the store's own
+    /// answer, or an error), then drives.
+    pub fn answer_window(
+        &mut self,
+        mut f: impl FnMut(&mut MemWindow, &WindowQuery, Instant) -> Result<WindowAnswer, WindowError>,
+    ) {
+        for query in std::mem::take(&mut self.window_queue) {
+            let answer = f(&mut self.window, &query, self.now);
+            self.feed_window(query, answer);
+        }
+        self.drive();
     }
 
     /// Completes a held delivery of `msg_id` (the oldest) and drives.
