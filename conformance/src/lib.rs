@@ -7,6 +7,7 @@
 
 pub mod chaos;
 pub mod tls;
+pub mod valve;
 
 // Every Rust example in the README compiles (and those not marked `no_run` run) as a
 // doc test of this crate, which sees every client crate.

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use alipay_msg_conformance::tls::TlsClientUnderTest;
-use alipay_msg_conformance::{conformance_suite, tls_suite, ClientUnderTest, Handler};
+use alipay_msg_conformance::{conformance_suite, tls_suite, valve_suite, ClientUnderTest, Handler};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_tokio::{Client, Network, Proxy};
@@ -98,3 +98,4 @@ impl TlsClientUnderTest for TokioClient {
 
 conformance_suite!(TokioClient);
 tls_suite!(TokioClient);
+valve_suite!(TokioClient);
