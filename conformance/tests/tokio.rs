@@ -27,7 +27,7 @@ impl TokioClient {
         let events = Arc::new(Mutex::new(Vec::new()));
         let (mut rx, sink) = (client.events(), events.clone());
         runtime.spawn(async move {
-            while let Ok(event) = rx.recv().await {
+            while let Some(event) = rx.recv().await {
                 sink.lock().unwrap().push(event);
             }
         });
