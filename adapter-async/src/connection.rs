@@ -332,3 +332,137 @@ async fn drain(reader: &mut ReadHalf<BoxStream>) {
     let mut discard = [0u8; 4096];
     while matches!(reader.read(&mut discard).await, Ok(n) if n > 0) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use alipay_msg_core::client::{ClientConfig, ClientSession, Credentials, Output, Transmit};
+    use alipay_msg_simulator::test_keys;
+    use futures_lite::future::block_on;
+
+    use super::*;
+    use crate::runtime::thread_per_task::ThreadPerTask;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    /// A connection id as the session hands them out (ids are the session's to make).
+    fn conn_id() -> ConnId {
+        let credentials =
+            Credentials::public_key(test_keys::APP_PRIVATE_KEY, test_keys::PLATFORM_PUBLIC_KEY)
+                .expect("the test keys load");
+        let config = ClientConfig::new(test_keys::APP_ID, credentials);
+        let mut session =
+            ClientSession::new(config, [7; 32], Instant::now(), 1_795_430_400_000).expect("valid");
+        loop {
+            match session.poll_output() {
+                Output::Transmit(Transmit::Connect { conn, .. }) => return conn,
+                Output::Timeout(_) | Output::Done => panic!("no connect"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next report, within [`LIMIT`]; `None`: none came within `quiet`.
+    fn next(io: &Receiver<Io>, quiet: Duration) -> Option<Io> {
+        block_on(async { io.recv().await.ok() }.or(async {
+            async_io::Timer::after(quiet).await;
+            None
+        }))
+    }
+
+    fn open(port: u16, tls: bool, host: &str) -> (Conn, Receiver<Io>) {
+        let tasks = Tasks::new(ThreadPerTask);
+        let (io_tx, io) = async_channel::bounded(8);
+        let target = Target {
+            host: host.to_owned(),
+            port,
+            tls,
+        };
+        let conn = Conn::open(&tasks, conn_id(), target, Arc::default(), io_tx);
+        (conn, io)
+    }
+
+    /// The reader reads only with a buffer: both out, the bytes stay in the socket until
+    /// the driver hands one back. Writes queued before the close go out, then the end
+    /// of the stream.
+    #[test]
+    fn reads_follow_the_buffers_and_close_writes_what_is_queued() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("accept");
+            socket
+                .write_all(&[1; 3 * READ_BUFFER_BYTES])
+                .expect("write");
+            let mut rest = Vec::new();
+            socket.read_to_end(&mut rest).expect("read");
+            rest
+        });
+        let (mut c, io) = open(port, false, "127.0.0.1");
+        assert!(matches!(next(&io, LIMIT), Some(Io::Connected(_))));
+        let mut read = 0;
+        for _ in 0..READ_BUFFERS {
+            match next(&io, LIMIT) {
+                Some(Io::Bytes { buffer, len, .. }) => {
+                    read += len;
+                    c.taken(buffer);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let quiet = next(&io, Duration::from_millis(200));
+        assert!(quiet.is_none(), "read without a buffer: {quiet:?}");
+        while read < 3 * READ_BUFFER_BYTES {
+            c.hand_back();
+            match next(&io, LIMIT) {
+                Some(Io::Bytes { buffer, len, .. }) => {
+                    read += len;
+                    c.taken(buffer);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        c.write(b"ack-1 ").expect("room");
+        c.write(b"ack-2").expect("room");
+        let task = c.close();
+        // The peer ends its side once it has read ours: the close ends then.
+        assert_eq!(block_on(task), Some(()));
+        assert_eq!(server.join().expect("no panic"), b"ack-1 ack-2");
+    }
+
+    /// Closing before the connection is established (here: a TLS handshake the peer
+    /// never answers) abandons the attempt, reporting nothing.
+    #[test]
+    fn close_abandons_a_pending_connect() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let silent = std::thread::spawn(move || listener.accept().map(|(socket, _)| socket));
+        let (c, io) = open(port, true, "localhost");
+        let socket = silent.join().expect("no panic").expect("accepted");
+        let task = c.close();
+        assert_eq!(block_on(task), Some(()));
+        assert!(io.try_recv().is_err(), "nothing to report");
+        drop(socket);
+    }
+
+    /// The outbox takes at most [`WRITE_QUEUE_BYTES`] (an empty one, a write of any
+    /// size); past that a write is refused, never waited for.
+    #[test]
+    fn a_full_outbox_refuses_writes() {
+        // A TLS handshake the peer never answers: the writer never takes anything.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let (mut c, _io) = open(port, true, "localhost");
+        let (socket, _) = listener.accept().expect("accept");
+        let big = vec![b'x'; WRITE_QUEUE_BYTES + 1];
+        assert_eq!(c.write(&big), Ok(()), "an empty outbox takes any size");
+        assert_eq!(c.write(b"a"), Err(WouldBlock));
+        let (mut c, _io) = open(port, true, "localhost");
+        let (other, _) = listener.accept().expect("accept");
+        assert_eq!(c.write(&big[..WRITE_QUEUE_BYTES]), Ok(()));
+        assert_eq!(c.write(b"a"), Err(WouldBlock));
+        drop((socket, other));
+    }
+}

@@ -4,8 +4,8 @@
 //! written once in this crate over the `futures-io` traits, re-exported here as
 //! [`AsyncRead`] and [`AsyncWrite`] for implementations.
 //!
-//! [`Tasks`] spawns every task of one client through its runtime and counts those
-//! still running.
+//! Every task of a client is spawned through its runtime and counted until it ends (the
+//! count is what `Client::live_tasks` reports).
 
 use std::future::Future;
 use std::io;
@@ -191,5 +191,47 @@ impl<T> Future for Task<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         Pin::new(&mut self.receiver).poll(cx).map(Result::ok)
+    }
+}
+
+/// A runtime for this crate's unit tests: a thread per task (`block_on`), `async-io`
+/// timers and `async-net` TCP.
+#[cfg(test)]
+pub(crate) mod thread_per_task {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct ThreadPerTask;
+
+    impl Runtime for ThreadPerTask {
+        type Tcp = async_net::TcpStream;
+        type Timer = async_io::Timer;
+
+        fn current() -> io::Result<Self> {
+            Ok(ThreadPerTask)
+        }
+
+        fn spawn<F>(&self, future: F)
+        where
+            F: Future<Output = ()> + Send + 'static,
+        {
+            std::thread::spawn(move || futures_lite::future::block_on(future));
+        }
+
+        fn timer(&self, at: Instant) -> Self::Timer {
+            async_io::Timer::at(at)
+        }
+
+        fn reset_timer(&self, timer: &mut Self::Timer, at: Instant) {
+            timer.set_at(at);
+        }
+
+        async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<Self::Tcp> {
+            async_net::TcpStream::connect((host, port)).await
+        }
+
+        fn worker_threads(&self) -> usize {
+            2
+        }
     }
 }

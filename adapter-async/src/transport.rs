@@ -76,3 +76,38 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use futures_lite::future::block_on;
+
+    use super::*;
+    use crate::runtime::thread_per_task::ThreadPerTask;
+
+    /// The TLS path runs (rustls through futures-rustls) and reports a peer that does
+    /// not speak TLS as an error: rustls reports protocol errors as `InvalidData`.
+    #[test]
+    fn tls_to_a_plain_server_fails_cleanly() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        let opened = block_on(open(
+            &ThreadPerTask,
+            "127.0.0.1",
+            port,
+            true,
+            &Connector::default(),
+        ));
+        let error = match opened {
+            Ok(_) => panic!("a plain server cannot complete a TLS handshake"),
+            Err(e) => e,
+        };
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        server.join().expect("no panic");
+    }
+}

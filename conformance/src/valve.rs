@@ -109,7 +109,7 @@ impl ValveProxy {
     }
 
     /// Reads nothing more from any client until [`ValveProxy::open`]; returns once no
-    /// read is under way (within one read, [`POLL`]). What the target sends still goes
+    /// read is under way (within one read, 5 ms). What the target sends still goes
     /// through.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
