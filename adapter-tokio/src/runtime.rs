@@ -88,3 +88,24 @@ impl AsyncWrite for TokioTcp {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alipay_msg_simulator::test_keys;
+
+    use crate::{Client, ClientConfig, Credentials, Error};
+
+    /// Started outside a tokio runtime, the client says so (rather than panicking).
+    #[test]
+    fn start_outside_a_runtime_fails() {
+        let credentials =
+            Credentials::public_key(test_keys::APP_PRIVATE_KEY, test_keys::PLATFORM_PUBLIC_KEY)
+                .expect("the test keys load");
+        let config = ClientConfig::new(test_keys::APP_ID, credentials);
+        match Client::start(config) {
+            Err(Error::Io(reason)) => assert!(reason.contains("tokio runtime"), "{reason}"),
+            Err(other) => panic!("expected Io, got {other}"),
+            Ok(_) => panic!("started without a runtime"),
+        }
+    }
+}
