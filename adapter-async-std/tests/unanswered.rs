@@ -42,10 +42,10 @@ async fn client(sim: &SimulatorHandle) -> Arc<Client> {
     )
 }
 
-async fn push(sim: &Arc<SimulatorHandle>, n: usize) -> Vec<MsgId> {
+async fn push(sim: &Arc<SimulatorHandle>, numbers: std::ops::Range<usize>) -> Vec<MsgId> {
     let sim = sim.clone();
     task::spawn_blocking(move || {
-        (0..n)
+        numbers
             .map(|i| {
                 let biz = format!(r#"{{"n":{i}}}"#);
                 sim.push(API, &biz).unwrap()
@@ -103,10 +103,12 @@ async fn messages_left_in_dropped_deliveries_are_answered_fail() {
     let sim = simulator();
     let client = client(&sim).await;
     let mut deliveries = client.deliveries().unwrap();
-    let ids = push(&sim, 4).await;
+    let mut ids = push(&sim, 0..1).await;
     let next = async_std::future::timeout(LIMIT, deliveries.next());
     let first = next.await.unwrap().unwrap();
     assert_eq!(first.msg_id(), ids[0].as_str());
+    // The consumer is attached (it took the first): the others are delivered to it.
+    ids.extend(push(&sim, 1..4).await);
     each(&sim, &ids, "sent", in_flight).await;
     // A PRODUCE_ACK follows the four CONSUMEs on the connection, and the client hands
     // out what it reads in order: once the send returns, the other three wait in the
@@ -141,14 +143,19 @@ async fn handlers_of_a_cancelled_run_are_answered_fail() {
             })
             .await
     });
-    let ids = push(&sim, 3).await;
-    async_std::future::timeout(LIMIT, async {
-        while started.load(Ordering::SeqCst) < 3 {
-            task::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let mut ids = push(&sim, 0..1).await;
+    let started_at_least = |n| {
+        let started = started.clone();
+        async_std::future::timeout(LIMIT, async move {
+            while started.load(Ordering::SeqCst) < n {
+                task::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    started_at_least(1).await.unwrap();
+    // The consumer is attached (it took the first): the others are delivered to it.
+    ids.extend(push(&sim, 1..3).await);
+    started_at_least(3).await.unwrap();
     assert!(run.cancel().await.is_none(), "run was still running");
     each(&sim, &ids, "answered FAIL", failed_once).await;
     async_std::future::timeout(LIMIT, client.shutdown())

@@ -43,11 +43,12 @@ fn messages_left_in_dropped_deliveries_are_answered_fail() {
     config.endpoint = sim.endpoint();
     let client = Client::connect_timeout(config, LIMIT).unwrap();
     let deliveries = client.deliveries().unwrap();
-    let ids: Vec<MsgId> = (0..4)
-        .map(|n| sim.push(MSG_API, &format!(r#"{{"n":{n}}}"#)).unwrap())
-        .collect();
+    let push = |n: usize| sim.push(MSG_API, &format!(r#"{{"n":{n}}}"#)).unwrap();
+    let mut ids = vec![push(0)];
     let first = deliveries.recv_timeout(LIMIT).unwrap();
     assert_eq!(first.msg_id(), ids[0].as_str());
+    // The consumer is attached (it took the first): the others are delivered to it.
+    ids.extend((1..4).map(push));
     each(&sim, &ids, "sent", |state| {
         matches!(state, MessageState::InFlight { attempt: 1, .. })
     });

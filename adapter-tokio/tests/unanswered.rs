@@ -41,9 +41,9 @@ async fn client(sim: &Simulator) -> Arc<Client> {
     )
 }
 
-async fn push(sim: &Simulator, n: usize) -> Vec<String> {
+async fn push(sim: &Simulator, numbers: std::ops::Range<usize>) -> Vec<String> {
     let mut ids = Vec::new();
-    for i in 0..n {
+    for i in numbers {
         let id = sim.push(API, &format!(r#"{{"n":{i}}}"#)).await.unwrap();
         ids.push(id.as_str().to_owned());
     }
@@ -90,9 +90,11 @@ async fn messages_left_in_dropped_deliveries_are_answered_fail() {
     let client = client(&sim).await;
     let mut events = sim.events();
     let mut deliveries = client.deliveries().unwrap();
-    let ids = push(&sim, 4).await;
+    let mut ids = push(&sim, 0..1).await;
     let first = timeout(LIMIT, deliveries.next()).await.unwrap().unwrap();
     assert_eq!(first.msg_id(), ids[0]);
+    // The consumer is attached (it took the first): the others are delivered to it.
+    ids.extend(push(&sim, 1..4).await);
     delivered(&mut events, 4).await;
     // A PRODUCE_ACK follows the four CONSUMEs on the connection, and the client hands
     // out what it reads in order: once the send returns, the other three wait in the
@@ -128,14 +130,19 @@ async fn handlers_of_a_cancelled_run_are_answered_fail() {
             })
             .await
     });
-    let ids = push(&sim, 3).await;
-    timeout(LIMIT, async {
-        while started.load(Ordering::SeqCst) < 3 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap();
+    let started_at_least = |n| {
+        let started = started.clone();
+        timeout(LIMIT, async move {
+            while started.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut ids = push(&sim, 0..1).await;
+    started_at_least(1).await.unwrap();
+    // The consumer is attached (it took the first): the others are delivered to it.
+    ids.extend(push(&sim, 1..3).await);
+    started_at_least(3).await.unwrap();
     run.abort();
     assert!(run.await.unwrap_err().is_cancelled());
     acked(&mut events, &ids, AckStatus::Fail).await;
