@@ -19,7 +19,7 @@ use alipay_msg_core::client::{
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_channel::oneshot;
 use futures_lite::Stream;
 
@@ -252,7 +252,7 @@ impl<R: Runtime> Pump<R> {
             }
             // Timestamps the session signs follow the wall clock, adjustments included.
             self.session.update_wall_clock(Instant::now(), unix_ms());
-            self.wait(&mut timer, &mut batch).await;
+            self.wait(&mut timer, deadline, &mut batch).await;
             if batch.deadline {
                 // A fired timer is set again before it is waited for.
                 armed = None;
@@ -337,14 +337,17 @@ impl<R: Runtime> Pump<R> {
     }
 
     /// Waits for the deadline or the next inputs, and takes what is waiting (up to
-    /// [`INPUT_BATCH`] from each channel) into `batch`.
-    async fn wait(&mut self, timer: &mut R::Timer, batch: &mut Batch) {
+    /// [`INPUT_BATCH`] from each channel) into `batch`. What is waiting already is taken
+    /// without registering to be woken — in a burst there nearly always is something —
+    /// and the deadline is then read off the clock rather than the timer.
+    async fn wait(&mut self, timer: &mut R::Timer, deadline: Instant, batch: &mut Batch) {
+        if self.take_waiting(batch) {
+            batch.deadline = Instant::now() >= deadline;
+            return;
+        }
         poll_fn(|cx| {
-            let mut woke = false;
-            if Pin::new(&mut *timer).poll(cx).is_ready() {
-                batch.deadline = true;
-                woke = true;
-            }
+            let mut woke = Pin::new(&mut *timer).poll(cx).is_ready();
+            batch.deadline = woke;
             if self.handles {
                 match self.commands.as_mut().poll_next(cx) {
                     Poll::Ready(Some(command)) => {
@@ -358,10 +361,10 @@ impl<R: Runtime> Pump<R> {
                     Poll::Pending => {}
                 }
             }
-            woke |= take(self.reports.as_mut(), cx, &mut batch.reports);
-            woke |= take(self.io.as_mut(), cx, &mut batch.io);
+            woke |= poll_take(self.reports.as_mut(), cx, &mut batch.reports);
+            woke |= poll_take(self.io.as_mut(), cx, &mut batch.io);
             if self.checkers.is_some() {
-                woke |= take(self.checked.as_mut(), cx, &mut batch.checked);
+                woke |= poll_take(self.checked.as_mut(), cx, &mut batch.checked);
             }
             if woke {
                 Poll::Ready(())
@@ -370,13 +373,32 @@ impl<R: Runtime> Pump<R> {
             }
         })
         .await;
-        // Take what else is waiting, without waiting.
-        drain(&self.reports, &mut batch.reports);
-        drain(&self.io, &mut batch.io);
-        drain(&self.checked, &mut batch.checked);
+        self.take_waiting(batch);
+    }
+
+    /// Moves what waits in the input channels into `batch`, up to [`INPUT_BATCH`] from
+    /// each; whether there was anything (or the last client handle has gone).
+    fn take_waiting(&mut self, batch: &mut Batch) -> bool {
+        let mut took = take(&self.reports, &mut batch.reports);
+        took |= take(&self.io, &mut batch.io);
+        took |= take(&self.checked, &mut batch.checked);
         if self.handles {
-            drain(&self.commands, &mut batch.commands);
+            while batch.commands.len() < INPUT_BATCH {
+                match self.commands.try_recv() {
+                    Ok(command) => {
+                        batch.commands.push(command);
+                        took = true;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Closed) => {
+                        batch.commands_closed = true;
+                        took = true;
+                        break;
+                    }
+                }
+            }
         }
+        took
     }
 
     /// Feeds the session what woke the driver.
@@ -476,9 +498,12 @@ impl<R: Runtime> Pump<R> {
     }
 }
 
-/// Takes one ready item of `channel` into `into`; whether there was one (or the
-/// channel ended, which only the driver's own channels never do).
-fn take<T>(
+/// Takes an item of `channel` into `into` if one is ready (else registers to be woken
+/// when one is); whether it took one. An ended channel takes nothing: the driver holds
+/// a sender of the connections' channel, polls the checked frames' only while the
+/// checking tasks (which hold one) run, and the reports' ends only when the client and
+/// everything it handed out are gone, the commands' first (which ends the session).
+fn poll_take<T>(
     channel: Pin<&mut Receiver<T>>,
     cx: &mut std::task::Context<'_>,
     into: &mut Vec<T>,
@@ -488,18 +513,19 @@ fn take<T>(
             into.push(item);
             true
         }
-        // The driver holds a sender of each channel it polls this way, or (checked
-        // frames) polls it only while the checking tasks, which hold one, run.
         Poll::Ready(None) | Poll::Pending => false,
     }
 }
 
-/// Moves what else waits in `channel` into `into`, up to [`INPUT_BATCH`] in all.
-fn drain<T>(channel: &Receiver<T>, into: &mut Vec<T>) {
+/// Moves what waits in `channel` into `into`, up to [`INPUT_BATCH`] in all; whether
+/// it moved anything.
+fn take<T>(channel: &Receiver<T>, into: &mut Vec<T>) -> bool {
+    let before = into.len();
     while into.len() < INPUT_BATCH {
         match channel.try_recv() {
             Ok(item) => into.push(item),
             Err(_) => break,
         }
     }
+    into.len() > before
 }
