@@ -20,6 +20,9 @@
 //! # }
 //! ```
 //!
+//! The client is [`alipay_msg_async::Client`] on [`AsyncStdRuntime`]: the one async
+//! driver of `alipay-msg-async` (its tasks are described there).
+//!
 //! # async-std, smol and other executors
 //!
 //! async-std is no longer maintained upstream (its authors recommend
@@ -28,27 +31,24 @@
 //! starts its own threads on first use. Everything else is runtime-neutral: TCP from
 //! `async-net`, timers from `async-io` (the reactor async-std and smol share), TLS from
 //! `futures-rustls` (rustls with the ring provider and webpki roots by default, or the
-//! configuration of [`network::Network`]), all over `futures-io`. So the client also runs when driven
-//! from smol (`smol::block_on`, a smol `Executor`) or any other executor: its futures
-//! need no async-std context.
+//! configuration of [`network::Network`]), all over `futures-io`. So the client also
+//! runs when driven from smol (`smol::block_on`, a smol `Executor`) or any other
+//! executor: its futures need no async-std context.
 //!
-//! The protocol itself — `register.do`, the websocket upgrade and framing, the message
-//! layer — lives in [`alipay_msg_core`] (re-exported as [`core`]), whose
-//! `ClientSession` speaks bytes. This crate is its byte pump: one driver task owns the
-//! session, one task per connection reads and writes its socket (reading only while the
-//! session wants bytes, so backpressure reaches the socket), and, with
-//! `check_parallelism` above 1, checking tasks verify frames in parallel (the session
-//! restores their read order).
+//! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
 
-mod client;
-pub use alipay_msg_network as network;
 mod runtime;
-mod transport;
 
-pub use alipay_msg_core as core;
-pub use alipay_msg_core::client::{ClientConfig, Credentials};
-pub use alipay_msg_core::produce_ack::ProduceAck;
-pub use client::{
-    Client, ClientError, ClientEvent, Connecting, Deliveries, Error, Events, Incoming, Message,
+pub use alipay_msg_async::{
+    core, network, ClientConfig, ClientError, ClientEvent, Credentials, Deliveries, Error, Events,
+    Incoming, Message, Network, ProduceAck, Proxy,
 };
-pub use network::{Network, Proxy};
+pub use runtime::AsyncStdRuntime;
+
+/// The client on async-std (also under smol): [`Client::connect`] (or
+/// [`Client::start`] to watch the first connection), [`Client::run`],
+/// [`Client::deliveries`], [`Client::send`], [`Client::events`], [`Client::shutdown`].
+pub type Client = alipay_msg_async::Client<AsyncStdRuntime>;
+
+/// An async-std client on its way to the first connection ([`Client::start`]).
+pub type Connecting = alipay_msg_async::Connecting<AsyncStdRuntime>;

@@ -60,7 +60,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use alipay_msg_core::client::{ClientSession, ConfigError, DeliverError, Outcome};
+use alipay_msg_core::client::{ClientSession, ConfigError, DeliverError, DeliveryId, Outcome};
 use alipay_msg_core::window::{SharedWindowConfig, WindowStore};
 
 pub use alipay_msg_core as core;
@@ -362,9 +362,10 @@ impl Client {
         let handler = Arc::new(handler);
         let (inputs, jobs) = (self.inputs.clone(), pool.clone());
         let execute = move |message: Message| {
-            let (handler, inputs) = (handler.clone(), inputs.clone());
+            let handler = handler.clone();
+            // A job the pool drops unrun answers FAIL (the platform redelivers).
+            let answer = Answer::new(message.delivery_id(), inputs.clone());
             let job = Box::new(move || {
-                let id = message.delivery_id();
                 let msg_id = message.msg_id().to_owned();
                 let outcome = match catch_unwind(AssertUnwindSafe(|| handler(message))) {
                     Ok(Ok(())) => Outcome::Success,
@@ -374,8 +375,7 @@ impl Client {
                 if let Outcome::Failure(error) = &outcome {
                     tracing::warn!(%msg_id, %error, "handler failed");
                 }
-                // A closed channel: the client has stopped, the platform redelivers.
-                let _ = inputs.send(Input::Complete { id, outcome });
+                answer.send(outcome);
             });
             jobs.execute(job).map_err(|_| DeliverError::Closed)
         };
@@ -383,8 +383,8 @@ impl Client {
         let hand_over = |message| {
             if let Err(reason) = execute(message) {
                 let reason = format!("the handler pool takes no more messages ({reason})");
-                // Closed by shutdown, or no thread could be started; the dropped job's
-                // message is redelivered by the platform.
+                // Closed by shutdown, or no thread could be started; the dropped job
+                // answered its message FAIL, and the platform redelivers it.
                 tracing::warn!(%reason, "a message could not be handed to the handler pool");
             }
         };
@@ -436,7 +436,7 @@ impl Client {
         let receiver = self.take_deliveries()?;
         let _ = self.inputs.send(Input::Consumer(true));
         Ok(Deliveries {
-            receiver,
+            receiver: Some(receiver),
             inputs: self.inputs.clone(),
             shared: self.shared.clone(),
         })
@@ -584,10 +584,12 @@ impl std::fmt::Debug for Connecting {
 }
 
 /// The verified messages as a blocking iterator ([`Client::deliveries`]). It ends when
-/// the client has shut down; dropping it detaches the consumer (later messages are
-/// answered FAIL after `consumer_grace`).
+/// the client has shut down. Dropping it detaches the consumer: the messages waiting in
+/// it are answered FAIL at once, later ones after `consumer_grace` (the platform
+/// delivers them again).
 pub struct Deliveries {
-    receiver: Receiver<Message>,
+    /// `None` only while dropping.
+    receiver: Option<Receiver<Message>>,
     inputs: Sender<Input>,
     shared: Arc<Shared>,
 }
@@ -596,7 +598,11 @@ impl Deliveries {
     /// The next message, waiting at most `timeout`. `Err(Disconnected)` once the
     /// client has shut down.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Incoming, RecvTimeoutError> {
-        let message = self.receiver.recv_timeout(timeout)?;
+        let receiver = self
+            .receiver
+            .as_ref()
+            .ok_or(RecvTimeoutError::Disconnected)?;
+        let message = receiver.recv_timeout(timeout)?;
         self.incoming(message).ok_or(RecvTimeoutError::Disconnected)
     }
 
@@ -606,8 +612,8 @@ impl Deliveries {
             return None;
         }
         Some(Incoming {
+            answer: Answer::new(message.delivery_id(), self.inputs.clone()),
             message,
-            inputs: Some(self.inputs.clone()),
         })
     }
 }
@@ -618,16 +624,31 @@ impl Iterator for Deliveries {
     /// The next message, waiting as long as it takes; `None` once the client has shut
     /// down.
     fn next(&mut self) -> Option<Incoming> {
-        let message = self.receiver.recv().ok()?;
+        let message = self.receiver.as_ref()?.recv().ok()?;
         self.incoming(message)
     }
 }
 
 impl Drop for Deliveries {
     fn drop(&mut self) {
+        {
+            // The I/O thread delivers under this lock: once the messages waiting here
+            // are taken and the channel is closed, a later delivery finds it closed and
+            // the session answers it FAIL itself.
+            let _delivering = lock(&self.shared.handlers);
+            if let Some(receiver) = self.receiver.take() {
+                for message in receiver.try_iter() {
+                    Answer::new(message.delivery_id(), self.inputs.clone())
+                        .send(Outcome::Failure(UNTAKEN.to_owned()));
+                }
+            }
+        }
         let _ = self.inputs.send(Input::Consumer(false));
     }
 }
+
+/// Why a message left in a dropped [`Deliveries`] was answered FAIL.
+const UNTAKEN: &str = "not taken: the deliveries stream was dropped";
 
 impl std::fmt::Debug for Deliveries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -635,10 +656,11 @@ impl std::fmt::Debug for Deliveries {
     }
 }
 
-/// A message from [`Deliveries`], to be answered. Derefs to [`Message`].
+/// A message from [`Deliveries`], to be answered. Derefs to [`Message`]; dropping it
+/// unanswered answers FAIL.
 pub struct Incoming {
     message: Message,
-    inputs: Option<Sender<Input>>,
+    answer: Answer,
 }
 
 impl Incoming {
@@ -648,23 +670,13 @@ impl Incoming {
     }
 
     /// Handled: ack SUCCESS.
-    pub fn ack(mut self) {
-        self.finish(Outcome::Success);
+    pub fn ack(self) {
+        self.answer.send(Outcome::Success);
     }
 
     /// Not handled: ack FAIL; the platform delivers it again later.
-    pub fn fail(mut self, reason: impl Into<String>) {
-        self.finish(Outcome::Failure(reason.into()));
-    }
-
-    fn finish(&mut self, outcome: Outcome) {
-        if let Some(inputs) = self.inputs.take() {
-            // A closed channel: the client has stopped, the platform redelivers.
-            let _ = inputs.send(Input::Complete {
-                id: self.message.delivery_id(),
-                outcome,
-            });
-        }
+    pub fn fail(self, reason: impl Into<String>) {
+        self.answer.send(Outcome::Failure(reason.into()));
     }
 }
 
@@ -675,18 +687,49 @@ impl std::ops::Deref for Incoming {
     }
 }
 
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        self.finish(Outcome::Failure("dropped without an answer".to_owned()));
-    }
-}
-
 impl std::fmt::Debug for Incoming {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Incoming")
             .field("message", &self.message)
-            .field("answered", &self.inputs.is_none())
             .finish()
+    }
+}
+
+/// The answer one delivery owes the session: given once with [`Answer::send`], or FAIL
+/// when dropped first (an [`Incoming`] dropped unanswered, a handler job the pool
+/// dropped unrun), so that no delivery holds its in-flight slot for ever.
+struct Answer {
+    id: DeliveryId,
+    /// `None` once sent.
+    inputs: Option<Sender<Input>>,
+}
+
+impl Answer {
+    fn new(id: DeliveryId, inputs: Sender<Input>) -> Answer {
+        Answer {
+            id,
+            inputs: Some(inputs),
+        }
+    }
+
+    fn send(mut self, outcome: Outcome) {
+        self.complete(outcome);
+    }
+
+    fn complete(&mut self, outcome: Outcome) {
+        if let Some(inputs) = self.inputs.take() {
+            // A closed channel: the client has stopped, the platform redelivers.
+            let _ = inputs.send(Input::Complete {
+                id: self.id,
+                outcome,
+            });
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.complete(Outcome::Failure("dropped without an answer".to_owned()));
     }
 }
 

@@ -19,32 +19,25 @@
 //! # }
 //! ```
 //!
-//! # Tasks
-//!
-//! A driver task owns the state machine ([`alipay_msg_core::client::ClientSession`]),
-//! which speaks raw stream bytes: `register.do`, the websocket upgrade and its frames
-//! are all in the session. The client is a byte pump around it:
-//!
-//! - one task per connection the session asks for opens TCP (+TLS), reads into two
-//!   32 KiB buffers in turn — only while the session wants bytes, so that backpressure
-//!   reaches the socket — and writes what the driver queues, a burst in one write;
-//! - when checking is spread over the runtime's workers
-//!   ([`ClientConfig::check_parallelism`], by default one per worker thread, at most 4),
-//!   a checking task per lane parses frames and verifies their signatures — nearly all
-//!   of a message's cost — and hands them back in any order (the session restores read
-//!   order); with one lane the session checks frames inline;
-//! - [`Client::run`] runs each handler on a task of its own, at most `max_in_flight` at
-//!   once.
-//!
-//! The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
+//! The client is [`alipay_msg_async::Client`] on [`TokioRuntime`]: the one async driver
+//! of `alipay-msg-async` (its tasks are described there), with tokio's tasks, timer and
+//! TCP. Its tasks run on the tokio runtime [`Client::start`] (or
+//! [`Client::connect`]) was called in; checking is spread over that runtime's worker
+//! threads. The protocol itself lives in [`alipay_msg_core`], re-exported as [`core`].
 
-mod client;
-pub use alipay_msg_network as network;
-mod transport;
+mod runtime;
 
-pub use alipay_msg_core as core;
-pub use alipay_msg_core::client::{ClientConfig, Credentials};
-pub use client::{
-    Client, ClientError, ClientEvent, Connecting, Deliveries, Error, Incoming, Message,
+pub use alipay_msg_async::{
+    core, network, ClientConfig, ClientError, ClientEvent, Credentials, Deliveries, Error, Events,
+    Incoming, Message, Network, ProduceAck, Proxy,
 };
-pub use network::{Network, Proxy};
+pub use runtime::{TokioRuntime, TokioTcp};
+
+/// The client on tokio: [`Client::connect`] (or [`Client::start`] to watch the first
+/// connection), [`Client::run`], [`Client::deliveries`], [`Client::send`],
+/// [`Client::events`], [`Client::shutdown`]. Must be started within a tokio runtime
+/// (outside one, `start` and `connect` fail with [`Error::Io`]).
+pub type Client = alipay_msg_async::Client<TokioRuntime>;
+
+/// A tokio client on its way to the first connection ([`Client::start`]).
+pub type Connecting = alipay_msg_async::Connecting<TokioRuntime>;

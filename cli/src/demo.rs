@@ -92,7 +92,7 @@ async fn demo() -> Result<u8, Failure> {
     let printer = {
         let (mut events, counters) = (client.events(), counters.clone());
         tokio::spawn(async move {
-            while let Ok(event) = events.recv().await {
+            while let Some(event) = events.recv().await {
                 match event {
                     ClientEvent::Duplicate { msg_id } => {
                         counters.lock().expect("lock").0 += 1;

@@ -55,29 +55,29 @@ pub(crate) fn message_json(message: &Message) -> Value {
 /// Prints the client's events on stderr from start-up on (key warnings, every failed
 /// attempt with its cause and next delay, every connection, the first included): as
 /// human lines (but the attempts' starts), or as JSON lines (every event).
-pub(crate) fn print_events(
-    mut events: tokio::sync::broadcast::Receiver<ClientEvent>,
-    format: EventFormat,
-) {
+pub(crate) fn print_events(mut events: alipay_msg_tokio::Events, format: EventFormat) {
     tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(event) if format == EventFormat::Json => match serde_json::to_string(&event) {
+        let mut missed = 0;
+        while let Some(event) = events.recv().await {
+            let n = events.missed() - std::mem::replace(&mut missed, events.missed());
+            if n > 0 {
+                match format {
+                    EventFormat::Json => eprintln!("{}", json!({"event": "lagged", "lost": n})),
+                    EventFormat::Human => eprintln!("alipay-msg: ({n} events not shown)"),
+                }
+            }
+            match event {
+                event if format == EventFormat::Json => match serde_json::to_string(&event) {
                     Ok(line) => eprintln!("{line}"),
                     Err(e) => eprintln!("alipay-msg: event not serialisable ({e}): {event}"),
                 },
-                Ok(ClientEvent::Connecting { .. }) => {}
-                Ok(event) => {
+                ClientEvent::Connecting { .. } => {}
+                event => {
                     if matches!(event, ClientEvent::KeyWarning { .. }) {
                         tracing::warn!(%event);
                     }
                     eprintln!("alipay-msg: {event}");
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => match format {
-                    EventFormat::Json => eprintln!("{}", json!({"event": "lagged", "lost": n})),
-                    EventFormat::Human => eprintln!("alipay-msg: ({n} events not shown)"),
-                },
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
     });

@@ -8,6 +8,7 @@
 pub mod chaos;
 pub mod cluster;
 pub mod tls;
+pub mod valve;
 
 // Every Rust example in the README compiles (and those not marked `no_run` run) as a
 // doc test of this crate, which sees every client crate.

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use alipay_msg_async_std::{Client, Network, Proxy};
 use alipay_msg_conformance::tls::TlsClientUnderTest;
-use alipay_msg_conformance::{conformance_suite, tls_suite, ClientUnderTest, Handler};
+use alipay_msg_conformance::{conformance_suite, tls_suite, valve_suite, ClientUnderTest, Handler};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
 use serde_json::Value;
@@ -86,3 +86,4 @@ impl TlsClientUnderTest for AsyncStdClient {
 
 conformance_suite!(AsyncStdClient);
 tls_suite!(AsyncStdClient);
+valve_suite!(AsyncStdClient);

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use alipay_msg_conformance::tls::TlsClientUnderTest;
-use alipay_msg_conformance::{conformance_suite, tls_suite, ClientUnderTest, Handler};
+use alipay_msg_conformance::{conformance_suite, tls_suite, valve_suite, ClientUnderTest, Handler};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_tokio::{Client, Network, Proxy};
@@ -27,7 +27,7 @@ impl TokioClient {
         let events = Arc::new(Mutex::new(Vec::new()));
         let (mut rx, sink) = (client.events(), events.clone());
         runtime.spawn(async move {
-            while let Ok(event) = rx.recv().await {
+            while let Some(event) = rx.recv().await {
                 sink.lock().unwrap().push(event);
             }
         });
@@ -98,3 +98,4 @@ impl TlsClientUnderTest for TokioClient {
 
 conformance_suite!(TokioClient);
 tls_suite!(TokioClient);
+valve_suite!(TokioClient);
