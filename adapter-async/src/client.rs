@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use alipay_msg_core::client::{
-    ClientConfig, ClientError, ClientEvent, ClientSession, Message, Outcome,
+    ClientConfig, ClientError, ClientEvent, ClientSession, ConfigError, Message, Outcome,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
+use alipay_msg_core::window::{AsyncWindowStore, SharedWindowConfig};
 use async_channel::{Receiver, Sender};
 use futures_channel::oneshot;
 use futures_lite::FutureExt;
@@ -112,6 +113,35 @@ impl<R: Runtime> Client<R> {
         Self::start_with_runtime(runtime, config, network)
     }
 
+    /// [`Client::connect_with_network`] with a duplicate window shared by every
+    /// instance of the service (module [`alipay_msg_core::window`]): each message is
+    /// claimed in `window` before its handler runs and its success recorded there before
+    /// the SUCCESS ack; one another instance holds, or met while the store is away, is
+    /// answered FAIL (the platform redelivers it). Each query runs on a task of its own,
+    /// never on the driver's. Settings (lease, window, what to do when the store is
+    /// away) are `config.shared_window`, the defaults when it is `None`. `window` is
+    /// typically `alipay_msg_redis::AsyncRedisWindow`, made inside the runtime.
+    pub async fn connect_with_window(
+        config: ClientConfig,
+        network: Network,
+        window: Arc<dyn AsyncWindowStore>,
+    ) -> Result<Self, Error> {
+        Self::start_with_window(config, network, window)?
+            .connected()
+            .await
+    }
+
+    /// [`Client::start_with_network`] with a shared duplicate window
+    /// ([`Client::connect_with_window`]).
+    pub fn start_with_window(
+        config: ClientConfig,
+        network: Network,
+        window: Arc<dyn AsyncWindowStore>,
+    ) -> Result<Connecting<R>, Error> {
+        let runtime = R::current().map_err(|e| Error::Io(format!("no async runtime: {e}")))?;
+        Self::launch(runtime, config, network, Some(window))
+    }
+
     /// [`Client::start_with_network`] on the given runtime value rather than the
     /// current one.
     pub fn start_with_runtime(
@@ -119,6 +149,27 @@ impl<R: Runtime> Client<R> {
         config: ClientConfig,
         network: Network,
     ) -> Result<Connecting<R>, Error> {
+        Self::launch(runtime, config, network, None)
+    }
+
+    /// Starts the driver. A `shared_window` setting without a store is refused
+    /// ([`Error::Config`]); a store without the setting uses its defaults.
+    fn launch(
+        runtime: R,
+        mut config: ClientConfig,
+        network: Network,
+        window: Option<Arc<dyn AsyncWindowStore>>,
+    ) -> Result<Connecting<R>, Error> {
+        match (&window, &config.shared_window) {
+            (Some(_), None) => config.shared_window = Some(SharedWindowConfig::default()),
+            (None, Some(_)) => {
+                return Err(Error::Config(ConfigError::InvalidSetting {
+                    name: "shared_window",
+                    reason: "needs a store: use Client::connect_with_window",
+                }))
+            }
+            _ => {}
+        }
         let connector = network.connector()?;
         let max_in_flight = config.max_in_flight;
         // Nonces, websocket keys and masks, jitter: seeded from the operating system.
@@ -153,6 +204,7 @@ impl<R: Runtime> Client<R> {
                 sends: Default::default(),
             },
             tasks: tasks.clone(),
+            window,
         };
         tasks.detach(driver.run(), driver_done_tx);
         let client = Client {

@@ -19,6 +19,7 @@ use alipay_msg_core::client::{
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
+use alipay_msg_core::window::{AsyncWindowStore, QueryId, WindowAnswer, WindowError, WindowQuery};
 use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_channel::oneshot;
 use futures_lite::Stream;
@@ -134,6 +135,20 @@ pub(crate) struct Driver<R> {
     pub(crate) reports: Receiver<Report>,
     pub(crate) app: AppSide,
     pub(crate) tasks: Tasks<R>,
+    /// The shared duplicate window's store, when the session has one.
+    pub(crate) window: Option<Arc<dyn AsyncWindowStore>>,
+}
+
+/// A shared window's answer to one query, as its task sends it back.
+type Answered = (QueryId, Result<WindowAnswer, WindowError>);
+
+/// The shared duplicate window: every query the session asks runs on a task of its own
+/// (a store may take a network round trip; the driver never waits for one), whose
+/// answer comes back on `answers`.
+struct Window {
+    store: Arc<dyn AsyncWindowStore>,
+    /// Cloned into each query's task. A task waits for room, never the driver.
+    answer_tx: Sender<Answered>,
 }
 
 /// The checking tasks, when checks are offloaded: each takes the next [`CheckJob`] and
@@ -155,6 +170,7 @@ struct Batch {
     reports: Vec<Report>,
     io: Vec<Io>,
     checked: Vec<CheckedFrame>,
+    answered: Vec<Answered>,
 }
 
 /// The driver's running state.
@@ -174,6 +190,8 @@ struct Pump<R: Runtime> {
     /// Some client handle is left (the command channel is open).
     handles: bool,
     reports: Pin<Box<Receiver<Report>>>,
+    window: Option<Window>,
+    answers: Pin<Box<Receiver<Answered>>>,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -187,8 +205,13 @@ impl<R: Runtime> Driver<R> {
             reports,
             app,
             tasks,
+            window,
         } = self;
         let (io_tx, io) = async_channel::bounded(IO_QUEUE);
+        // The session has at most about `max_in_flight` queries out; a task whose answer
+        // finds the channel full waits for room (the driver drains it every round).
+        let (answer_tx, answers) = async_channel::bounded(session.config().max_in_flight.max(1));
+        let window = window.map(|store| Window { store, answer_tx });
         let lanes = session
             .config()
             .check_parallelism_for(tasks.runtime().worker_threads());
@@ -228,6 +251,8 @@ impl<R: Runtime> Driver<R> {
             commands: Box::pin(commands),
             handles: true,
             reports: Box::pin(reports),
+            window,
+            answers: Box::pin(answers),
         };
         pump.run().await;
         pump.end().await;
@@ -317,6 +342,7 @@ impl<R: Runtime> Pump<R> {
                             .handle_input(Input::Checked(checked), Instant::now());
                     }
                 }
+                Output::Window(query) => self.ask(query),
                 Output::Event(event) => self.session.dispatch(event, &mut self.app, Instant::now()),
                 Output::Timeout(at) => break Some(at),
                 Output::Done => break None,
@@ -334,6 +360,28 @@ impl<R: Runtime> Pump<R> {
         }
         self.closing.retain(|task| !task.is_finished());
         deadline
+    }
+
+    /// Asks the shared window `query` on a task of its own; its answer comes back on
+    /// `answers`. (The session asks only when it has a window, and `launch` gives it a
+    /// store then; were there none, the query is answered as a store failure.)
+    fn ask(&mut self, query: WindowQuery) {
+        let Some(window) = &self.window else {
+            let answer = Err(WindowError("no shared window store".to_owned()));
+            let id = query.id;
+            return self
+                .session
+                .handle_input(Input::WindowAnswered { id, answer }, Instant::now());
+        };
+        let (store, answer_tx) = (window.store.clone(), window.answer_tx.clone());
+        self.tasks.detach(
+            async move {
+                let answer = store.answer(&query).await;
+                // The driver has ended: nobody to tell.
+                let _ = answer_tx.send((query.id, answer)).await;
+            },
+            (),
+        );
     }
 
     /// Waits for the deadline or the next inputs, and takes what is waiting (up to
@@ -366,6 +414,9 @@ impl<R: Runtime> Pump<R> {
             if self.checkers.is_some() {
                 woke |= poll_take(self.checked.as_mut(), cx, &mut batch.checked);
             }
+            if self.window.is_some() {
+                woke |= poll_take(self.answers.as_mut(), cx, &mut batch.answered);
+            }
             if woke {
                 Poll::Ready(())
             } else {
@@ -382,6 +433,7 @@ impl<R: Runtime> Pump<R> {
         let mut took = take(&self.reports, &mut batch.reports);
         took |= take(&self.io, &mut batch.io);
         took |= take(&self.checked, &mut batch.checked);
+        took |= take(&self.answers, &mut batch.answered);
         if self.handles {
             while batch.commands.len() < INPUT_BATCH {
                 match self.commands.try_recv() {
@@ -427,6 +479,10 @@ impl<R: Runtime> Pump<R> {
         }
         for checked in batch.checked.drain(..) {
             self.session.handle_input(Input::Checked(checked), now);
+        }
+        for (id, answer) in batch.answered.drain(..) {
+            self.session
+                .handle_input(Input::WindowAnswered { id, answer }, now);
         }
         for report in batch.reports.drain(..) {
             match report {

@@ -1,24 +1,22 @@
-//! `[dedup]` in the configuration of `listen`: the shared duplicate window on Redis is
-//! answered by the blocking client today (`alipay_msg_blocking::Client::connect_with_window`);
-//! the tokio client answers its queries once it runs on the generic async driver. Until
-//! then `listen` refuses a configuration that asks for it, rather than run with local
-//! windows the operator did not ask for.
+//! `[dedup]` in the configuration of `listen`: the duplicate window shared by every
+//! instance of the service, on Redis (`alipay-msg-redis`, docs/clusters.md). Each
+//! message is claimed there before `listen` prints it (or runs `--exec`) and recorded
+//! there before its SUCCESS ack; one another instance holds, or met while Redis is
+//! away, is answered FAIL and redelivered by the platform.
 
-use std::path::Path;
+use std::sync::Arc;
 
-use crate::config_file;
+use alipay_msg_core::window::AsyncWindowStore;
+use alipay_msg_redis::{AsyncRedisWindow, RedisWindowConfig};
 
+use crate::config_file::Dedup;
 use crate::Failure;
 
-/// `Err` (exit code 2) when the file has a `[dedup]` table.
-pub(crate) fn refuse_until_wired(path: &Path) -> Result<(), Failure> {
-    match config_file::load_dedup(path).map_err(|e| Failure::malformed(e.to_string()))? {
-        None => Ok(()),
-        Some(_) => Err(Failure::malformed(format!(
-            "{}: [dedup] redis_url: this alipay-msg listens with the tokio client, which \
-             does not run a shared duplicate window yet (see docs/clusters.md); remove \
-             [dedup] to listen with the local window",
-            path.display()
-        ))),
-    }
+/// The store of `[dedup]`, made on the current tokio runtime (its connections are that
+/// runtime's). A `redis_url` that is not a Redis URL is a start-up error (exit 2);
+/// an unreachable Redis is not (each claim is then answered FAIL until it is back).
+pub(crate) fn window_store(dedup: &Dedup) -> Result<Arc<dyn AsyncWindowStore>, Failure> {
+    let window = AsyncRedisWindow::new(RedisWindowConfig::new(dedup.redis_url.clone()))
+        .map_err(|e| Failure::malformed(format!("[dedup] redis_url: {e}")))?;
+    Ok(Arc::new(window))
 }

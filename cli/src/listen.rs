@@ -105,7 +105,8 @@ pub(crate) fn connect_failure(error: ClientError) -> Failure {
 pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     let (mut config, network) = config_file::load_with_network(&args.config)
         .map_err(|e| Failure::malformed(e.to_string()))?;
-    crate::dedup::refuse_until_wired(&args.config)?;
+    let dedup =
+        config_file::load_dedup(&args.config).map_err(|e| Failure::malformed(e.to_string()))?;
     // Before connecting: a program that does not exist is a start-up error, not a FAIL
     // per message.
     let exec = args.exec.map(ExecCommand::new).transpose()?;
@@ -114,19 +115,25 @@ pub(crate) fn run(args: ListenArgs) -> Result<u8, Failure> {
     config.first_connect_timeout = None;
     // After a second signal, handlers may still be running: dropping the runtime drops
     // them, and with them their `--exec` children.
-    crate::runtime()?.block_on(listen(config, network, exec, args.events))
+    crate::runtime()?.block_on(listen(config, network, dedup, exec, args.events))
 }
 
 async fn listen(
     config: ClientConfig,
     network: Network,
+    dedup: Option<config_file::Dedup>,
     exec: Option<ExecCommand>,
     format: EventFormat,
 ) -> Result<u8, Failure> {
     // Installed before the first attempt.
     let mut signals = StopSignals::install()?;
-    let connecting = Client::start_with_network(config, network)
-        .map_err(|e| Failure::malformed(e.to_string()))?;
+    let connecting = match &dedup {
+        Some(dedup) => {
+            Client::start_with_window(config, network, crate::dedup::window_store(dedup)?)
+        }
+        None => Client::start_with_network(config, network),
+    }
+    .map_err(|e| Failure::malformed(e.to_string()))?;
     print_events(connecting.events(), format);
     let client = tokio::select! {
         signal = signals.recv() => {

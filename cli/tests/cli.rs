@@ -923,3 +923,70 @@ fn simulate_queues_admin_pushes_and_stops_on_ctrl_c() {
         .expect("simulate exits after Ctrl-C");
     assert_eq!(status.code(), Some(0));
 }
+
+/// Issue 16: `listen` with `[dedup] redis_url` runs on the shared duplicate window: the
+/// message is claimed and recorded in Redis (a key holding its msg_id is there after its
+/// SUCCESS ack). Needs a Redis (`ALIPAY_MSG_REDIS_URL`, started by `.ci/run`).
+#[cfg(unix)]
+#[test]
+fn listen_with_dedup_records_in_redis() {
+    use std::io::{BufRead, BufReader};
+    let Some(url) = std::env::var("ALIPAY_MSG_REDIS_URL").ok() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI has Redis: ALIPAY_MSG_REDIS_URL"
+        );
+        eprintln!("SKIPPED listen_with_dedup_records_in_redis: ALIPAY_MSG_REDIS_URL is not set");
+        return;
+    };
+    let dir = support::test_dir("listen-dedup");
+    let (simulate, endpoint, sim_lines) = support::simulator(&dir, "", &[]);
+    let config = support::client_config(
+        &dir,
+        &endpoint,
+        &format!("[dedup]\nredis_url = \"{url}\"\n"),
+    );
+    let mut listen = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["listen", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_for_line(&sim_lines, "connected", "the simulator");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("http://{endpoint}/admin/push"),
+            "-d",
+        ])
+        .arg(r#"{"msg_api":"alipay.open.mini.version.audit.passed","biz_content":{"n":16}}"#)
+        .output()
+        .unwrap();
+    let pushed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg_id = pushed["msg_id"].as_str().unwrap().to_owned();
+    let mut line = String::new();
+    BufReader::new(listen.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let message: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(message["msg_id"], msg_id);
+    support::wait_for_line(&sim_lines, "ack SUCCESS", "the simulator");
+    let keys = Command::new("redis-cli")
+        .args(["-u", &url, "--scan", "--pattern", &format!("*{msg_id}*")])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&keys.stdout);
+    assert!(
+        keys.lines()
+            .any(|k| k.contains(":msg:") && k.ends_with(&msg_id)),
+        "the message's key in Redis: {keys:?}"
+    );
+    listen.signal("-INT", false);
+    assert_eq!(listen.0.wait().unwrap().code(), Some(0));
+    simulate.signal("-INT", false);
+}

@@ -3,10 +3,14 @@
 use std::sync::{Arc, Mutex};
 
 use alipay_msg_async_std::{Client, Network, Proxy};
+use alipay_msg_conformance::cluster::ClusterClientUnderTest;
 use alipay_msg_conformance::tls::TlsClientUnderTest;
-use alipay_msg_conformance::{conformance_suite, tls_suite, valve_suite, ClientUnderTest, Handler};
+use alipay_msg_conformance::{
+    cluster_suite, conformance_suite, tls_suite, valve_suite, ClientUnderTest, Handler,
+};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_redis::{AsyncRedisWindow, RedisWindowConfig};
 use serde_json::Value;
 
 struct AsyncStdClient {
@@ -17,9 +21,12 @@ struct AsyncStdClient {
 
 impl AsyncStdClient {
     fn connect_network(config: ClientConfig, network: Network) -> Result<Self, ClientError> {
-        let client = Arc::new(async_std::task::block_on(Client::connect_with_network(
-            config, network,
-        ))?);
+        let client = async_std::task::block_on(Client::connect_with_network(config, network))?;
+        Ok(Self::wrap(client))
+    }
+
+    fn wrap(client: Client) -> Self {
+        let client = Arc::new(client);
         let events = Arc::new(Mutex::new(Vec::new()));
         let (mut rx, sink) = (client.events(), events.clone());
         async_std::task::spawn(async move {
@@ -27,11 +34,11 @@ impl AsyncStdClient {
                 sink.lock().unwrap().push(event);
             }
         });
-        Ok(AsyncStdClient {
+        AsyncStdClient {
             client,
             events,
             run: Mutex::new(None),
-        })
+        }
     }
 }
 
@@ -84,6 +91,18 @@ impl TlsClientUnderTest for AsyncStdClient {
     }
 }
 
+impl ClusterClientUnderTest for AsyncStdClient {
+    fn connect_shared(config: ClientConfig, redis: RedisWindowConfig) -> Result<Self, ClientError> {
+        let client = async_std::task::block_on(async {
+            let window =
+                AsyncRedisWindow::new(redis).map_err(|e| ClientError::Io(e.to_string()))?;
+            Client::connect_with_window(config, Network::default(), Arc::new(window)).await
+        })?;
+        Ok(Self::wrap(client))
+    }
+}
+
 conformance_suite!(AsyncStdClient);
+cluster_suite!(AsyncStdClient);
 tls_suite!(AsyncStdClient);
 valve_suite!(AsyncStdClient);

@@ -2,10 +2,14 @@
 
 use std::sync::{Arc, Mutex};
 
+use alipay_msg_conformance::cluster::ClusterClientUnderTest;
 use alipay_msg_conformance::tls::TlsClientUnderTest;
-use alipay_msg_conformance::{conformance_suite, tls_suite, valve_suite, ClientUnderTest, Handler};
+use alipay_msg_conformance::{
+    cluster_suite, conformance_suite, tls_suite, valve_suite, ClientUnderTest, Handler,
+};
 use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent};
 use alipay_msg_core::produce_ack::ProduceAck;
+use alipay_msg_redis::{AsyncRedisWindow, RedisWindowConfig};
 use alipay_msg_tokio::{Client, Network, Proxy};
 use serde_json::Value;
 
@@ -17,13 +21,22 @@ struct TokioClient {
 }
 
 impl TokioClient {
-    fn connect_network(config: ClientConfig, network: Network) -> Result<Self, ClientError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .expect("runtime");
-        let client = Arc::new(runtime.block_on(Client::connect_with_network(config, network))?);
+            .expect("runtime")
+    }
+
+    fn connect_network(config: ClientConfig, network: Network) -> Result<Self, ClientError> {
+        let runtime = Self::runtime();
+        let client = runtime.block_on(Client::connect_with_network(config, network))?;
+        Ok(Self::wrap(runtime, client))
+    }
+
+    fn wrap(runtime: tokio::runtime::Runtime, client: Client) -> Self {
+        let client = Arc::new(client);
         let events = Arc::new(Mutex::new(Vec::new()));
         let (mut rx, sink) = (client.events(), events.clone());
         runtime.spawn(async move {
@@ -31,12 +44,12 @@ impl TokioClient {
                 sink.lock().unwrap().push(event);
             }
         });
-        Ok(TokioClient {
+        TokioClient {
             runtime,
             client,
             events,
             run: Mutex::new(None),
-        })
+        }
     }
 }
 
@@ -96,6 +109,20 @@ impl TlsClientUnderTest for TokioClient {
     }
 }
 
+impl ClusterClientUnderTest for TokioClient {
+    fn connect_shared(config: ClientConfig, redis: RedisWindowConfig) -> Result<Self, ClientError> {
+        let runtime = Self::runtime();
+        let client = runtime.block_on(async {
+            // Made inside the runtime: its connections are the runtime's.
+            let window =
+                AsyncRedisWindow::new(redis).map_err(|e| ClientError::Io(e.to_string()))?;
+            Client::connect_with_window(config, Network::default(), Arc::new(window)).await
+        })?;
+        Ok(Self::wrap(runtime, client))
+    }
+}
+
 conformance_suite!(TokioClient);
+cluster_suite!(TokioClient);
 tls_suite!(TokioClient);
 valve_suite!(TokioClient);
