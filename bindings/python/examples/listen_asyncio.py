@@ -1,5 +1,4 @@
-# Take the platform's messages on asyncio. From the repository root, against
-# `alipay-msg simulate`: python bindings/python/examples/listen_asyncio.py
+# python bindings/python/examples/listen_asyncio.py (against `alipay-msg simulate`)
 import asyncio
 import os
 from pathlib import Path
