@@ -1,6 +1,6 @@
 //! The native module `alipay_msg._native` of the Python package `alipay_msg`: the core's
-//! notification verification, key loading and certificate SNs, and its sans-IO client
-//! session (`alipay_msg.session.ClientSession`), for Python.
+//! notification verification and notification gate, key loading and certificate SNs,
+//! and its sans-IO client session (`alipay_msg.session.ClientSession`), for Python.
 //!
 //! The Python API is `alipay_msg` (`python/alipay_msg/`), which re-exports what is here
 //! and builds typed results; stubs are in `python/alipay_msg/*.pyi`. Unlike the other
@@ -9,8 +9,10 @@
 #![warn(missing_docs)]
 
 mod cert;
+mod clock;
 mod config;
 mod errors;
+mod gate;
 mod keys;
 mod message;
 mod notification;
@@ -107,5 +109,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cert::cert_sn, m)?)?;
     m.add_function(wrap_pyfunction!(cert::root_cert_sn, m)?)?;
     m.add_function(wrap_pyfunction!(notification::verify, m)?)?;
+    m.add_class::<gate::NotifyGate>()?;
+    m.add_class::<gate::NotifyClaim>()?;
+    m.add_function(wrap_pyfunction!(gate::_gate_defaults, m)?)?;
     Ok(())
 }

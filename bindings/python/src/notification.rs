@@ -28,26 +28,39 @@ pub fn verify<'py>(
     key: &Bound<'py, PublicKey>,
     rule: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let rule = match rule {
-        "v1" => Rule::V1,
-        "v2" => Rule::V2,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "rule must be \"v1\" or \"v2\", not {other:?}"
-            )))
-        }
-    };
+    let rule = rule_named(rule)?;
     let verifier = key.get().verifier();
     let notification = py
         .detach(|| notify::verify(body, verifier, rule))
         .map_err(notify_error)?;
+    notification_dict(py, &notification)
+}
 
+/// The rule named `rule`: "v1" → [`Rule::V1`], "v2" → [`Rule::V2`].
+///
+/// Raises ValueError for any other name.
+pub(crate) fn rule_named(rule: &str) -> PyResult<Rule> {
+    match rule {
+        "v1" => Ok(Rule::V1),
+        "v2" => Ok(Rule::V2),
+        other => Err(PyValueError::new_err(format!(
+            "rule must be \"v1\" or \"v2\", not {other:?}"
+        ))),
+    }
+}
+
+/// A verified notification as the dict `verify` returns (see there), which
+/// `alipay_msg._notification` turns into a typed Notification.
+pub(crate) fn notification_dict<'py>(
+    py: Python<'py>,
+    notification: &Notification,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     let params = notification.params();
     out.set_item("charset", params.charset().as_str())?;
     out.set_item("sign_type", params.get("sign_type"))?;
     out.set_item("params", params.iter().collect::<Vec<(&str, &str)>>())?;
-    match &notification {
+    match notification {
         Notification::Trade(t) => {
             out.set_item("kind", "trade")?;
             for (name, value) in [

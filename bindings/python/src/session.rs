@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use alipay_msg_core::client::{
     CheckJob, CheckedFrame, ClientSession as CoreSession, ConnId, FrameChecker, Input as CoreInput,
@@ -27,6 +27,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
 
+use crate::clock::{monotonic, unix_ms_now, Clock};
 use crate::config::client_config;
 use crate::errors::{client_error, config_error, send_error, UnknownDeliveryError};
 use crate::message::Message;
@@ -39,48 +40,6 @@ const JOBS_PER_LANE: usize = 32;
 /// A lane gets at least this many jobs of a batch; smaller batches are checked on the
 /// calling thread (starting a thread costs about as much as checking two frames).
 const MIN_JOBS_PER_LANE: usize = 2;
-
-/// How far a `now` may lie after the session's start: 100 years, in seconds (deadlines
-/// are `now` plus at most 365 days, which must not overflow the clock).
-const MAX_ELAPSED_SECS: f64 = 100.0 * 365.0 * 24.0 * 3600.0;
-
-/// Seconds on the `time.monotonic()` clock ↔ the core's [`Instant`]: one fixed anchor,
-/// taken when the session starts.
-#[derive(Debug, Clone, Copy)]
-struct Clock {
-    anchor: Instant,
-    anchor_secs: f64,
-}
-
-impl Clock {
-    /// The instant of `now` (seconds on the same clock as the anchor). A time before
-    /// the anchor is the anchor.
-    fn instant(&self, now: f64) -> PyResult<Instant> {
-        if !now.is_finite() {
-            return Err(PyValueError::new_err(format!(
-                "now must be a finite number of seconds (time.monotonic()), not {now}"
-            )));
-        }
-        let elapsed = now - self.anchor_secs;
-        if elapsed <= 0.0 {
-            return Ok(self.anchor);
-        }
-        if elapsed > MAX_ELAPSED_SECS {
-            return Err(PyValueError::new_err(format!(
-                "now = {now} is more than 100 years after the session started \
-                 (at {}): pass time.monotonic()",
-                self.anchor_secs
-            )));
-        }
-        // Finite, positive and bounded: both conversions succeed.
-        Ok(self.anchor + Duration::from_secs_f64(elapsed))
-    }
-
-    /// The `time.monotonic()` seconds of `at`.
-    fn seconds(&self, at: Instant) -> f64 {
-        self.anchor_secs + at.saturating_duration_since(self.anchor).as_secs_f64()
-    }
-}
 
 #[derive(Debug)]
 enum InputKind {
@@ -361,16 +320,6 @@ impl ClientSession {
     }
 }
 
-fn unix_ms_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn monotonic(py: Python<'_>) -> PyResult<f64> {
-    py.import("time")?.call_method0("monotonic")?.extract()
-}
-
 #[pymethods]
 impl ClientSession {
     #[new]
@@ -398,10 +347,7 @@ impl ClientSession {
             Some(now) => now,
             None => monotonic(py)?,
         };
-        let clock = Clock {
-            anchor: Instant::now(),
-            anchor_secs: now,
-        };
+        let clock = Clock::new(now);
         let anchor = clock.instant(now)?;
         let lanes = config.check_parallelism_for(
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),

@@ -2,6 +2,7 @@
 examples/listen_asyncio.py verbatim and bindings/python/README.md
 examples/verify_notification.py; every other Python block of both compiles."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -38,7 +39,8 @@ def test_every_python_block_of_the_readmes_compiles() -> None:
         assert blocks, f"no Python block in {readme}"
         for n, rest in enumerate(blocks):
             source = rest.split("\n```", 1)[0]
-            compile(source, f"{readme}: python block {n + 1}", "exec")
+            # Blocks show `async with` / `await` at the top level, as in an async def.
+            compile(source, f"{readme}: python block {n + 1}", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 def test_readme_asyncio_example_runs(simulator: Simulator) -> None:

@@ -16,6 +16,10 @@ Offline functions, no I/O:
 * verify_notification(body, alipay_public_key=... | alipay_cert=..., rule="v1") checks a
   notification's raw request body and returns a TradeNotification, GatewayMessage or
   OtherNotification (PROTOCOL §10);
+* NotifyGate(alipay_public_key=... | alipay_cert=..., app_id=...) is the whole
+  notification endpoint decision, shared by a web server's threads: ``check(body)``
+  gives a HandleVerdict (run the handler, then ``complete(verdict, success)``), a
+  DuplicateVerdict (answer ``success``) or a RefusedVerdict (answer ``fail``);
 * load_public_key / load_private_key / load_cert_public_key load RSA keys once
   (PEM or bare base64; a certificate's key), with the core's error messages;
 * cert_sn / root_cert_sn give the certificate SNs of certificate mode (PROTOCOL §9).
@@ -57,6 +61,15 @@ from ._native import (
     root_cert_sn,
 )
 from ._config import Config
+from ._gate import (
+    FORM_CONTENT_TYPE,
+    DuplicateVerdict,
+    HandleVerdict,
+    NotifyClaim,
+    NotifyGate,
+    RefusedVerdict,
+    Verdict,
+)
 from ._notification import (
     GatewayMessage,
     Notification,
@@ -78,19 +91,25 @@ __all__ = [
     "ConnectError",
     "ConnectTimeoutError",
     "ConnectionLostError",
+    "DuplicateVerdict",
+    "FORM_CONTENT_TYPE",
     "GatewayMessage",
+    "HandleVerdict",
     "InvalidKeyError",
     "InvalidMessageError",
     "MalformedError",
     "Message",
     "NotConnectedError",
     "Notification",
+    "NotifyClaim",
+    "NotifyGate",
     "OtherNotification",
     "PrivateKey",
     "ProduceAck",
     "ProduceCode",
     "PublicKey",
     "RefusedError",
+    "RefusedVerdict",
     "SendError",
     "SendTimeoutError",
     "ShuttingDownError",
@@ -99,6 +118,7 @@ __all__ = [
     "TradeNotification",
     "TradeStatus",
     "UnknownDeliveryError",
+    "Verdict",
     "aio",
     "cert_sn",
     "load_cert_public_key",

@@ -49,6 +49,52 @@ def verify(
     body: bytes, key: PublicKey, rule: str
 ) -> Dict[str, Union[str, None, List[Tuple[str, str]]]]: ...
 
+# ----- the notification gate (src/gate.rs; alipay_msg.NotifyGate wraps it) ------------
+
+@final
+class NotifyClaim:
+    @property
+    def notify_id(self) -> str: ...
+    @property
+    def completed(self) -> bool: ...
+
+@final
+class _NotifyGate:
+    def __init__(
+        self,
+        key: PublicKey,
+        app_id: str,
+        rule: str,
+        duplicate_capacity: int,
+        duplicate_max_age: float,
+        freshness: Optional[float],
+        max_in_progress: int,
+        claim_timeout: float,
+        *,
+        now: Optional[float] = None,
+    ) -> None: ...
+    def check(
+        self,
+        body: bytes,
+        content_type: Optional[str],
+        *,
+        now: Optional[float] = None,
+        unix_ms: Optional[int] = None,
+    ) -> Tuple[str, Any, Any]: ...
+    def complete(
+        self, claim: NotifyClaim, success: bool, *, now: Optional[float] = None
+    ) -> str: ...
+    @property
+    def app_id(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def handled_len(self) -> int: ...
+    @property
+    def in_progress_len(self) -> int: ...
+
+def _gate_defaults() -> Dict[str, Any]: ...
+
 # ----- the message channel -----------------------------------------------------------
 
 @final

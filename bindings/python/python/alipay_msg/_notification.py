@@ -227,23 +227,38 @@ def verify_notification(
     Both SignatureError and MalformedError are AlipayMsgError: answer ``fail`` (the
     platform retries for about 25 hours).
     """
+    body = _raw_body(body)
+    key = _platform_key(alipay_public_key, alipay_cert)
+    return _build(_native.verify(body, key, _rule(rule)))
+
+
+def _raw_body(body: Any) -> bytes:
+    """The raw request body as bytes (bytearray and memoryview copied); TypeError else."""
     if isinstance(body, (bytearray, memoryview)):
-        body = bytes(body)
-    elif not isinstance(body, bytes):
+        return bytes(body)
+    if not isinstance(body, bytes):
         raise TypeError(
             f"body must be the raw request body as bytes, not {type(body).__name__}"
             " (a str has already been decoded once; the signature covers the values"
             " decoded in the notification's own charset)"
         )
+    return body
+
+
+def _platform_key(alipay_public_key: Optional[_Key], alipay_cert: Optional[_Key]) -> PublicKey:
+    """The platform key given one of the two ways; TypeError for neither or both."""
     if (alipay_public_key is None) == (alipay_cert is None):
         raise TypeError("pass exactly one of alipay_public_key= and alipay_cert=")
     if alipay_public_key is not None:
-        key = _key(alipay_public_key, _public_key_from_text, "alipay_public_key")
-    else:
-        key = _key(cast(_Key, alipay_cert), _cert_key_from_text, "alipay_cert")
+        return _key(alipay_public_key, _public_key_from_text, "alipay_public_key")
+    return _key(cast(_Key, alipay_cert), _cert_key_from_text, "alipay_cert")
+
+
+def _rule(rule: Any) -> str:
+    """``"v1"`` or ``"v2"`` (any letter case accepted); ValueError else."""
     if not isinstance(rule, str) or rule.lower() not in ("v1", "v2"):
         raise ValueError(f'rule must be "v1" or "v2", not {rule!r}')
-    return _build(_native.verify(body, key, rule.lower()))
+    return rule.lower()
 
 
 @functools.lru_cache(maxsize=16)

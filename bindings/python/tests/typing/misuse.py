@@ -11,3 +11,7 @@ config = alipay_msg.Config(app_id="1", app_private_key="k", heartbeat_interval="
 alipay_msg.Client(config).send("a.b", [1])
 alipay_msg.session.ClientSession(config).handle_timeout("now")
 alipay_msg.session.Input.bytes(1, "text")
+gate = alipay_msg.NotifyGate(alipay_public_key=key, app_id=1)
+gate.complete(gate.check(b""), True)
+gate.check("a str body")
+alipay_msg.NotifyGate(alipay_public_key=key, app_id="1", rule="v3")

@@ -1,5 +1,6 @@
 # Type-checked (mypy --strict, tests/test_typing.py), never run: the stubs and the
 # annotations give every name of the API its type.
+import time
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Union
 
@@ -41,9 +42,37 @@ except (alipay_msg.MalformedError, alipay_msg.InvalidKeyError, alipay_msg.Certif
     pass
 also_paid: bool = TradeStatus.TRADE_SUCCESS.is_paid
 
+gate = alipay_msg.NotifyGate(alipay_public_key=key, app_id="2021000000000001")
+gate = alipay_msg.NotifyGate(
+    alipay_cert="PEM",
+    app_id="2021000000000001",
+    rule="v2",
+    duplicate_capacity=1000,
+    duplicate_max_age=3600.0,
+    freshness=600,
+    max_in_progress=16,
+    claim_timeout=60,
+)
+verdict: alipay_msg.Verdict = gate.check(b"", content_type=None, now=time.monotonic(), unix_ms=0)
+answer: str
+if isinstance(verdict, alipay_msg.HandleVerdict):
+    handled: alipay_msg.Notification = verdict.notification
+    claim: alipay_msg.NotifyClaim = verdict.claim
+    claimed_id: str = verdict.notify_id + claim.notify_id
+    answer = gate.complete(verdict, True)
+    answer = gate.complete(verdict, False, now=time.monotonic())
+else:
+    answer = verdict.immediate_response
+    if isinstance(verdict, alipay_msg.RefusedVerdict):
+        why: str = verdict.kind + verdict.message
+        forged: bool = verdict.is_signature_failure
+    else:
+        duplicate_id: str = verdict.notify_id
+counts: int = gate.handled_len + gate.in_progress_len
+gate_rule: str = gate.rule + gate.app_id + alipay_msg.FORM_CONTENT_TYPE
+
 # The message channel: configuration, the asyncio and blocking clients, the sans-IO session.
 import asyncio
-import time
 
 from alipay_msg import aio, session
 
