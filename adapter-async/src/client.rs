@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use alipay_msg_core::client::{
-    ClientConfig, ClientError, ClientEvent, ClientSession, ConfigError, Message, Outcome,
+    ClientConfig, ClientError, ClientEvent, ClientSession, Message, Outcome,
 };
 use alipay_msg_core::produce_ack::ProduceAck;
 use alipay_msg_core::register::RegisterError;
-use alipay_msg_core::window::{AsyncWindowStore, SharedWindowConfig};
+use alipay_msg_core::window::AsyncWindowStore;
 use async_channel::{Receiver, Sender};
 use futures_channel::oneshot;
 use futures_lite::FutureExt;
@@ -160,16 +160,9 @@ impl<R: Runtime> Client<R> {
         network: Network,
         window: Option<Arc<dyn AsyncWindowStore>>,
     ) -> Result<Connecting<R>, Error> {
-        match (&window, &config.shared_window) {
-            (Some(_), None) => config.shared_window = Some(SharedWindowConfig::default()),
-            (None, Some(_)) => {
-                return Err(Error::Config(ConfigError::InvalidSetting {
-                    name: "shared_window",
-                    reason: "needs a store: use Client::connect_with_window",
-                }))
-            }
-            _ => {}
-        }
+        config
+            .match_window_store(window.is_some())
+            .map_err(Error::Config)?;
         let connector = network.connector()?;
         let max_in_flight = config.max_in_flight;
         // Nonces, websocket keys and masks, jitter: seeded from the operating system.

@@ -60,8 +60,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use alipay_msg_core::client::{ClientSession, ConfigError, DeliverError, DeliveryId, Outcome};
-use alipay_msg_core::window::{SharedWindowConfig, WindowStore};
+use alipay_msg_core::client::{ClientSession, DeliverError, DeliveryId, Outcome};
+use alipay_msg_core::window::WindowStore;
 
 pub use alipay_msg_core as core;
 pub use alipay_msg_core::client::{ClientConfig, ClientError, ClientEvent, Credentials, Message};
@@ -273,16 +273,9 @@ impl Client {
         if timeout.is_some() {
             config.first_connect_timeout = timeout;
         }
-        match (&window, &config.shared_window) {
-            (Some(_), None) => config.shared_window = Some(SharedWindowConfig::default()),
-            (None, Some(_)) => {
-                return Err(Error::Config(ConfigError::InvalidSetting {
-                    name: "shared_window",
-                    reason: "needs a store: use Client::connect_with_window",
-                }))
-            }
-            _ => {}
-        }
+        config
+            .match_window_store(window.is_some())
+            .map_err(Error::Config)?;
         let max_in_flight = config.max_in_flight;
         // The session's random source (nonces, websocket keys and masks, jitter).
         let mut seed = [0u8; 32];

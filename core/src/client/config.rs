@@ -265,6 +265,25 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Matches `shared_window` to whether the adapter was given a store for it: a store
+    /// without the setting turns the setting on with its defaults; the setting without a
+    /// store is refused ([`ConfigError::InvalidSetting`] naming `shared_window`), since
+    /// the session would ask queries nobody answers. Every adapter calls this before
+    /// [`super::ClientSession::new`].
+    pub fn match_window_store(&mut self, has_store: bool) -> Result<(), ConfigError> {
+        match (has_store, &self.shared_window) {
+            (true, None) => self.shared_window = Some(SharedWindowConfig::default()),
+            (false, Some(_)) => {
+                return Err(ConfigError::InvalidSetting {
+                    name: "shared_window",
+                    reason: "needs a store: use Client::connect_with_window",
+                })
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Most checking lanes `check_parallelism: 0` picks, however many cores there are:
     /// beyond it the adapter's reading, not checking, limits a connection.
     pub const AUTO_CHECK_PARALLELISM_MAX: usize = 4;
