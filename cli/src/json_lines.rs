@@ -324,7 +324,10 @@ mod tests {
     }
 
     fn line(i: usize) -> String {
-        format!("{{\"msg_id\":\"{i}\",\"biz_content\":{{\"pad\":\"{}\"}}}}", "x".repeat(i % 97))
+        format!(
+            "{{\"msg_id\":\"{i}\",\"biz_content\":{{\"pad\":\"{}\"}}}}",
+            "x".repeat(i % 97)
+        )
     }
 
     /// Polls `done` until true, failing the test after 20 s.
@@ -370,9 +373,17 @@ mod tests {
                 assert_eq!(counts.get(&line(i)), Some(&1), "line {i}");
             }
             if !batched {
-                assert_eq!(seen.lock().unwrap().writes.len(), 2000, "one write per line");
+                assert_eq!(
+                    seen.lock().unwrap().writes.len(),
+                    2000,
+                    "one write per line"
+                );
             }
-            assert_eq!(lines.room.available_permits(), 16, "every permit given back");
+            assert_eq!(
+                lines.room.available_permits(),
+                16,
+                "every permit given back"
+            );
         }
     }
 

@@ -86,7 +86,10 @@ fn a_burst_to_a_pipe_comes_out_whole_once_and_before_the_acks() {
             "{line:.120}"
         );
         let msg_id = message["msg_id"].as_str().expect("msg_id").to_owned();
-        assert!(seen.insert(n, msg_id).is_none(), "message {n} printed twice");
+        assert!(
+            seen.insert(n, msg_id).is_none(),
+            "message {n} printed twice"
+        );
     }
     assert_eq!(seen.len(), BURST, "every acked message printed");
     let ids: std::collections::BTreeSet<_> = seen.values().collect();
