@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::config_file;
 use crate::exec_command::ExecCommand;
+use crate::json_lines::JsonLines;
 use crate::stop_signals::StopSignals;
 use crate::Failure;
 
@@ -125,6 +126,7 @@ async fn listen(
     exec: Option<ExecCommand>,
     format: EventFormat,
 ) -> Result<u8, Failure> {
+    let max_in_flight = config.max_in_flight;
     // Installed before the first attempt.
     let mut signals = StopSignals::install()?;
     let connecting = match &dedup {
@@ -145,6 +147,9 @@ async fn listen(
         }
         connected = connecting.connected() => connected.map_err(connect_failure)?,
     };
+    // At most `max_in_flight` handlers run, each with one line at a time: the lines'
+    // queue never makes one wait for room.
+    let lines = Arc::new(JsonLines::stdout(max_in_flight));
     let exec = exec.map(Arc::new);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let client = Arc::new(client);
@@ -152,11 +157,11 @@ async fn listen(
     let mut run = tokio::spawn(async move {
         runner
             .run(move |message| {
-                let exec = exec.clone();
+                let (exec, lines) = (exec.clone(), lines.clone());
                 let running = InFlight::enter(&counter);
                 async move {
                     let _running = running;
-                    handle(&message, exec.as_deref()).await
+                    handle(&message, exec.as_deref(), &lines).await
                 }
             })
             .await
@@ -221,13 +226,16 @@ impl Drop for InFlight {
     }
 }
 
-async fn handle(message: &Message, exec: Option<&ExecCommand>) -> Result<(), String> {
+/// Hands the message's JSON line to `--exec`, or writes it on stdout: `Ok` (SUCCESS)
+/// only once the line reached stdout, so a crash after the ack loses no line.
+async fn handle(
+    message: &Message,
+    exec: Option<&ExecCommand>,
+    lines: &JsonLines<std::io::Stdout>,
+) -> Result<(), String> {
     let line = message_json(message).to_string();
     match exec {
         Some(command) => command.run(&line).await,
-        None => {
-            println!("{line}");
-            Ok(())
-        }
+        None => lines.write_line(&line).await.map_err(|e| e.to_string()),
     }
 }

@@ -27,6 +27,7 @@ mod demo;
 mod demo_notify;
 mod exec_command;
 mod inspect_frame;
+mod json_lines;
 mod listen;
 mod send;
 mod serve_notify;

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::exec_command::ExecCommand;
+use crate::json_lines::JsonLines;
 use crate::stop_signals::StopSignals;
 use crate::Failure;
 
@@ -52,6 +53,10 @@ pub(crate) struct ServeNotifyArgs {
     v2: bool,
 }
 
+/// Notification lines queued or being written on stdout at once; a notification
+/// beyond waits for room (the endpoint itself does not bound its requests in progress).
+const MAX_LINES_QUEUED: usize = 256;
+
 pub(crate) fn run(args: ServeNotifyArgs) -> Result<u8, Failure> {
     check_path(&args.path)?;
     let (config, _network) = config_file::load_with_network(&args.config)
@@ -74,16 +79,15 @@ async fn serve(
     let mut signals = StopSignals::install()?;
     let app_id = gate.app_id().to_owned();
     let rule = gate.rule();
+    let lines = Arc::new(JsonLines::stdout(MAX_LINES_QUEUED));
     let notifications = Notifications::new(gate, move |notification: Notification| {
-        let exec = exec.clone();
+        let (exec, lines) = (exec.clone(), lines.clone());
         async move {
             let line = notification_json(&notification).to_string();
             match exec {
                 Some(command) => command.run(&line).await,
-                None => {
-                    println!("{line}");
-                    Ok(())
-                }
+                // `success` only once the line reached stdout.
+                None => lines.write_line(&line).await.map_err(|e| e.to_string()),
             }
         }
     })
