@@ -153,21 +153,36 @@ async fn listen(
     let exec = exec.map(Arc::new);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let client = Arc::new(client);
+    // The first failed write to stdout (its reader gone): every line after it would fail
+    // too (JsonLines' error sticks), so `listen` stops instead of FAILing each message.
+    let (stdout_failed, mut stdout_gone) = tokio::sync::mpsc::channel::<String>(1);
     let (runner, counter) = (client.clone(), in_flight.clone());
     let mut run = tokio::spawn(async move {
         runner
             .run(move |message| {
-                let (exec, lines) = (exec.clone(), lines.clone());
+                let (exec, lines, failed) = (exec.clone(), lines.clone(), stdout_failed.clone());
                 let running = InFlight::enter(&counter);
                 async move {
                     let _running = running;
-                    handle(&message, exec.as_deref(), &lines).await
+                    let result = handle(&message, exec.as_deref(), &lines).await;
+                    if let Err(HandleError::Stdout(e)) = &result {
+                        let _ = failed.try_send(e.clone());
+                    }
+                    result.map_err(|e| e.to_string())
                 }
             })
             .await
     });
     let first = tokio::select! {
         signal = signals.recv() => signal,
+        Some(error) = stdout_gone.recv() => {
+            eprintln!(
+                "alipay-msg: stdout: {error}; stopping (the platform redelivers what was not acked)"
+            );
+            client.shutdown().await;
+            let _ = run.await;
+            return Err(Failure { code: 2, message: format!("stdout: {error}") });
+        }
         ended = &mut run => return match ended {
             Ok(Err(e)) => Err(Failure { code: 2, message: e.to_string() }),
             _ => Ok(0),
@@ -232,10 +247,31 @@ async fn handle(
     message: &Message,
     exec: Option<&ExecCommand>,
     lines: &JsonLines<std::io::Stdout>,
-) -> Result<(), String> {
+) -> Result<(), HandleError> {
     let line = message_json(message).to_string();
     match exec {
-        Some(command) => command.run(&line).await,
-        None => lines.write_line(&line).await.map_err(|e| e.to_string()),
+        Some(command) => command.run(&line).await.map_err(HandleError::Exec),
+        None => lines
+            .write_line(&line)
+            .await
+            .map_err(|e| HandleError::Stdout(e.to_string())),
+    }
+}
+
+/// Why a message was not handled (its ack is FAIL).
+#[derive(Debug)]
+enum HandleError {
+    /// `--exec`'s program failed or exited non-zero.
+    Exec(String),
+    /// The line could not be written to stdout.
+    Stdout(String),
+}
+
+impl std::fmt::Display for HandleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandleError::Exec(e) => f.write_str(e),
+            HandleError::Stdout(e) => write!(f, "stdout: {e}"),
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! Exit status: 0 success (and `listen` stopped by Ctrl-C, SIGINT or SIGTERM once its
 //! handlers in flight have finished); 1 a signature did not verify (`verify-notify`) or
 //! a message was not accepted (`send`); 2 the input, a key or a certificate is malformed
-//! or unreadable, the `--exec` program does not exist, or the platform refused the
-//! configuration (message on stderr); 3 the platform could not be reached within the
+//! or unreadable, the `--exec` program does not exist, the platform refused the
+//! configuration, or `listen`'s stdout was closed (message on stderr); 3 the platform could not be reached within the
 //! connect timeout (`send`; the message names the last attempt's failure); 130 or 143
 //! (128 + the signal's number, as a shell reports a process that signal ended) `listen`
 //! stopped at once by a second SIGINT or SIGTERM during its drain, with deliveries left

@@ -95,3 +95,41 @@ fn a_burst_to_a_pipe_comes_out_whole_once_and_before_the_acks() {
     let ids: std::collections::BTreeSet<_> = seen.values().collect();
     assert_eq!(ids.len(), BURST, "one msg_id per message");
 }
+
+/// A reader that goes away stops `listen` (exit 2, saying why) instead of leaving it
+/// running and answering every later message FAIL; the message whose line could not be
+/// written is not acked SUCCESS (the platform redelivers it).
+#[test]
+fn listen_stops_when_stdout_is_gone() {
+    let dir = test_dir("stdout-gone");
+    let push =
+        "{\"msg_api\":\"alipay.open.mini.version.audit.passed\",\"biz_content\":{\"n\":1}}\n";
+    let (_simulate, endpoint, sim_lines) = simulator(&dir, push, &[]);
+    let config = client_config(&dir, &endpoint, "");
+    let mut listen = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_alipay-msg"))
+            .args(["listen", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Nobody reads stdout: its write fails (EPIPE).
+    drop(listen.0.stdout.take());
+    let stderr = lines_of(listen.0.stderr.take().unwrap());
+    let status = listen
+        .wait_at_most(PATIENCE)
+        .expect("listen stops when its stdout is gone");
+    assert_eq!(status.code(), Some(2));
+    let said: Vec<String> = stderr.try_iter().collect();
+    assert!(
+        said.iter().any(|l| l.contains("stdout")),
+        "listen says why: {said:#?}"
+    );
+    let seen: Vec<String> = sim_lines.try_iter().collect();
+    assert!(
+        !seen.iter().any(|l| l.contains("ack SUCCESS")),
+        "no SUCCESS for a line that was not written: {seen:#?}"
+    );
+}
