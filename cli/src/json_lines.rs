@@ -189,49 +189,68 @@ impl<W: Write> JsonLines<W> {
 
     /// The writer role: writes `bytes` (`lines` lines) in one `write_all`, tells the
     /// waiters of `batch`, gives back the permits, and passes the role on to the lines
-    /// queued meanwhile (or fails them at once after an error).
+    /// queued meanwhile (or fails them at once after an error). A queued batch nobody
+    /// waits for any more (its callers were dropped, e.g. a notification whose request
+    /// the platform abandoned) is written here at once: passed on, no one would take it
+    /// until a later line came. Returns the result of the first write, the caller's own.
     fn write_batch(
         &self,
-        bytes: Vec<u8>,
-        lines: usize,
-        batch: Option<watch::Sender<Batch>>,
+        mut bytes: Vec<u8>,
+        mut lines: usize,
+        mut batch: Option<watch::Sender<Batch>>,
     ) -> Result<(), WriteError> {
-        let written = {
-            let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-            out.write_all(&bytes).and_then(|()| out.flush())
-        };
-        let mut queue = self.lock_queue();
-        let result = match written {
-            Ok(()) => Ok(()),
-            Err(e) => Err(queue
-                .failed
-                .get_or_insert(WriteError::Io(Arc::new(e)))
-                .clone()),
-        };
-        if queue.bytes.capacity() == 0 {
-            // Keep the allocation for the next batch.
-            let mut spare = bytes;
-            spare.clear();
-            queue.bytes = spare;
-        }
-        let mut given_back = lines;
-        if let Some(e) = &queue.failed {
-            let e = e.clone();
-            let (_, failed_lines, failed) = take(&mut queue);
-            given_back += failed_lines;
-            if let Some(failed) = failed {
-                failed.send_replace(Batch::Written(Err(e)));
+        let mut own = None;
+        loop {
+            let written = {
+                let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+                out.write_all(&bytes).and_then(|()| out.flush())
+            };
+            let mut queue = self.lock_queue();
+            let result = match written {
+                Ok(()) => Ok(()),
+                Err(e) => Err(queue
+                    .failed
+                    .get_or_insert(WriteError::Io(Arc::new(e)))
+                    .clone()),
+            };
+            let own_result = own.get_or_insert_with(|| result.clone()).clone();
+            if queue.bytes.capacity() == 0 {
+                // Keep the allocation for the next batch.
+                let mut spare = std::mem::take(&mut bytes);
+                spare.clear();
+                queue.bytes = spare;
             }
-        } else if let Some(next) = &queue.batch {
-            next.send_replace(Batch::Unclaimed);
+            let mut given_back = lines;
+            let mut next_batch = None;
+            if let Some(e) = &queue.failed {
+                let e = e.clone();
+                let (_, failed_lines, failed) = take(&mut queue);
+                given_back += failed_lines;
+                if let Some(failed) = failed {
+                    failed.send_replace(Batch::Written(Err(e)));
+                }
+            } else if let Some(next) = &queue.batch {
+                if next.receiver_count() == 0 {
+                    next_batch = Some(take(&mut queue));
+                } else {
+                    next.send_replace(Batch::Unclaimed);
+                }
+            }
+            if next_batch.is_none() {
+                queue.writing = false;
+            }
+            drop(queue);
+            self.room.add_permits(given_back);
+            if let Some(batch) = batch.take() {
+                batch.send_replace(Batch::Written(result));
+            }
+            match next_batch {
+                Some((next_bytes, next_lines, next)) => {
+                    (bytes, lines, batch) = (next_bytes, next_lines, next);
+                }
+                None => return own_result,
+            }
         }
-        queue.writing = false;
-        drop(queue);
-        self.room.add_permits(given_back);
-        if let Some(batch) = batch {
-            batch.send_replace(Batch::Written(result.clone()));
-        }
-        result
     }
 
     fn lock_queue(&self) -> MutexGuard<'_, Queue> {
@@ -428,6 +447,54 @@ mod tests {
         expected.sort();
         assert_eq!(rest, expected);
         assert_eq!(lines.room.available_permits(), 64);
+    }
+
+    /// Lines queued by callers that were dropped while a write was in progress (a
+    /// notification request the platform abandoned) are written by that writer right
+    /// after its own: passed on, nobody would take them, and they (and their room) were
+    /// held until some later line came.
+    #[test]
+    fn lines_of_dropped_callers_are_written_and_give_their_room_back() {
+        let (out, seen, go) = recorder(true);
+        let go = go.unwrap();
+        let lines = Arc::new(JsonLines::new(out, true, 3));
+        runtime().block_on(async {
+            let first = {
+                let lines = lines.clone();
+                tokio::spawn(async move { lines.write_line(&line(0)).await })
+            };
+            until("the first write starts", || lines.lock_queue().writing).await;
+            // Two callers queue their lines, then go away.
+            let dropped: Vec<_> = (1..=2)
+                .map(|i| {
+                    let lines = lines.clone();
+                    tokio::spawn(async move { lines.write_line(&line(i)).await })
+                })
+                .collect();
+            until("two lines queue", || lines.queued() == 2).await;
+            for task in dropped {
+                task.abort();
+                let _ = task.await;
+            }
+            assert_eq!(lines.room.available_permits(), 0);
+            go.send(Ok(())).unwrap();
+            go.send(Ok(())).unwrap();
+            first.await.unwrap().unwrap();
+            go.send(Ok(())).unwrap();
+            until("the dropped callers' lines written", || {
+                seen.lock().unwrap().writes.len() == 2
+            })
+            .await;
+            go.send(Ok(())).unwrap();
+            lines.write_line(&line(3)).await.unwrap();
+        });
+        assert_eq!(seen.lock().unwrap().writes.len(), 3);
+        let written = lines_written(&seen);
+        assert_eq!(
+            written,
+            [line(0), line(1), line(2), line(3)].map(|l| l.to_string())
+        );
+        assert_eq!(lines.room.available_permits(), 3);
     }
 
     #[test]

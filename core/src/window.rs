@@ -197,9 +197,12 @@ pub enum StoreFailure {
     /// platform redelivers) and nothing is handled twice. The default.
     #[default]
     Fail,
-    /// Go on with the local window alone, as without a shared window: the message is
-    /// delivered (or its success acked) and reported; another instance may handle it
-    /// too while the store is away.
+    /// Go on with the local window alone: the message is delivered (or its success
+    /// acked) and reported; another instance may handle it too while the store is away.
+    /// One difference from having no shared window: a success whose record failed is
+    /// recorded again in the background, and until that lands a redelivery of it to
+    /// this instance is answered FAIL (`RejectReason::NotRecorded`), so that it is not
+    /// handled twice here either.
     LocalWindow,
 }
 

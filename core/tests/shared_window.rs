@@ -483,3 +483,31 @@ fn background_records_are_bounded_and_never_busy_wait() {
         assert_eq!(pair.window.get(&key(id.as_str()), pair.now), Some(HANDLED));
     }
 }
+
+/// Review finding: a release (or background record) out holds a place in
+/// `max_in_flight`, so when its answer comes back reading must resume — frames read
+/// meanwhile wait in the session's stash, and nothing else would read them (the
+/// connection then hung with no dead-peer check, since that runs only while reading).
+#[test]
+fn reading_resumes_when_a_release_is_answered() {
+    let mut pair = Pair::builder()
+        .client(|c| {
+            c.shared_window = Some(shared());
+            c.max_in_flight = 1;
+        })
+        .build();
+    pair.window_mode = WindowMode::Down;
+    pair.coalesce_reads = true;
+    pair.connect();
+    // Three frames in one read: the first claimed (store down: FAIL, its release out),
+    // the others kept until there is room again.
+    let ids = pair.push(3);
+    pair.window_mode = WindowMode::Answer;
+    pair.advance(3 * SEC);
+    for id in &ids {
+        let record = pair.msg(id.as_str());
+        assert_eq!(record.handled.len(), 1, "{} handled once", id.as_str());
+        assert_eq!(record.acks.last().unwrap().status, AckStatus::Success);
+    }
+    assert!(pair.server.is_settled());
+}

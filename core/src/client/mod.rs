@@ -960,12 +960,10 @@ impl ClientSession {
             self.on_checked(frame.checked, now);
         }
         if was_paused {
-            if let State::Open { last_pong, .. } = &mut self.state {
-                // Reading resumes now; the time spent paused was not silence.
-                *last_pong = now;
-            }
+            self.resume_after_pause(now);
+        } else {
+            self.resume_reading(now);
         }
-        self.resume_reading(now);
     }
 
     /// Writes a text frame on the open websocket, in the app's charset (PROTOCOL §4).
@@ -1331,6 +1329,31 @@ impl ClientSession {
     /// The store answered query `id` (or could not): the session goes on where the
     /// query left it.
     fn on_window_answer(
+        &mut self,
+        id: QueryId,
+        answer: Result<WindowAnswer, WindowError>,
+        now: Instant,
+    ) {
+        // A query out holds a place in `max_in_flight`: its answer may make room, and
+        // frames read meanwhile wait in the stash for it.
+        let was_paused = self.is_connected() && !self.wants_read();
+        self.take_window_answer(id, answer, now);
+        if was_paused {
+            self.resume_after_pause(now);
+        }
+    }
+
+    /// Reading resumes after a pause (for check jobs or shared-window queries): the time
+    /// spent paused was not silence, and the frames kept meanwhile are read now.
+    fn resume_after_pause(&mut self, now: Instant) {
+        if let State::Open { last_pong, .. } = &mut self.state {
+            *last_pong = now;
+        }
+        self.resume_reading(now);
+    }
+
+    /// Carries out what a shared-window answer means for its query's purpose.
+    fn take_window_answer(
         &mut self,
         id: QueryId,
         answer: Result<WindowAnswer, WindowError>,
