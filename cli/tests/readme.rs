@@ -324,7 +324,8 @@ fn run_console(block: &Block) {
             background.push(support::Reaped(child));
         } else {
             let status = child.wait().unwrap();
-            seen.extend(lines.try_iter());
+            // Everything it printed: the reader threads end at its end of stream.
+            seen.extend(lines.iter());
             // Give the background processes a moment to print what this caused.
             std::thread::sleep(Duration::from_millis(300));
             seen.extend(all.try_iter());
