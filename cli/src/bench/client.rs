@@ -259,7 +259,14 @@ impl ProcessUsage {
 /// after the parenthesised command name, in clock ticks of USER_HZ, which Linux fixes
 /// at 100 for user space.
 fn cpu_ms(stat: &str) -> Option<(u64, u64)> {
+    let (user, system) = cpu_ticks(stat)?;
+    Some((user * 10, system * 10))
+}
+
+/// User and system CPU time from a `/proc/…/stat` line, in clock ticks (fields 14 and
+/// 15, after the parenthesised command name).
+pub(super) fn cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace().skip(11);
     let mut ticks = || fields.next()?.parse::<u64>().ok();
-    Some((ticks()? * 10, ticks()? * 10))
+    Some((ticks()?, ticks()?))
 }

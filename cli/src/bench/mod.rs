@@ -20,7 +20,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use alipay_msg_core::crypto::Backend;
-use alipay_msg_core::server::{ServerEvent, ServerSession};
+use alipay_msg_core::server::{PresignedContent, ServerEvent, ServerSession};
 use alipay_msg_simulator::SimulatorEvent;
 use alipay_msg_simulator::{PlatformMessage, Simulator, SimulatorOptions};
 use clap::{Args, ValueEnum};
@@ -340,6 +340,28 @@ pub(super) fn failed(message: impl std::fmt::Display) -> Failure {
     }
 }
 
+/// Each example kind signed once by the simulator's platform key, so that signing never
+/// limits the platform side of a run.
+async fn presign_examples(
+    sim: &Simulator,
+    examples: &[PlatformMessage],
+) -> Result<Vec<PresignedContent>, Failure> {
+    let kinds: Vec<(String, String)> = examples
+        .iter()
+        .map(|m| (m.msg_api.clone(), m.biz_content.clone()))
+        .collect();
+    let app_id = sim.app_id().to_owned();
+    sim.with_session(move |session: &mut ServerSession, _now| {
+        kinds
+            .iter()
+            .map(|(api, content)| session.presign(&app_id, api, content))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(failed)?
+    .map_err(failed)
+}
+
 /// Starts a simulator, queues the messages, starts the client child and follows the
 /// simulator's events until every message is acknowledged SUCCESS.
 async fn end_to_end(
@@ -363,16 +385,8 @@ async fn end_to_end(
     let mut events = sim.events();
 
     // Sign each example kind once, then queue `n` messages cycling through them.
-    let kinds: Vec<(String, String)> = examples
-        .iter()
-        .map(|m| (m.msg_api.clone(), m.biz_content.clone()))
-        .collect();
-    let app_id = sim.app_id().to_owned();
+    let signed = presign_examples(&sim, examples).await?;
     sim.with_session(move |session: &mut ServerSession, now| {
-        let signed = kinds
-            .iter()
-            .map(|(api, content)| session.presign(&app_id, api, content))
-            .collect::<Result<Vec<_>, _>>()?;
         for i in 0..n {
             session.push_presigned(&signed[i % signed.len()], now)?;
         }

@@ -75,8 +75,8 @@ struct Counters {
 /// reading into `threads` (by thread id), later as the sum of the increases since.
 fn read_counters(pid: u32, threads: &mut HashMap<u64, u64>, first: bool) -> Option<Counters> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 2..].split_whitespace().skip(11);
-    let cpu_ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    let (user, system) = super::client::cpu_ticks(&stat)?;
+    let cpu_ticks = user + system;
     let mut total = 0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let task = task.ok()?;
@@ -126,22 +126,7 @@ pub(super) async fn trickle(
         .await
         .map_err(|e| failed(format!("simulator: {e}")))?;
     let mut events = sim.events();
-    let kinds: Vec<(String, String)> = examples
-        .iter()
-        .map(|m| (m.msg_api.clone(), m.biz_content.clone()))
-        .collect();
-    let app_id = sim.app_id().to_owned();
-    let signed = Arc::new(
-        sim.with_session(move |session: &mut ServerSession, _now| {
-            kinds
-                .iter()
-                .map(|(api, content)| session.presign(&app_id, api, content))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(failed)?
-        .map_err(failed)?,
-    );
+    let signed = Arc::new(super::presign_examples(&sim, examples).await?);
 
     let exe =
         std::env::current_exe().map_err(|e| failed(format!("cannot find this program: {e}")))?;
