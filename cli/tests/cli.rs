@@ -310,6 +310,61 @@ fn fields(line: &str) -> std::collections::HashMap<&str, &str> {
         .collect()
 }
 
+/// `bench --rate`: messages paced by the simulator, one `bench: trickle` line per client
+/// (here tokio and `listen`) with every message acked and its counters read.
+#[cfg(target_os = "linux")]
+#[test]
+fn bench_at_a_rate_reports_each_client_per_message() {
+    let out = run(
+        &[
+            "bench",
+            "--rate",
+            "200",
+            "--messages",
+            "40",
+            "--runs",
+            "1",
+            "--adapter",
+            "tokio",
+            "--backend",
+            "ring",
+            "--listen",
+            "--crypto-secs",
+            "0.05",
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<_> = stdout
+        .lines()
+        .filter(|l| l.starts_with("bench: trickle "))
+        .map(|l| fields(&l["bench: trickle ".len()..]))
+        .collect();
+    let clients: Vec<&str> = lines.iter().map(|f| f["client"]).collect();
+    assert_eq!(clients, ["tokio", "listen"], "{stdout}");
+    for line in &lines {
+        assert_eq!(line["messages"], "40");
+        for key in [
+            "cpu_us_per_msg",
+            "verify_us",
+            "wakeups_per_msg",
+            "p50_ms",
+            "p99_ms",
+        ] {
+            let value: f64 = line[key].parse().unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert!(value >= 0.0, "{key}={value}");
+        }
+        let verify: f64 = line["verify_us"].parse().unwrap();
+        assert!(verify > 0.0);
+    }
+}
+
 #[test]
 fn bench_measures_the_crypto_bound_and_the_client_end_to_end() {
     let out = run(
