@@ -15,7 +15,7 @@ use alipay_msg_core::register::RegisterError;
 use alipay_msg_core::window::AsyncWindowStore;
 use async_channel::{Receiver, Sender};
 use futures_channel::oneshot;
-use futures_lite::FutureExt;
+use futures_lite::{future, FutureExt};
 
 use crate::deliveries::{reports_capacity, Deliveries, DeliveryQueue, Report};
 use crate::driver::{unix_ms, AppSide, Command, Driver, COMMAND_QUEUE};
@@ -220,7 +220,11 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Runs `handler` for every verified message until the client shuts down, at most
-    /// `max_in_flight` at a time, each on a task of its own. `Ok` acks SUCCESS; `Err` or
+    /// `max_in_flight` at a time, each on a task of its own — except that a message
+    /// arriving alone starts on the task that awaits `run`, and moves to a task of its
+    /// own only if its handler has to wait (a trickle then costs no hop between tasks;
+    /// a handler that blocks the thread blocks `run`'s task either way, never the
+    /// client's connection, which runs on its own task). `Ok` acks SUCCESS; `Err` or
     /// a panic acks FAIL (logged at `warn`; the session publishes
     /// [`ClientEvent::HandlerFailed`]) and the platform delivers the message again
     /// later. Returns after shutdown, once every handler has finished; returns
@@ -269,6 +273,16 @@ impl<R: Runtime> Client<R> {
                 }
                 answer.send(outcome);
             };
+            // A lone message (none waits behind it: a trickle) is handled right here as
+            // far as it goes without waiting; only a handler that waits, or messages
+            // that queue up (a burst, where they spread over the workers), get a task
+            // of their own. A hop to a new task and back costs a thread wake-up at a
+            // trickle, about the price of the signature check.
+            let mut handling = Box::pin(handling);
+            if queue.is_empty() && future::poll_once(&mut handling).await.is_some() {
+                drop(permit);
+                continue;
+            }
             // The permit comes back once the task has ended.
             self.tasks.detach(handling, permit);
         }

@@ -1,52 +1,52 @@
-//! The session's connections, as sockets: each `Transmit::Connect` starts a task that
-//! opens TCP (+TLS, [`crate::transport::open`]) and then pumps bytes both ways until
-//! `Transmit::Close`; [`Conn`] is the driver's side of it.
+//! The session's connections, as sockets. Each `Transmit::Connect` starts a task that
+//! opens TCP (+TLS, [`crate::transport::open`]) and hands the open stream back to the
+//! driver ([`Io::Connected`]); from then on the driver's own task reads and writes it
+//! ([`Conn::poll_io`]) — a frame read, checked, delivered and acked costs no hop to
+//! another task and back, which at a trickle is most of a message's cost (issue 17:
+//! each hop was a thread wake-up, 10–20 µs here, against a 21 µs verify).
 //!
-//! - **Reading** follows the session: the task reads into [`READ_BUFFERS`] buffers of
-//!   [`READ_BUFFER_BYTES`], handing each read to the driver ([`Io::Bytes`]), and reads
-//!   again only with a buffer back. The driver gives the buffers back once the session
-//!   has taken their bytes and wants more (always while registering and upgrading; on
-//!   the open websocket while `ClientSession::wants_read`). So under backpressure
-//!   nothing more is read, and the platform's messages wait in the socket; what the
-//!   session holds beyond the frame it stopped at is at most the rest of one read plus
-//!   one more read, 2 × 32 KiB, within the 64 KiB it keeps for that.
-//! - **Writing**: the driver queues the session's writes in the connection's outbox,
-//!   bounded by [`WRITE_QUEUE_BYTES`], and rings the writer once per round: a burst of
-//!   acks leaves in one write. A full outbox never makes the driver wait: the write is
-//!   refused ([`WouldBlock`]) and the driver fails the connection.
-//! - **Closing** ([`Conn::close`]): the task writes what is queued, ends its side of
-//!   the stream (TLS `close_notify`, then FIN), and reads on, discarding, until the
-//!   peer's end of stream — all within [`CLOSE_GRACE`] of the close — before it drops
-//!   the socket. Dropping a socket with unread bytes resets the connection on Linux,
-//!   and a reset throws away what we wrote last if the peer has not read it yet (our
-//!   ack, our close frame).
+//! - **Reading** follows the session: the driver reads a connection (one read of at
+//!   most [`READ_BUFFER_BYTES`] per round) only while the session wants bytes — always
+//!   while registering and upgrading; on the open websocket while
+//!   `ClientSession::wants_read`. So under backpressure nothing more is read, and the
+//!   platform's messages wait in the socket; the session holds at most the rest of one
+//!   read beyond the frame it stopped at, within the 64 KiB it keeps for that.
+//! - **Writing**: the session's writes are queued in the connection's outbox, bounded by
+//!   [`WRITE_QUEUE_BYTES`], and written at the end of the round: a burst of acks leaves
+//!   in one write, a lone ack at once. A full outbox never makes the driver wait: the
+//!   write is refused ([`WouldBlock`]) and the driver fails the connection.
+//! - **Closing** ([`Conn::close`]): a task of its own writes what is queued, ends our
+//!   side of the stream (TLS `close_notify`, then FIN), and reads on, discarding, until
+//!   the peer's end of stream — all within [`CLOSE_GRACE`] — before it drops the
+//!   socket. Dropping a socket with unread bytes resets the connection on Linux, and a
+//!   reset throws away what we wrote last if the peer has not read it yet (our ack, our
+//!   close frame). Closing a connection still being opened abandons the attempt.
 //!
 //! The adapter numbers nothing: input for a connection the session has let go is
 //! handed in anyway, and the session ignores it.
 
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use alipay_msg_core::client::ConnId;
 use async_channel::{Receiver, Sender};
-use futures_lite::io::{ReadHalf, WriteHalf};
-use futures_lite::{future, AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 
 use crate::network::{self, Connector};
 use crate::runtime::{Runtime, Task, Tasks};
 use crate::transport::{self, BoxStream};
 
-/// Bytes read from a socket at most at once (one read, one [`Io::Bytes`]).
+/// Bytes read from a socket at most at once (one read per connection and round).
 pub(crate) const READ_BUFFER_BYTES: usize = 32 * 1024;
 
-/// Read buffers per connection: one with the session, one being read into.
-pub(crate) const READ_BUFFERS: usize = 2;
-
-/// Bytes queued for one connection's writer at most; more means the peer has long
-/// stopped reading (what it has not read fills the sockets' buffers first, some MB),
-/// and the driver fails the connection. An empty queue takes a write of any size (a
-/// frame is at most `frame_limits.max_frame_bytes`).
+/// Bytes queued for one connection at most; more means the peer has long stopped
+/// reading (what it has not read fills the sockets' buffers first, some MB), and the
+/// driver fails the connection. An empty queue takes a write of any size (a frame is
+/// at most `frame_limits.max_frame_bytes`).
 pub(crate) const WRITE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// How long a closed connection may take to write what was queued, end its side and
@@ -54,22 +54,22 @@ pub(crate) const WRITE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// close timeout of its own; the simulator gives clients the same second).
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// What a connection's task reports to the driver, for `ClientSession::handle_input`.
-#[derive(Debug)]
+/// What a connection's opening task reports to the driver.
 pub(crate) enum Io {
-    /// TCP connected (and the TLS handshake done).
-    Connected(ConnId),
+    /// TCP connected (and the TLS handshake done): the stream, for the driver.
+    Connected(ConnId, BoxStream),
     /// The connection could not be opened (name resolution, TCP, proxy, TLS).
     ConnectFailed(ConnId, network::ConnectError),
-    /// `len` bytes read (after TLS) at the start of `buffer`, which goes back to the
-    /// connection ([`Conn::taken`]) once the session has them.
-    Bytes {
-        conn: ConnId,
-        buffer: Vec<u8>,
-        len: usize,
-    },
-    /// The socket ended: `None` at end of stream, else the read or write error.
-    Closed(ConnId, Option<io::ErrorKind>),
+}
+
+/// What [`Conn::poll_io`] found on an open connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// `len` bytes were read: [`Conn::read_bytes`] has them until the next read.
+    Read(usize),
+    /// The stream ended: `None` at the peer's end of stream, else the read or write
+    /// error. Nothing more is read or written.
+    Ended(Option<io::ErrorKind>),
 }
 
 /// The outbox would exceed [`WRITE_QUEUE_BYTES`]: the peer does not read.
@@ -83,26 +83,42 @@ pub(crate) struct Target {
     pub(crate) tls: bool,
 }
 
-/// The driver's side of one connection. Dropping it (or [`Conn::close`]) closes it.
+/// The driver's side of one connection: opening on a task, then open on the driver's.
+/// Dropping it abandons an opening and drops an open stream; [`Conn::close`] closes
+/// politely.
 pub(crate) struct Conn {
-    /// Bytes written and not yet taken by the writer.
-    outbox: Arc<Mutex<Vec<u8>>>,
-    /// Wakes the writer (capacity 1: one ring waiting is enough); dropped on close.
-    bell: Sender<()>,
-    /// Bytes were queued since the last ring.
-    unrung: bool,
-    /// Read buffers going back to the reader; dropped on close, which stops it.
-    buffers: Sender<Vec<u8>>,
-    /// Read buffers the session has taken the bytes of, kept while it wants no more.
-    owed: Vec<Vec<u8>>,
-    /// Never sent on: dropped on close, which abandons a connect under way and starts
-    /// the [`CLOSE_GRACE`].
-    _stop: Sender<()>,
-    task: Task<()>,
+    state: State,
+    /// The waker the stream is polled with: it notes that the socket woke the driver.
+    socket: Arc<SocketWaker>,
+    waker: Waker,
+    /// The stream may have bytes to read: never polled yet, the last read returned
+    /// some, or the socket woke the driver since it last said it had none. A runtime
+    /// such as async-io makes a system call (and re-registers with its reactor) for
+    /// every read polled, so a driver woken by something else does not poll it.
+    may_read: bool,
+    /// The stream may take bytes: as `may_read`, for writing.
+    may_write: bool,
+    /// Bytes the session wrote that are not written yet (from the start).
+    outbox: Vec<u8>,
+    /// Where reads go; its first `read_len` bytes are the last read's.
+    buffer: Vec<u8>,
+    read_len: usize,
+}
+
+enum State {
+    Opening {
+        /// Never sent on: dropping it abandons the opening.
+        _stop: Sender<()>,
+    },
+    Open(BoxStream),
+    /// The stream ended or failed (reported once as [`Event::Ended`]); what is left
+    /// waits for the session's `Transmit::Close`.
+    Ended,
 }
 
 impl Conn {
-    /// Starts the connection's task: open `target` with `connector`, report on `io`.
+    /// Starts opening `target` with `connector` on a task of its own, which reports on
+    /// `io` ([`Io::Connected`] with the stream, or [`Io::ConnectFailed`]).
     pub(crate) fn open<R: Runtime>(
         tasks: &Tasks<R>,
         conn: ConnId,
@@ -110,233 +126,226 @@ impl Conn {
         connector: Arc<Connector>,
         io: Sender<Io>,
     ) -> Conn {
-        let outbox = Arc::new(Mutex::new(Vec::new()));
-        let (bell, bell_rx) = async_channel::bounded(1);
-        let (buffers, buffers_rx) = async_channel::bounded(READ_BUFFERS);
         let (stop, stop_rx) = async_channel::bounded(1);
-        let ends = TaskEnds {
-            outbox: outbox.clone(),
-            bell: bell_rx,
-            buffers: buffers_rx,
-            stop: stop_rx,
-        };
         let runtime = tasks.runtime().clone();
-        let task = tasks.spawn(run(conn, target, connector, runtime, io, ends));
+        tasks.detach(opening(conn, target, connector, runtime, io, stop_rx), ());
+        let socket = Arc::new(SocketWaker::default());
         Conn {
-            outbox,
-            bell,
-            unrung: false,
-            buffers,
-            owed: Vec::new(),
-            _stop: stop,
-            task,
+            state: State::Opening { _stop: stop },
+            waker: Waker::from(socket.clone()),
+            socket,
+            may_read: true,
+            may_write: true,
+            outbox: Vec::new(),
+            buffer: Vec::new(),
+            read_len: 0,
         }
     }
 
-    /// Queues `bytes` for the writer (rung at the end of the round, [`Conn::ring`]).
-    /// [`WouldBlock`] when the outbox would exceed [`WRITE_QUEUE_BYTES`].
+    /// The opening task's stream: the connection is open. (A stream for a connection
+    /// already ended or open is dropped.)
+    pub(crate) fn opened(&mut self, stream: BoxStream) {
+        if matches!(self.state, State::Opening { .. }) {
+            self.state = State::Open(stream);
+            self.buffer = vec![0; READ_BUFFER_BYTES];
+        }
+    }
+
+    /// Queues `bytes`, written by the next [`Conn::poll_io`]. [`WouldBlock`] when the
+    /// outbox would exceed [`WRITE_QUEUE_BYTES`].
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), WouldBlock> {
-        let mut outbox = lock(&self.outbox);
-        if !outbox.is_empty() && outbox.len().saturating_add(bytes.len()) > WRITE_QUEUE_BYTES {
+        let queued = self.outbox.len();
+        if queued > 0 && queued.saturating_add(bytes.len()) > WRITE_QUEUE_BYTES {
             return Err(WouldBlock);
         }
-        outbox.extend_from_slice(bytes);
-        self.unrung = true;
+        self.outbox.extend_from_slice(bytes);
         Ok(())
     }
 
-    /// Wakes the writer when bytes were queued since the last ring.
-    pub(crate) fn ring(&mut self) {
-        if std::mem::take(&mut self.unrung) {
-            // `Full`: a ring is waiting already; `Closed`: the writer has ended (after a
-            // write error, which it reported).
-            let _ = self.bell.try_send(());
+    /// The bytes of the last [`Event::Read`].
+    pub(crate) fn read_bytes(&self) -> &[u8] {
+        self.buffer.get(..self.read_len).unwrap_or_default()
+    }
+
+    /// Writes what is queued (as much as the socket takes), then, when `read` (the
+    /// session wants bytes), reads once. `Pending` when there is nothing to report
+    /// (`cx` is woken when the socket can go on); an [`Event`] otherwise. Once ended,
+    /// always `Pending`.
+    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>, read: bool) -> Poll<Event> {
+        let State::Open(stream) = &mut self.state else {
+            return Poll::Pending;
+        };
+        if self.socket.register(cx.waker()) {
+            self.may_read = true;
+            self.may_write = true;
+        }
+        let mut socket_cx = Context::from_waker(&self.waker);
+        if !self.outbox.is_empty() && self.may_write {
+            match poll_write_all(stream, &mut socket_cx, &mut self.outbox) {
+                Ok(written) => self.may_write = written,
+                Err(error) => {
+                    tracing::debug!(%error, "write failed");
+                    self.state = State::Ended;
+                    return Poll::Ready(Event::Ended(Some(error.kind())));
+                }
+            }
+        }
+        if !read || !self.may_read {
+            return Poll::Pending;
+        }
+        let event = match Pin::new(stream).poll_read(&mut socket_cx, &mut self.buffer) {
+            Poll::Pending => {
+                self.may_read = false;
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(0)) => Event::Ended(None),
+            Poll::Ready(Ok(len)) => {
+                self.read_len = len;
+                return Poll::Ready(Event::Read(len));
+            }
+            Poll::Ready(Err(error)) => {
+                tracing::debug!(%error, "read failed");
+                Event::Ended(Some(error.kind()))
+            }
+        };
+        self.state = State::Ended;
+        Poll::Ready(event)
+    }
+
+    /// Closes the connection. Open: a task writes what is queued, ends our side and
+    /// reads to the peer's end of stream, within [`CLOSE_GRACE`]; its [`Task`] ends
+    /// then. Opening: the attempt is abandoned. `None` when nothing is left to wait for.
+    pub(crate) fn close<R: Runtime>(self, tasks: &Tasks<R>) -> Option<Task<()>> {
+        match self.state {
+            State::Open(stream) => {
+                let runtime = tasks.runtime().clone();
+                Some(tasks.spawn(closing(stream, self.outbox, runtime)))
+            }
+            State::Opening { .. } | State::Ended => None,
         }
     }
+}
 
-    /// The session has taken the bytes of `buffer`: it goes back to the reader with
-    /// the next [`Conn::hand_back`].
-    pub(crate) fn taken(&mut self, buffer: Vec<u8>) {
-        self.owed.push(buffer);
+/// Writes `outbox` to `stream` as far as it takes, removing what was written, then
+/// flushes once everything is written. `Ok(true)`: all written and flushed;
+/// `Ok(false)`: the socket is full (`cx` is woken when it takes more).
+fn poll_write_all(
+    stream: &mut BoxStream,
+    cx: &mut Context<'_>,
+    outbox: &mut Vec<u8>,
+) -> io::Result<bool> {
+    let mut written = 0;
+    let result = loop {
+        let Some(rest) = outbox.get(written..).filter(|rest| !rest.is_empty()) else {
+            break match Pin::new(&mut *stream).poll_flush(cx) {
+                Poll::Ready(result) => result.map(|()| true),
+                Poll::Pending => Ok(false),
+            };
+        };
+        match Pin::new(&mut *stream).poll_write(cx, rest) {
+            Poll::Ready(Ok(0)) => break Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => written += n,
+            Poll::Ready(Err(error)) => break Err(error),
+            Poll::Pending => break Ok(false),
+        }
+    };
+    outbox.drain(..written.min(outbox.len()));
+    result
+}
+
+/// The waker a connection's stream is polled with: it notes that the socket woke the
+/// driver, then wakes the driver's task.
+#[derive(Default)]
+struct SocketWaker {
+    woken: AtomicBool,
+    driver: Mutex<Option<Waker>>,
+}
+
+impl SocketWaker {
+    /// Keeps `driver` as the waker to wake (unless it is the one kept already);
+    /// whether the socket woke the driver since the last call.
+    fn register(&self, driver: &Waker) -> bool {
+        let mut kept = self.driver.lock().unwrap_or_else(PoisonError::into_inner);
+        if !kept.as_ref().is_some_and(|kept| kept.will_wake(driver)) {
+            *kept = Some(driver.clone());
+        }
+        drop(kept);
+        self.woken.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl Wake for SocketWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
     }
 
-    /// Gives the reader its buffers back: it reads on.
-    pub(crate) fn hand_back(&mut self) {
-        for buffer in self.owed.drain(..) {
-            // The channel has room for every buffer of the connection; `Closed`: the
-            // reader has ended.
-            let _ = self.buffers.try_send(buffer);
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let driver = self.driver.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(driver) = driver.as_ref() {
+            driver.wake_by_ref();
         }
     }
-
-    /// Closes the connection: its task writes what is queued, ends its side and reads
-    /// to the peer's end of stream, within [`CLOSE_GRACE`]; its [`Task`] ends then.
-    pub(crate) fn close(mut self) -> Task<()> {
-        self.ring();
-        self.task
-    }
 }
 
-fn lock(outbox: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
-    // Nothing panics while holding the lock (an append, a swap): a poisoned lock still
-    // holds whole bytes.
-    outbox.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The task's ends of a connection's channels.
-struct TaskEnds {
-    outbox: Arc<Mutex<Vec<u8>>>,
-    bell: Receiver<()>,
-    buffers: Receiver<Vec<u8>>,
-    stop: Receiver<()>,
-}
-
-/// One connection's task: open, then read and write until closed, then close politely
-/// (bounded by [`CLOSE_GRACE`]).
-async fn run<R: Runtime>(
+/// The opening task: opens `target` and hands the stream to the driver, unless the
+/// driver lets the connection go first (the session's connect timeout, or shutdown).
+async fn opening<R: Runtime>(
     conn: ConnId,
     target: Target,
     connector: Arc<Connector>,
     runtime: R,
     io: Sender<Io>,
-    ends: TaskEnds,
+    stop: Receiver<()>,
 ) {
-    let TaskEnds {
-        outbox,
-        bell,
-        buffers,
-        stop,
-    } = ends;
     let connecting = async {
         let opened = transport::open(&runtime, &target.host, target.port, target.tls, &connector);
         Some(opened.await)
     };
-    // Nothing is ever sent: this returns when the driver lets the connection go (the
-    // session's connect timeout, or shutdown).
+    // Nothing is ever sent: this returns when the driver drops its end.
     let stopped = async {
         let _ = stop.recv().await;
         None
     };
-    let stream = match connecting.or(stopped).await {
+    let report = match connecting.or(stopped).await {
         None => return,
         Some(Err(error)) => {
             network::log_connect_failure(conn, &target.host, target.port, &error);
-            let _ = io
-                .send(Io::ConnectFailed(conn, network::connect_error(&error)))
-                .await;
-            return;
+            Io::ConnectFailed(conn, network::connect_error(&error))
         }
-        Some(Ok(stream)) => stream,
+        Some(Ok(stream)) => Io::Connected(conn, stream),
     };
-    if io.send(Io::Connected(conn)).await.is_err() {
-        return;
-    }
-    let (mut reader, mut writer) = futures_lite::io::split(stream);
-    let pump = async {
-        // Reading ends at the end of the stream or an error (reported) or when the
-        // driver stops handing buffers back; writing goes on until the driver closes.
-        let reading = async {
-            read(conn, &mut reader, &io, &buffers).await;
-            future::pending::<Result<(), ()>>().await
-        };
-        let written = write(conn, &mut writer, &outbox, &bell, &io)
-            .or(reading)
-            .await;
-        if written.is_ok() {
-            // Everything queued is written: end our side, then read what is left.
-            if let Err(error) = writer.close().await {
-                tracing::debug!(%conn, %error, "ending the stream failed");
-            }
-            drain(&mut reader).await;
-        }
-    };
-    let grace = async {
-        let _ = stop.recv().await;
-        runtime.timer(Instant::now() + CLOSE_GRACE).await;
-        tracing::debug!(%conn, "not closed within the grace: dropped");
-    };
-    pump.or(grace).await;
+    // The driver has ended: the stream, if any, is dropped.
+    let _ = io.send(report).await;
 }
 
-/// Reads one buffer at a time while the driver hands buffers back, and hands each
-/// read to the driver; reports the end of the stream or an error and returns.
-/// Returns quietly once the driver stops handing buffers back (the close).
-async fn read(
-    conn: ConnId,
-    reader: &mut ReadHalf<BoxStream>,
-    io: &Sender<Io>,
-    returned: &Receiver<Vec<u8>>,
-) {
-    let mut spare: Vec<Vec<u8>> = (0..READ_BUFFERS)
-        .map(|_| vec![0; READ_BUFFER_BYTES])
-        .collect();
-    loop {
-        let mut buffer = match spare.pop() {
-            Some(buffer) => buffer,
-            None => match returned.recv().await {
-                Ok(buffer) => buffer,
-                Err(_) => return,
-            },
-        };
-        // Buffers keep their length: only the first `len` bytes are new.
-        buffer.resize(READ_BUFFER_BYTES, 0);
-        let report = match reader.read(&mut buffer).await {
-            Ok(0) => Io::Closed(conn, None),
-            Ok(len) => Io::Bytes { conn, buffer, len },
-            Err(error) => {
-                tracing::debug!(%conn, %error, "read failed");
-                Io::Closed(conn, Some(error.kind()))
-            }
-        };
-        let last = matches!(report, Io::Closed(..));
-        if io.send(report).await.is_err() || last {
-            return;
-        }
-    }
-}
-
-/// Writes what the driver queues, in order, everything queued at once (a burst of acks
-/// in one write). `Ok` once the driver has closed the connection and everything is
-/// written; `Err` after a failed write, which it reports.
-async fn write(
-    conn: ConnId,
-    writer: &mut WriteHalf<BoxStream>,
-    outbox: &Mutex<Vec<u8>>,
-    bell: &Receiver<()>,
-    io: &Sender<Io>,
-) -> Result<(), ()> {
-    let mut batch = Vec::new();
-    loop {
-        batch.clear();
-        std::mem::swap(&mut *lock(outbox), &mut batch);
-        if batch.is_empty() {
-            // `Err`: closed; nothing more is queued after the close.
-            if bell.recv().await.is_err() && lock(outbox).is_empty() {
-                return Ok(());
-            }
-            continue;
-        }
+/// A closed connection's task: writes `outbox`, ends our side, reads what the peer
+/// still sends up to its end of stream — within [`CLOSE_GRACE`].
+async fn closing<R: Runtime>(mut stream: BoxStream, outbox: Vec<u8>, runtime: R) {
+    let polite = async {
         let written = async {
-            writer.write_all(&batch).await?;
-            writer.flush().await
+            stream.write_all(&outbox).await?;
+            stream.flush().await?;
+            // TLS `close_notify`, then FIN.
+            stream.close().await
         };
         if let Err(error) = written.await {
-            tracing::debug!(%conn, %error, "write failed");
-            let _ = io.send(Io::Closed(conn, Some(error.kind()))).await;
-            return Err(());
+            tracing::debug!(%error, "closing: the last writes failed");
+            return;
         }
-    }
-}
-
-/// Reads and discards until the peer's end of stream (or an error): what the peer
-/// still sends after our end must be read, lest the socket be dropped unread.
-async fn drain(reader: &mut ReadHalf<BoxStream>) {
-    let mut discard = [0u8; 4096];
-    while matches!(reader.read(&mut discard).await, Ok(n) if n > 0) {}
+        let mut discard = [0u8; 4096];
+        while matches!(stream.read(&mut discard).await, Ok(n) if n > 0) {}
+    };
+    let grace = async {
+        runtime.timer(Instant::now() + CLOSE_GRACE).await;
+        tracing::debug!("not closed within the grace: dropped");
+    };
+    polite.or(grace).await;
 }
 
 #[cfg(test)]
 mod tests {
+    use std::future::poll_fn;
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
@@ -366,15 +375,15 @@ mod tests {
         }
     }
 
-    /// The next report, within [`LIMIT`]; `None`: none came within `quiet`.
-    fn next(io: &Receiver<Io>, quiet: Duration) -> Option<Io> {
-        block_on(async { io.recv().await.ok() }.or(async {
-            async_io::Timer::after(quiet).await;
+    /// `future`'s output, or `None` when it takes longer than `within`.
+    fn within<T>(within: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+        block_on(async { Some(future.await) }.or(async {
+            async_io::Timer::after(within).await;
             None
         }))
     }
 
-    fn open(port: u16, tls: bool, host: &str) -> (Conn, Receiver<Io>) {
+    fn open(port: u16, tls: bool, host: &str) -> (Tasks<ThreadPerTask>, Conn, Receiver<Io>) {
         let tasks = Tasks::new(ThreadPerTask);
         let (io_tx, io) = async_channel::bounded(8);
         let target = Target {
@@ -383,14 +392,19 @@ mod tests {
             tls,
         };
         let conn = Conn::open(&tasks, conn_id(), target, Arc::default(), io_tx);
-        (conn, io)
+        (tasks, conn, io)
     }
 
-    /// The reader reads only with a buffer: both out, the bytes stay in the socket until
-    /// the driver hands one back. Writes queued before the close go out, then the end
-    /// of the stream.
+    /// The next event of `c`, reading when `read`; `None`: none within `quiet`.
+    fn next(c: &mut Conn, read: bool, quiet: Duration) -> Option<Event> {
+        within(quiet, poll_fn(|cx| c.poll_io(cx, read)))
+    }
+
+    /// Nothing is read while the session wants no bytes, though they wait in the
+    /// socket; then one read of at most [`READ_BUFFER_BYTES`] per poll. Writes queued
+    /// before the close go out, then the end of the stream.
     #[test]
-    fn reads_follow_the_buffers_and_close_writes_what_is_queued() {
+    fn reads_follow_the_session_and_close_writes_what_is_queued() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("bound").port();
         let server = std::thread::spawn(move || {
@@ -402,49 +416,69 @@ mod tests {
             socket.read_to_end(&mut rest).expect("read");
             rest
         });
-        let (mut c, io) = open(port, false, "127.0.0.1");
-        assert!(matches!(next(&io, LIMIT), Some(Io::Connected(_))));
-        let mut read = 0;
-        for _ in 0..READ_BUFFERS {
-            match next(&io, LIMIT) {
-                Some(Io::Bytes { buffer, len, .. }) => {
-                    read += len;
-                    c.taken(buffer);
-                }
-                other => panic!("unexpected {other:?}"),
-            }
+        let (tasks, mut c, io) = open(port, false, "127.0.0.1");
+        match within(LIMIT, io.recv()) {
+            Some(Ok(Io::Connected(_, stream))) => c.opened(stream),
+            _ => panic!("not connected"),
         }
-        let quiet = next(&io, Duration::from_millis(200));
-        assert!(quiet.is_none(), "read without a buffer: {quiet:?}");
+        let quiet = next(&mut c, false, Duration::from_millis(200));
+        assert_eq!(quiet, None, "read while no bytes were wanted");
+        let mut read = 0;
         while read < 3 * READ_BUFFER_BYTES {
-            c.hand_back();
-            match next(&io, LIMIT) {
-                Some(Io::Bytes { buffer, len, .. }) => {
+            match next(&mut c, true, LIMIT) {
+                Some(Event::Read(len)) => {
+                    assert!(len <= READ_BUFFER_BYTES);
+                    assert_eq!(c.read_bytes().len(), len);
                     read += len;
-                    c.taken(buffer);
                 }
                 other => panic!("unexpected {other:?}"),
             }
         }
         c.write(b"ack-1 ").expect("room");
-        c.write(b"ack-2").expect("room");
-        let task = c.close();
+        c.write(b"ack-2 ").expect("room");
+        // One poll writes the queue (the peer reads it all at its end).
+        assert_eq!(next(&mut c, false, Duration::from_millis(50)), None);
+        c.write(b"ack-3").expect("room");
+        let task = c
+            .close(&tasks)
+            .expect("an open connection closes on a task");
         // The peer ends its side once it has read ours: the close ends then.
-        assert_eq!(block_on(task), Some(()));
-        assert_eq!(server.join().expect("no panic"), b"ack-1 ack-2");
+        assert_eq!(within(LIMIT, task), Some(Some(())));
+        assert_eq!(server.join().expect("no panic"), b"ack-1 ack-2 ack-3");
     }
 
-    /// Closing before the connection is established (here: a TLS handshake the peer
-    /// never answers) abandons the attempt, reporting nothing.
+    /// The peer's end of stream is reported once; then nothing more.
     #[test]
-    fn close_abandons_a_pending_connect() {
+    fn the_end_of_stream_is_reported_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let server = std::thread::spawn(move || drop(listener.accept().expect("accept")));
+        let (tasks, mut c, io) = open(port, false, "127.0.0.1");
+        match within(LIMIT, io.recv()) {
+            Some(Ok(Io::Connected(_, stream))) => c.opened(stream),
+            _ => panic!("not connected"),
+        }
+        server.join().expect("no panic");
+        assert_eq!(next(&mut c, true, LIMIT), Some(Event::Ended(None)));
+        assert_eq!(next(&mut c, true, Duration::from_millis(100)), None);
+        assert!(c.close(&tasks).is_none(), "nothing left to close");
+    }
+
+    /// Closing before the connection is open (here: a TLS handshake the peer never
+    /// answers) abandons the attempt, reporting nothing; its task ends.
+    #[test]
+    fn close_abandons_an_opening() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("bound").port();
         let silent = std::thread::spawn(move || listener.accept().map(|(socket, _)| socket));
-        let (c, io) = open(port, true, "localhost");
+        let (tasks, c, io) = open(port, true, "localhost");
         let socket = silent.join().expect("no panic").expect("accepted");
-        let task = c.close();
-        assert_eq!(block_on(task), Some(()));
+        assert!(c.close(&tasks).is_none());
+        let started = Instant::now();
+        while tasks.live() > 0 {
+            assert!(started.elapsed() < LIMIT, "the opening task did not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(io.try_recv().is_err(), "nothing to report");
         drop(socket);
     }
@@ -453,15 +487,15 @@ mod tests {
     /// size); past that a write is refused, never waited for.
     #[test]
     fn a_full_outbox_refuses_writes() {
-        // A TLS handshake the peer never answers: the writer never takes anything.
+        // A TLS handshake the peer never answers: nothing is ever written.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("bound").port();
-        let (mut c, _io) = open(port, true, "localhost");
+        let (_tasks, mut c, _io) = open(port, true, "localhost");
         let (socket, _) = listener.accept().expect("accept");
         let big = vec![b'x'; WRITE_QUEUE_BYTES + 1];
         assert_eq!(c.write(&big), Ok(()), "an empty outbox takes any size");
         assert_eq!(c.write(b"a"), Err(WouldBlock));
-        let (mut c, _io) = open(port, true, "localhost");
+        let (_tasks, mut c, _io) = open(port, true, "localhost");
         let (other, _) = listener.accept().expect("accept");
         assert_eq!(c.write(&big[..WRITE_QUEUE_BYTES]), Ok(()));
         assert_eq!(c.write(b"a"), Err(WouldBlock));

@@ -111,6 +111,11 @@ impl DeliveryQueue {
         })
     }
 
+    /// No message waits in the queue (one may arrive at any moment).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+
     /// [`DeliveryQueue::poll_next`] as a future.
     pub(crate) async fn next(&mut self) -> Option<(Message, Answer)> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await

@@ -24,7 +24,7 @@ use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_channel::oneshot;
 use futures_lite::Stream;
 
-use crate::connection::{Conn, Io, Target, READ_BUFFERS};
+use crate::connection::{Conn, Event, Io, Target};
 use crate::deliveries::Report;
 use crate::network::Connector;
 use crate::runtime::{Runtime, Task, Tasks};
@@ -45,10 +45,10 @@ pub(crate) enum Command {
 /// Commands queued at most.
 pub(crate) const COMMAND_QUEUE: usize = 1024;
 
-/// Connection reports queued at most. A connection has at most [`READ_BUFFERS`] reads
-/// out plus its connect and end reports; the session has one connection at a time, a
-/// second only while the first is let go.
-const IO_QUEUE: usize = 16 * (READ_BUFFERS + 2);
+/// Opening tasks' reports queued at most: one per opening (the session opens one
+/// connection at a time, a second only while the first is let go); a task finding the
+/// queue full waits for room.
+const IO_QUEUE: usize = 16;
 
 /// Inputs taken from one channel at once before the session's outputs are carried
 /// out: a burst of reads, checked frames or answers costs one round, one write.
@@ -163,12 +163,18 @@ struct Checkers {
 /// What woke the driver, taken in batches.
 #[derive(Default)]
 struct Batch {
+    /// The session's deadline has passed.
     deadline: bool,
+    /// The timer fired (at the session's deadline, or at an earlier one it has moved
+    /// past since): it is set again.
+    timer_fired: bool,
     commands: Vec<Command>,
     /// Every client handle is gone.
     commands_closed: bool,
     reports: Vec<Report>,
     io: Vec<Io>,
+    /// What the open connections' sockets did, in the order polled.
+    conn_events: Vec<(ConnId, Event)>,
     checked: Vec<CheckedFrame>,
     answered: Vec<Answered>,
 }
@@ -180,6 +186,8 @@ struct Pump<R: Runtime> {
     tasks: Tasks<R>,
     connector: Arc<Connector>,
     conns: HashMap<ConnId, Conn>,
+    /// The session wants bytes: the open connections are read.
+    wants_read: bool,
     /// Closed connections' tasks, until they end.
     closing: Vec<Task<()>>,
     io_tx: Sender<Io>,
@@ -243,6 +251,7 @@ impl<R: Runtime> Driver<R> {
             tasks,
             connector,
             conns: HashMap::new(),
+            wants_read: true,
             closing: Vec::new(),
             io_tx,
             io: Box::pin(io),
@@ -261,8 +270,12 @@ impl<R: Runtime> Driver<R> {
 
 impl<R: Runtime> Pump<R> {
     async fn run(&mut self) {
-        // One timer for the whole run, moved only when the session's deadline moves:
-        // a new timer per wake-up would register with the runtime's timer every time.
+        // One timer for the whole run. It is moved only when the session's deadline
+        // moves earlier: at a trickle every message moves the deadline later (the
+        // heartbeat), and moving a timer costs a call into the runtime's timer — with
+        // async-io, a system call and a wake-up of its reactor. Set to an instant the
+        // deadline has moved past, the timer fires early, finds nothing due and is set
+        // again: once per heartbeat interval rather than once per message.
         let now = Instant::now();
         let mut timer = self.tasks.runtime().timer(now);
         let mut armed = Some(now);
@@ -271,14 +284,14 @@ impl<R: Runtime> Pump<R> {
             let Some(deadline) = self.outputs() else {
                 return;
             };
-            if armed != Some(deadline) {
+            if armed.is_none_or(|at| deadline < at) {
                 self.tasks.runtime().reset_timer(&mut timer, deadline);
                 armed = Some(deadline);
             }
             // Timestamps the session signs follow the wall clock, adjustments included.
             self.session.update_wall_clock(Instant::now(), unix_ms());
             self.wait(&mut timer, deadline, &mut batch).await;
-            if batch.deadline {
+            if std::mem::take(&mut batch.timer_fired) {
                 // A fired timer is set again before it is waited for.
                 armed = None;
             }
@@ -287,8 +300,7 @@ impl<R: Runtime> Pump<R> {
     }
 
     /// Carries out everything the session asks for, up to its next deadline (`None`:
-    /// the session is done); then rings the writers and, when the session wants bytes,
-    /// hands the readers their buffers back.
+    /// the session is done); what it writes is queued for [`Pump::wait`] to write.
     fn outputs(&mut self) -> Option<Instant> {
         let deadline = loop {
             match self.session.poll_output() {
@@ -309,7 +321,7 @@ impl<R: Runtime> Pump<R> {
                     );
                     if let Some(old) = self.conns.insert(conn, c) {
                         // The session never reuses an id; were it to, the old one goes.
-                        self.closing.push(old.close());
+                        self.closing.extend(old.close(&self.tasks));
                     }
                 }
                 Output::Transmit(Transmit::Write { conn, bytes }) => {
@@ -326,7 +338,7 @@ impl<R: Runtime> Pump<R> {
                 Output::Transmit(Transmit::Close { conn }) => {
                     if let Some(c) = self.conns.remove(&conn) {
                         tracing::debug!(%conn, "close");
-                        self.closing.push(c.close());
+                        self.closing.extend(c.close(&self.tasks));
                     }
                 }
                 Output::Transmit(other) => tracing::warn!(?other, "unknown transmit: ignored"),
@@ -351,13 +363,7 @@ impl<R: Runtime> Pump<R> {
         };
         // Bytes are read while registering and upgrading, and on the open websocket
         // while the session wants them.
-        let wanted = !self.session.is_connected() || self.session.wants_read();
-        for c in self.conns.values_mut() {
-            c.ring();
-            if wanted {
-                c.hand_back();
-            }
-        }
+        self.wants_read = !self.session.is_connected() || self.session.wants_read();
         self.closing.retain(|task| !task.is_finished());
         deadline
     }
@@ -384,18 +390,28 @@ impl<R: Runtime> Pump<R> {
         );
     }
 
-    /// Waits for the deadline or the next inputs, and takes what is waiting (up to
-    /// [`INPUT_BATCH`] from each channel) into `batch`. What is waiting already is taken
-    /// without registering to be woken — in a burst there nearly always is something —
-    /// and the deadline is then read off the clock rather than the timer.
+    /// Writes what the session wrote and reads the open connections while it wants
+    /// bytes; then waits for the deadline or the next inputs, and takes what is waiting
+    /// (up to [`INPUT_BATCH`] from each channel) into `batch`. What is waiting already
+    /// is taken without registering to be woken — in a burst there nearly always is
+    /// something — and the deadline is then read off the clock rather than the timer.
     async fn wait(&mut self, timer: &mut R::Timer, deadline: Instant, batch: &mut Batch) {
-        if self.take_waiting(batch) {
-            batch.deadline = Instant::now() >= deadline;
-            return;
-        }
+        let mut first = true;
         poll_fn(|cx| {
-            let mut woke = Pin::new(&mut *timer).poll(cx).is_ready();
-            batch.deadline = woke;
+            let mut woke = false;
+            for (&conn, c) in &mut self.conns {
+                if let Poll::Ready(event) = c.poll_io(cx, self.wants_read) {
+                    batch.conn_events.push((conn, event));
+                    woke = true;
+                }
+            }
+            if std::mem::take(&mut first) && self.take_waiting(batch) | woke {
+                batch.deadline = Instant::now() >= deadline;
+                return Poll::Ready(());
+            }
+            batch.timer_fired = Pin::new(&mut *timer).poll(cx).is_ready();
+            batch.deadline = batch.timer_fired && Instant::now() >= deadline;
+            woke |= batch.timer_fired;
             if self.handles {
                 match self.commands.as_mut().poll_next(cx) {
                     Poll::Ready(Some(command)) => {
@@ -461,18 +477,28 @@ impl<R: Runtime> Pump<R> {
         }
         for io in batch.io.drain(..) {
             match io {
-                Io::Connected(conn) => self.session.handle_input(Input::Connected(conn), now),
+                Io::Connected(conn, stream) => {
+                    // A connection the session has let go meanwhile: the stream is
+                    // dropped (nothing was written on it) and the session ignores this.
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.opened(stream);
+                    }
+                    self.session.handle_input(Input::Connected(conn), now);
+                }
                 Io::ConnectFailed(conn, error) => self
                     .session
                     .handle_input(Input::ConnectFailed { conn, error }, now),
-                Io::Bytes { conn, buffer, len } => {
-                    let bytes = buffer.get(..len).unwrap_or_default();
-                    self.session.handle_input(Input::Bytes { conn, bytes }, now);
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.taken(buffer);
+            }
+        }
+        for (conn, event) in batch.conn_events.drain(..) {
+            match event {
+                Event::Read(_) => {
+                    if let Some(c) = self.conns.get(&conn) {
+                        let bytes = c.read_bytes();
+                        self.session.handle_input(Input::Bytes { conn, bytes }, now);
                     }
                 }
-                Io::Closed(conn, error) => self
+                Event::Ended(error) => self
                     .session
                     .handle_input(Input::Closed { conn, error }, now),
             }
@@ -524,6 +550,7 @@ impl<R: Runtime> Pump<R> {
     async fn end(self) {
         let Pump {
             mut app,
+            tasks,
             conns,
             mut closing,
             checkers,
@@ -533,7 +560,7 @@ impl<R: Runtime> Pump<R> {
             reports,
             ..
         } = self;
-        closing.extend(conns.into_values().map(Conn::close));
+        closing.extend(conns.into_values().filter_map(|c| c.close(&tasks)));
         // Nobody reads any more: a task sending something is told so at once rather
         // than waiting for room (a send waiting for its reply gets `Closed`).
         drop((io, checked, commands, reports));
