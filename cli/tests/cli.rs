@@ -362,6 +362,15 @@ fn bench_at_a_rate_reports_each_client_per_message() {
         }
         let verify: f64 = line["verify_us"].parse().unwrap();
         assert!(verify > 0.0);
+        // The paced floor: a wake-up and a verify with cold caches, each time.
+        let paced: f64 = line["paced_us"].parse().unwrap();
+        assert!(paced > 0.0, "paced_us={paced}");
+        let cpu: f64 = line["cpu_us_per_msg"].parse().unwrap();
+        let ratio: f64 = line["cpu_per_paced"].trim_end_matches('x').parse().unwrap();
+        assert!(
+            (ratio - cpu / paced).abs() < 0.01 + 0.01 * ratio,
+            "{line:?}"
+        );
     }
 }
 

@@ -90,6 +90,45 @@ pub(super) fn measure(
     Ok(CryptoRates { verify, pipeline })
 }
 
+/// What one thread spends, in µs of CPU, to wake up every `1/rate` s and parse, verify
+/// and ack `frame` (the pipeline a client runs per message), `count` times, with
+/// nothing else to do: the floor of any client at that rate on this machine. A wake-up
+/// from idle costs CPU of its own, and the verify runs with caches gone cold since the
+/// last one, so this is well above the bare verify measured back to back. Reads the
+/// thread's run time from `/proc/thread-self/schedstat` (ns; Linux only: `None`
+/// elsewhere).
+pub(super) fn paced(
+    frame: &str,
+    backend: Backend,
+    rate: f64,
+    count: u32,
+) -> Result<Option<f64>, Failure> {
+    let key = PublicKey::from_pem_or_base64(test_keys::PLATFORM_PUBLIC_KEY)
+        .map_err(|e| Failure::malformed(format!("embedded platform key: {e}")))?;
+    let verifier = Verifier::with_backend(&key, backend)
+        .map_err(|e| Failure::malformed(format!("{backend} verifier: {e}")))?;
+    let limits = FrameLimits::default();
+    let run_ns = || -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        stat.split_whitespace().next()?.parse().ok()
+    };
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let Some(before) = run_ns() else {
+        return Ok(None);
+    };
+    let start = Instant::now();
+    for i in 1..=count {
+        std::thread::sleep((start + period * i).saturating_duration_since(Instant::now()));
+        let consume = ConsumeFrame::parse(black_box(frame), &limits)
+            .map_err(|e| Failure::malformed(format!("sample CONSUME: {e}")))?;
+        if !consume.verify(&verifier).is_valid() {
+            return Err(Failure::malformed("the sample CONSUME does not verify"));
+        }
+        black_box(consume.ack(AckStatus::Success).encode());
+    }
+    Ok(run_ns().map(|after| after.saturating_sub(before) as f64 / 1e3 / f64::from(count)))
+}
+
 /// Rounds per figure.
 const ROUNDS: u32 = 5;
 

@@ -241,6 +241,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<u8, Failure> {
             for &client in &clients {
                 let mut runs = Vec::new();
                 for _ in 0..args.runs {
+                    // Two seconds' worth, at most 1 000 (at least 50).
+                    let count = (2.0 * rate).clamp(50.0, 1000.0) as u32;
+                    let paced = crypto::paced(&sample, backend, rate, count)?;
                     let before = crypto::measure(&sample, backend, bound_time)?.verify;
                     let result = runtime.block_on(trickle::trickle(
                         rate,
@@ -252,7 +255,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<u8, Failure> {
                     ))?;
                     let after = crypto::measure(&sample, backend, bound_time)?.verify;
                     // The bare verify cost in µs, averaged around the run.
-                    runs.push((2e6 / (before + after), result));
+                    let bounds = trickle::Bounds {
+                        verify_us: 2e6 / (before + after),
+                        paced_us: paced,
+                    };
+                    runs.push((bounds, result));
                 }
                 trickle::print_trickle(client, backend, rate, messages, runs);
             }

@@ -281,26 +281,46 @@ pub(super) async fn trickle(
     })
 }
 
+/// What a message must cost at least, measured around a run, in µs of CPU.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    /// The bare verify, back to back on one core (hot caches), averaged before and
+    /// after the run.
+    pub(super) verify_us: f64,
+    /// A thread that wakes up at the run's rate and parses, verifies and acks one
+    /// CONSUME each time, nothing else (`crypto::paced`; `None` off Linux).
+    pub(super) paced_us: Option<f64>,
+}
+
 /// Prints one `bench: trickle …` line: the run with the median CPU per message, next
-/// to the bare verify cost (µs) measured around it.
+/// to the bare verify cost (µs) and the paced floor measured around it.
 pub(super) fn print_trickle(
     client: TrickleClient,
     backend: Backend,
     rate: f64,
     messages: u64,
-    runs: Vec<(f64, TrickleResult)>,
+    runs: Vec<(Bounds, TrickleResult)>,
 ) {
     let per_msg_us = |r: &TrickleResult| r.cpu_ticks as f64 * 10_000.0 / messages as f64;
     let mut runs = runs;
-    runs.sort_by(|a, b| (per_msg_us(&a.1) / a.0).total_cmp(&(per_msg_us(&b.1) / b.0)));
-    let (verify_us, mut r) = runs.swap_remove(runs.len() / 2);
+    runs.sort_by(|a, b| {
+        (per_msg_us(&a.1) / a.0.verify_us).total_cmp(&(per_msg_us(&b.1) / b.0.verify_us))
+    });
+    let (bounds, mut r) = runs.swap_remove(runs.len() / 2);
+    let verify_us = bounds.verify_us;
+    let paced = bounds.paced_us.map_or_else(String::new, |paced_us| {
+        format!(
+            " paced_us={paced_us:.1} cpu_per_paced={:.2}x",
+            per_msg_us(&r) / paced_us
+        )
+    });
     r.latencies.sort_unstable();
     let pct = |p: f64| {
         let i = ((r.latencies.len() as f64 * p).ceil() as usize).clamp(1, r.latencies.len()) - 1;
         r.latencies[i].as_secs_f64() * 1e3
     };
     println!(
-        "bench: trickle client={} backend={backend} rate={rate:.0}/s messages={messages} achieved={:.0}/s cpu_us_per_msg={:.1} verify_us={verify_us:.1} cpu_per_verify={:.2}x wakeups_per_msg={:.2} p50_ms={:.2} p99_ms={:.2} cpu_ticks={}",
+        "bench: trickle client={} backend={backend} rate={rate:.0}/s messages={messages} achieved={:.0}/s cpu_us_per_msg={:.1} verify_us={verify_us:.1} cpu_per_verify={:.2}x{paced} wakeups_per_msg={:.2} p50_ms={:.2} p99_ms={:.2} cpu_ticks={}",
         client.name(),
         messages as f64 / r.elapsed.as_secs_f64().max(1e-9),
         per_msg_us(&r),
