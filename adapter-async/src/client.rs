@@ -255,7 +255,10 @@ impl<R: Runtime> Client<R> {
             let (handler, cancelled) = (handler.clone(), cancelled.clone());
             let handling = async move {
                 let msg_id = message.msg_id().to_owned();
-                let handler = AssertUnwindSafe(handler(message)).catch_unwind();
+                // A panic in the handler's call (before its future exists) is caught
+                // too: it may run on `run`'s own task (a lone message, below).
+                let handler =
+                    AssertUnwindSafe(async move { handler(message).await }).catch_unwind();
                 let handled = async { Some(handler.await) }.or(async {
                     // Nothing is ever sent: this returns when `run` is cancelled.
                     let _ = cancelled.recv().await;
