@@ -22,7 +22,7 @@ use alipay_msg_core::register::RegisterError;
 use alipay_msg_core::window::{AsyncWindowStore, QueryId, WindowAnswer, WindowError, WindowQuery};
 use async_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use futures_channel::oneshot;
-use futures_lite::Stream;
+use futures_lite::{FutureExt, Stream};
 
 use crate::connection::{Conn, Event, Io, Target};
 use crate::deliveries::Report;
@@ -149,6 +149,13 @@ struct Window {
     store: Arc<dyn AsyncWindowStore>,
     /// Cloned into each query's task. A task waits for room, never the driver.
     answer_tx: Sender<Answered>,
+    /// The queries' tasks, until they end; at the driver's end, what is still out is
+    /// abandoned (the session is done: an answer could change nothing) and waited for.
+    queries: Vec<Task<()>>,
+    /// Never sent on: dropped at the driver's end, which abandons the queries out (a
+    /// store that never answers would otherwise keep its task for ever).
+    stop: Sender<()>,
+    stopped: Receiver<()>,
 }
 
 /// The checking tasks, when checks are offloaded: each takes the next [`CheckJob`] and
@@ -219,7 +226,16 @@ impl<R: Runtime> Driver<R> {
         // The session has at most about `max_in_flight` queries out; a task whose answer
         // finds the channel full waits for room (the driver drains it every round).
         let (answer_tx, answers) = async_channel::bounded(session.config().max_in_flight.max(1));
-        let window = window.map(|store| Window { store, answer_tx });
+        let window = window.map(|store| {
+            let (stop, stopped) = async_channel::bounded(1);
+            Window {
+                store,
+                answer_tx,
+                queries: Vec::new(),
+                stop,
+                stopped,
+            }
+        });
         let lanes = session
             .config()
             .check_parallelism_for(tasks.runtime().worker_threads());
@@ -365,6 +381,9 @@ impl<R: Runtime> Pump<R> {
         // while the session wants them.
         self.wants_read = !self.session.is_connected() || self.session.wants_read();
         self.closing.retain(|task| !task.is_finished());
+        if let Some(window) = &mut self.window {
+            window.queries.retain(|task| !task.is_finished());
+        }
         deadline
     }
 
@@ -372,7 +391,7 @@ impl<R: Runtime> Pump<R> {
     /// `answers`. (The session asks only when it has a window, and `launch` gives it a
     /// store then; were there none, the query is answered as a store failure.)
     fn ask(&mut self, query: WindowQuery) {
-        let Some(window) = &self.window else {
+        let Some(window) = &mut self.window else {
             let answer = Err(WindowError("no shared window store".to_owned()));
             let id = query.id;
             return self
@@ -380,14 +399,18 @@ impl<R: Runtime> Pump<R> {
                 .handle_input(Input::WindowAnswered { id, answer }, Instant::now());
         };
         let (store, answer_tx) = (window.store.clone(), window.answer_tx.clone());
-        self.tasks.detach(
-            async move {
-                let answer = store.answer(&query).await;
+        let stopped = window.stopped.clone();
+        window.queries.push(self.tasks.spawn(async move {
+            let answered = async { Some(store.answer(&query).await) }.or(async {
+                // Nothing is ever sent: this returns at the driver's end.
+                let _ = stopped.recv().await;
+                None
+            });
+            if let Some(answer) = answered.await {
                 // The driver has ended: nobody to tell.
                 let _ = answer_tx.send((query.id, answer)).await;
-            },
-            (),
-        );
+            }
+        }));
     }
 
     /// Writes what the session wrote and reads the open connections while it wants
@@ -545,8 +568,9 @@ impl<R: Runtime> Pump<R> {
     }
 
     /// The session is done: closes what is left (none expected: the session closes its
-    /// connections before it is done), answers the sends still waiting, and waits for
-    /// every connection and checking task to end.
+    /// connections before it is done), answers the sends still waiting, abandons the
+    /// shared-window queries still out, and waits for every connection, checking and
+    /// query task to end.
     async fn end(self) {
         let Pump {
             mut app,
@@ -558,6 +582,7 @@ impl<R: Runtime> Pump<R> {
             checked,
             commands,
             reports,
+            window,
             ..
         } = self;
         closing.extend(conns.into_values().filter_map(|c| c.close(&tasks)));
@@ -577,6 +602,12 @@ impl<R: Runtime> Pump<R> {
         }
         for task in closing {
             task.await;
+        }
+        if let Some(Window { stop, queries, .. }) = window {
+            drop(stop);
+            for task in queries {
+                task.await;
+            }
         }
     }
 }
