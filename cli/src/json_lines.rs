@@ -2,7 +2,10 @@
 //! handler returns (and so before the message is acked SUCCESS, or the notification
 //! answered `success`): a crash after the ack cannot lose a line.
 //!
-//! To a terminal, each line is one `write` of its own, as `println!` would. Otherwise
+//! To a terminal, each line is one `write` of its own, as `println!` would, made by a
+//! thread of its own (`alipay-msg-stdout`): a terminal paused with Ctrl-S blocks that
+//! write, and no runtime thread may wait in it (the client's connection, heartbeats
+//! included, runs on those; the handlers wait asynchronously for their lines). Otherwise
 //! (a pipe, a file) the lines of concurrent handlers are group-committed: a handler
 //! queues its line; the first one that finds no write in progress becomes the writer and
 //! writes everything queued in one `write_all`; [`JsonLines::write_line`] returns only
@@ -21,7 +24,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 /// Why a line was not written: the handler fails (FAIL ack, `fail` answer) and the
 /// platform redelivers.
@@ -64,23 +67,35 @@ struct Queue {
     failed: Option<WriteError>,
 }
 
+/// One line for the writer thread, and where its result goes.
+type Line = (Vec<u8>, oneshot::Sender<std::io::Result<()>>);
+
+/// Where the lines go.
+enum Output<W> {
+    /// Group commit: written by whichever handler holds the writer role (one at a time).
+    Batched(Mutex<W>),
+    /// One `write` per line, on the writer thread (at most `capacity` lines queued).
+    Alone(mpsc::Sender<Line>),
+}
+
 /// JSON lines to one output (`W`: stdout, or a test's recorder), shared by the handlers
 /// (wrap it in an `Arc`).
 pub(crate) struct JsonLines<W> {
-    /// Group commit (stdout is not a terminal) or one `write` per line.
-    batched: bool,
     /// One permit per line queued or being written: `capacity` in all.
     room: Semaphore,
     queue: Mutex<Queue>,
-    /// Locked only by the writer role (batched), or by each handler (not batched).
-    out: Mutex<W>,
+    out: Output<W>,
 }
 
 impl JsonLines<std::io::Stdout> {
     /// Lines on this process's stdout: one `write` each when it is a terminal
     /// (`std::io::IsTerminal`), group-committed otherwise; at most `capacity` lines (at
     /// least 1) queued or being written at once.
-    pub(crate) fn stdout(capacity: usize) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// The writer thread of a terminal could not be started.
+    pub(crate) fn stdout(capacity: usize) -> std::io::Result<Self> {
         use std::io::IsTerminal;
         let out = std::io::stdout();
         let batched = !out.is_terminal();
@@ -88,17 +103,37 @@ impl JsonLines<std::io::Stdout> {
     }
 }
 
-impl<W: Write> JsonLines<W> {
-    /// Lines on `out`, group-committed when `batched`; at most `capacity` lines (at
-    /// least 1) queued or being written at once. A line that ends in `\n` goes through
-    /// `std::io::Stdout`'s line buffer as one `write`.
-    pub(crate) fn new(out: W, batched: bool, capacity: usize) -> Self {
-        JsonLines {
-            batched,
-            room: Semaphore::new(capacity.clamp(1, Semaphore::MAX_PERMITS)),
+impl<W: Write + Send + 'static> JsonLines<W> {
+    /// Lines on `out`, group-committed when `batched`, else one `write` per line on a
+    /// thread of its own; at most `capacity` lines (at least 1) queued or being written
+    /// at once. A line that ends in `\n` goes through `std::io::Stdout`'s line buffer as
+    /// one `write`.
+    ///
+    /// # Errors
+    ///
+    /// Not `batched`: the writer thread could not be started.
+    pub(crate) fn new(out: W, batched: bool, capacity: usize) -> std::io::Result<Self> {
+        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        let out = if batched {
+            Output::Batched(Mutex::new(out))
+        } else {
+            let (lines, mut queued) = mpsc::channel::<Line>(capacity);
+            let mut out = out;
+            std::thread::Builder::new()
+                .name("alipay-msg-stdout".into())
+                .spawn(move || {
+                    // Ends when the last sender (the `JsonLines`) is gone.
+                    while let Some((bytes, written)) = queued.blocking_recv() {
+                        let _ = written.send(out.write_all(&bytes).and_then(|()| out.flush()));
+                    }
+                })?;
+            Output::Alone(lines)
+        };
+        Ok(JsonLines {
+            room: Semaphore::new(capacity),
             queue: Mutex::new(Queue::default()),
-            out: Mutex::new(out),
-        }
+            out,
+        })
     }
 
     /// Writes `line` (one JSON value, without a newline: `\n` is added) and returns once
@@ -119,11 +154,14 @@ impl<W: Write> JsonLines<W> {
             .await
             .map_err(|_| WriteError::Abandoned)?
             .forget();
-        if !self.batched {
-            let written = self.write_alone(line);
-            self.room.add_permits(1);
-            return written;
-        }
+        let out = match &self.out {
+            Output::Batched(out) => out,
+            Output::Alone(writer) => {
+                let written = self.write_alone(writer, line).await;
+                self.room.add_permits(1);
+                return written;
+            }
+        };
         let (id, mut batch) = {
             let mut queue = self.lock_queue();
             if let Some(e) = &queue.failed {
@@ -139,7 +177,7 @@ impl<W: Write> JsonLines<W> {
                 drop(queue);
                 bytes.extend_from_slice(line.as_bytes());
                 bytes.push(b'\n');
-                return self.write_batch(bytes, lines + 1, earlier);
+                return self.write_batch(out, bytes, lines + 1, earlier);
             }
             queue.bytes.extend_from_slice(line.as_bytes());
             queue.bytes.push(b'\n');
@@ -160,7 +198,7 @@ impl<W: Write> JsonLines<W> {
                         queue.writing = true;
                         let (bytes, lines, this) = take(&mut queue);
                         drop(queue);
-                        return self.write_batch(bytes, lines, this);
+                        return self.write_batch(out, bytes, lines, this);
                     }
                 }
                 Batch::Queued => {}
@@ -171,20 +209,29 @@ impl<W: Write> JsonLines<W> {
         }
     }
 
-    /// One line, one write, under the output's lock (not batched).
-    fn write_alone(&self, line: &str) -> Result<(), WriteError> {
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+    /// One line, one write, on the writer thread (not batched); the first failure
+    /// sticks.
+    async fn write_alone(&self, writer: &mpsc::Sender<Line>, line: &str) -> Result<(), WriteError> {
         if let Some(e) = &self.lock_queue().failed {
             return Err(e.clone());
         }
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
-        let written = out.write_all(&bytes).and_then(|()| out.flush());
-        written.map_err(|e| {
-            let e = WriteError::Io(Arc::new(e));
-            self.lock_queue().failed.get_or_insert(e).clone()
-        })
+        let (written, result) = oneshot::channel();
+        // The thread ends only when this sender is dropped, or when it panicked.
+        if writer.send((bytes, written)).await.is_err() {
+            return Err(WriteError::Abandoned);
+        }
+        match result.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self
+                .lock_queue()
+                .failed
+                .get_or_insert(WriteError::Io(Arc::new(e)))
+                .clone()),
+            Err(_) => Err(WriteError::Abandoned),
+        }
     }
 
     /// The writer role: writes `bytes` (`lines` lines) in one `write_all`, tells the
@@ -195,6 +242,7 @@ impl<W: Write> JsonLines<W> {
     /// until a later line came. Returns the result of the first write, the caller's own.
     fn write_batch(
         &self,
+        out: &Mutex<W>,
         mut bytes: Vec<u8>,
         mut lines: usize,
         mut batch: Option<watch::Sender<Batch>>,
@@ -202,7 +250,7 @@ impl<W: Write> JsonLines<W> {
         let mut own = None;
         loop {
             let written = {
-                let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
                 out.write_all(&bytes).and_then(|()| out.flush())
             };
             let mut queue = self.lock_queue();
@@ -362,7 +410,7 @@ mod tests {
     fn concurrent_lines_are_written_once_whole_and_before_their_handler_returns() {
         for batched in [true, false] {
             let (out, seen, _) = recorder(false);
-            let lines = Arc::new(JsonLines::new(out, batched, 16));
+            let lines = Arc::new(JsonLines::new(out, batched, 16).unwrap());
             let handlers: Vec<_> = (0..2000)
                 .map(|i| {
                     let (lines, seen) = (lines.clone(), seen.clone());
@@ -410,7 +458,7 @@ mod tests {
     fn lines_queued_during_a_write_go_out_in_one_and_wait_for_it() {
         let (out, seen, go) = recorder(true);
         let go = go.unwrap();
-        let lines = Arc::new(JsonLines::new(out, true, 64));
+        let lines = Arc::new(JsonLines::new(out, true, 64).unwrap());
         let returned = Arc::new(AtomicUsize::new(0));
         runtime().block_on(async {
             let spawn = |i: usize| {
@@ -457,7 +505,7 @@ mod tests {
     fn lines_of_dropped_callers_are_written_and_give_their_room_back() {
         let (out, seen, go) = recorder(true);
         let go = go.unwrap();
-        let lines = Arc::new(JsonLines::new(out, true, 3));
+        let lines = Arc::new(JsonLines::new(out, true, 3).unwrap());
         runtime().block_on(async {
             let first = {
                 let lines = lines.clone();
@@ -501,7 +549,7 @@ mod tests {
     fn a_failed_write_fails_its_lines_the_waiting_ones_and_later_ones() {
         let (out, seen, go) = recorder(true);
         let go = go.unwrap();
-        let lines = Arc::new(JsonLines::new(out, true, 8));
+        let lines = Arc::new(JsonLines::new(out, true, 8).unwrap());
         runtime().block_on(async {
             let spawn = |i: usize| {
                 let lines = lines.clone();
@@ -534,7 +582,7 @@ mod tests {
     fn a_failed_write_fails_later_lines_when_not_batched() {
         let (out, seen, go) = recorder(true);
         let go = go.unwrap();
-        let lines = JsonLines::new(out, false, 8);
+        let lines = JsonLines::new(out, false, 8).unwrap();
         go.send(Ok(())).unwrap();
         go.send(Err(std::io::ErrorKind::StorageFull)).unwrap();
         runtime().block_on(async {
@@ -545,11 +593,40 @@ mod tests {
         assert_eq!(lines_written(&seen), vec![line(0)]);
     }
 
+    /// A terminal paused with Ctrl-S blocks the write of a line; on a runtime with one
+    /// thread, everything else (here a timer; in `listen`, the client's connection) goes
+    /// on meanwhile, and the line is written once the terminal is resumed.
+    #[test]
+    fn a_blocked_terminal_write_holds_up_no_runtime_thread() {
+        let (out, seen, go) = recorder(true);
+        let go = go.unwrap();
+        let lines = Arc::new(JsonLines::new(out, false, 8).unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let writing = tokio::spawn({
+                let lines = lines.clone();
+                async move { lines.write_line(&line(0)).await }
+            });
+            // The write is under way and blocked (the gate is shut) …
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(!writing.is_finished());
+            // … and resumed.
+            go.send(Ok(())).unwrap();
+            writing.await.unwrap().unwrap();
+        });
+        assert_eq!(lines_written(&seen), vec![line(0)]);
+    }
+
     #[test]
     fn at_most_capacity_lines_queued_or_being_written() {
         let (out, seen, go) = recorder(true);
         let go = go.unwrap();
-        let lines = Arc::new(JsonLines::new(out, true, 3));
+        let lines = Arc::new(JsonLines::new(out, true, 3).unwrap());
         runtime().block_on(async {
             let spawn = |i: usize| {
                 let lines = lines.clone();

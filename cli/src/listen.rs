@@ -149,7 +149,10 @@ async fn listen(
     };
     // At most `max_in_flight` handlers run, each with one line at a time: the lines'
     // queue never makes one wait for room.
-    let lines = Arc::new(JsonLines::stdout(max_in_flight));
+    let lines = Arc::new(JsonLines::stdout(max_in_flight).map_err(|e| Failure {
+        code: 2,
+        message: format!("cannot start the thread that writes to the terminal: {e}"),
+    })?);
     let exec = exec.map(Arc::new);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let client = Arc::new(client);

@@ -79,7 +79,10 @@ async fn serve(
     let mut signals = StopSignals::install()?;
     let app_id = gate.app_id().to_owned();
     let rule = gate.rule();
-    let lines = Arc::new(JsonLines::stdout(MAX_LINES_QUEUED));
+    let lines = Arc::new(JsonLines::stdout(MAX_LINES_QUEUED).map_err(|e| Failure {
+        code: 2,
+        message: format!("cannot start the thread that writes to the terminal: {e}"),
+    })?);
     let notifications = Notifications::new(gate, move |notification: Notification| {
         let (exec, lines) = (exec.clone(), lines.clone());
         async move {
