@@ -11,7 +11,8 @@
 //!   clock ticks of 10 ms (USER_HZ = 100) — so a run must last long enough for its CPU
 //!   time to be many ticks (the line prints the ticks it measured);
 //! - wake-ups: `voluntary_ctxt_switches` of `/proc/PID/task/*/status`, summed over the
-//!   threads alive at both readings (a thread that ended in between is not counted);
+//!   threads alive at the second reading (all of a thread's switches when it started
+//!   after the first; a thread that ended in between is not counted);
 //! - latency: from the simulator writing a CONSUME to reading its SUCCESS ack.
 
 use std::collections::HashMap;
@@ -67,7 +68,7 @@ struct Counters {
     /// `utime + stime`, in 10 ms ticks.
     cpu_ticks: u64,
     /// Voluntary context switches since the first reading, of the threads alive at
-    /// both (`None` at the first reading).
+    /// the second (`None` at the first reading).
     wakeups: Option<u64>,
 }
 
@@ -99,8 +100,11 @@ fn read_counters(pid: u32, threads: &mut HashMap<u64, u64>, first: bool) -> Opti
         };
         if first {
             threads.insert(tid, switches);
-        } else if let Some(before) = threads.get(&tid) {
-            total += switches.saturating_sub(*before);
+        } else {
+            // A thread started since the first reading (a handler pool's, started
+            // on the first message) switched only in between.
+            let before = threads.get(&tid).copied().unwrap_or(0);
+            total += switches.saturating_sub(before);
         }
     }
     Some(Counters {
