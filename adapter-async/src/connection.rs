@@ -98,6 +98,13 @@ pub(crate) struct Conn {
     may_read: bool,
     /// The stream may take bytes: as `may_read`, for writing.
     may_write: bool,
+    /// Bytes were handed to the stream but not flushed yet (TLS: rustls takes the
+    /// bytes, the socket does not): flushed when the socket wakes the driver, even with
+    /// nothing more queued.
+    unflushed: bool,
+    /// The peer's end of stream was read (and reported): nothing more is read, what is
+    /// queued is still written, and the close ends our side.
+    read_ended: bool,
     /// Bytes the session wrote that are not written yet (from the start).
     outbox: Vec<u8>,
     /// Where reads go; its first `read_len` bytes are the last read's.
@@ -109,11 +116,12 @@ enum State {
     Opening {
         /// Never sent on: dropping it abandons the opening.
         _stop: Sender<()>,
+        task: Task<()>,
     },
     Open(BoxStream),
-    /// The stream ended or failed (reported once as [`Event::Ended`]); what is left
-    /// waits for the session's `Transmit::Close`.
-    Ended,
+    /// The stream failed (reported once as [`Event::Ended`]) and was dropped; what is
+    /// left waits for the session's `Transmit::Close`.
+    Failed,
 }
 
 impl Conn {
@@ -128,14 +136,16 @@ impl Conn {
     ) -> Conn {
         let (stop, stop_rx) = async_channel::bounded(1);
         let runtime = tasks.runtime().clone();
-        tasks.detach(opening(conn, target, connector, runtime, io, stop_rx), ());
+        let task = tasks.spawn(opening(conn, target, connector, runtime, io, stop_rx));
         let socket = Arc::new(SocketWaker::default());
         Conn {
-            state: State::Opening { _stop: stop },
+            state: State::Opening { _stop: stop, task },
             waker: Waker::from(socket.clone()),
             socket,
             may_read: true,
             may_write: true,
+            unflushed: false,
+            read_ended: false,
             outbox: Vec::new(),
             buffer: Vec::new(),
             read_len: 0,
@@ -143,7 +153,7 @@ impl Conn {
     }
 
     /// The opening task's stream: the connection is open. (A stream for a connection
-    /// already ended or open is dropped.)
+    /// already open or failed is dropped.)
     pub(crate) fn opened(&mut self, stream: BoxStream) {
         if matches!(self.state, State::Opening { .. }) {
             self.state = State::Open(stream);
@@ -167,10 +177,10 @@ impl Conn {
         self.buffer.get(..self.read_len).unwrap_or_default()
     }
 
-    /// Writes what is queued (as much as the socket takes), then, when `read` (the
-    /// session wants bytes), reads once. `Pending` when there is nothing to report
-    /// (`cx` is woken when the socket can go on); an [`Event`] otherwise. Once ended,
-    /// always `Pending`.
+    /// Writes what is queued (as much as the socket takes) and flushes it, then, when
+    /// `read` (the session wants bytes), reads once. `Pending` when there is nothing to
+    /// report (`cx` is woken when the socket can go on); an [`Event`] otherwise. After
+    /// the peer's end of stream, only writes; after a failure, always `Pending`.
     pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>, read: bool) -> Poll<Event> {
         let State::Open(stream) = &mut self.state else {
             return Poll::Pending;
@@ -180,17 +190,24 @@ impl Conn {
             self.may_write = true;
         }
         let mut socket_cx = Context::from_waker(&self.waker);
-        if !self.outbox.is_empty() && self.may_write {
+        if (!self.outbox.is_empty() || self.unflushed) && self.may_write {
             match poll_write_all(stream, &mut socket_cx, &mut self.outbox) {
-                Ok(written) => self.may_write = written,
+                Ok(done) => {
+                    self.may_write = done;
+                    self.unflushed = !done;
+                }
                 Err(error) => {
                     tracing::debug!(%error, "write failed");
-                    self.state = State::Ended;
+                    self.state = State::Failed;
+                    if self.read_ended {
+                        // The end of the stream was reported already.
+                        return Poll::Pending;
+                    }
                     return Poll::Ready(Event::Ended(Some(error.kind())));
                 }
             }
         }
-        if !read || !self.may_read {
+        if !read || !self.may_read || self.read_ended {
             return Poll::Pending;
         }
         let event = match Pin::new(stream).poll_read(&mut socket_cx, &mut self.buffer) {
@@ -198,7 +215,12 @@ impl Conn {
                 self.may_read = false;
                 return Poll::Pending;
             }
-            Poll::Ready(Ok(0)) => Event::Ended(None),
+            Poll::Ready(Ok(0)) => {
+                // What is queued (our close frame) is still written, and the close
+                // ends our side politely.
+                self.read_ended = true;
+                return Poll::Ready(Event::Ended(None));
+            }
             Poll::Ready(Ok(len)) => {
                 self.read_len = len;
                 return Poll::Ready(Event::Read(len));
@@ -208,20 +230,23 @@ impl Conn {
                 Event::Ended(Some(error.kind()))
             }
         };
-        self.state = State::Ended;
+        self.state = State::Failed;
         Poll::Ready(event)
     }
 
-    /// Closes the connection. Open: a task writes what is queued, ends our side and
-    /// reads to the peer's end of stream, within [`CLOSE_GRACE`]; its [`Task`] ends
-    /// then. Opening: the attempt is abandoned. `None` when nothing is left to wait for.
+    /// Closes the connection; the [`Task`] to wait for. Open: a task writes what is
+    /// queued, ends our side and reads to the peer's end of stream, within
+    /// [`CLOSE_GRACE`]. Opening: the attempt is abandoned, and its task ends at once.
+    /// `None` after a failure (nothing left to do).
     pub(crate) fn close<R: Runtime>(self, tasks: &Tasks<R>) -> Option<Task<()>> {
         match self.state {
             State::Open(stream) => {
                 let runtime = tasks.runtime().clone();
                 Some(tasks.spawn(closing(stream, self.outbox, runtime)))
             }
-            State::Opening { .. } | State::Ended => None,
+            // `_stop` is dropped here: the task stops opening.
+            State::Opening { task, .. } => Some(task),
+            State::Failed => None,
         }
     }
 }
@@ -348,6 +373,7 @@ mod tests {
     use std::future::poll_fn;
     use std::io::{Read, Write};
     use std::net::TcpListener;
+    use std::sync::Mutex;
 
     use alipay_msg_core::client::{ClientConfig, ClientSession, Credentials, Output, Transmit};
     use alipay_msg_simulator::test_keys;
@@ -447,21 +473,101 @@ mod tests {
         assert_eq!(server.join().expect("no panic"), b"ack-1 ack-2 ack-3");
     }
 
-    /// The peer's end of stream is reported once; then nothing more.
+    /// The peer's end of stream (here it half-closes) is reported once; what is queued
+    /// after it (our close frame) is still written, and the close ends our side.
     #[test]
-    fn the_end_of_stream_is_reported_once() {
+    fn after_the_end_of_stream_what_is_queued_is_written() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("bound").port();
-        let server = std::thread::spawn(move || drop(listener.accept().expect("accept")));
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("accept");
+            socket
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-close");
+            let mut rest = Vec::new();
+            socket.read_to_end(&mut rest).expect("read");
+            rest
+        });
         let (tasks, mut c, io) = open(port, false, "127.0.0.1");
         match within(LIMIT, io.recv()) {
             Some(Ok(Io::Connected(_, stream))) => c.opened(stream),
             _ => panic!("not connected"),
         }
-        server.join().expect("no panic");
         assert_eq!(next(&mut c, true, LIMIT), Some(Event::Ended(None)));
+        c.write(b"bye").expect("room");
         assert_eq!(next(&mut c, true, Duration::from_millis(100)), None);
-        assert!(c.close(&tasks).is_none(), "nothing left to close");
+        let task = c.close(&tasks).expect("the stream is closed on a task");
+        assert_eq!(within(LIMIT, task), Some(Some(())));
+        assert_eq!(server.join().expect("no panic"), b"bye");
+    }
+
+    /// A stream that takes bytes but cannot flush them yet (TLS: rustls holds the
+    /// records while the socket is full).
+    #[derive(Clone, Default)]
+    struct SlowFlush {
+        taken: Arc<Mutex<Vec<u8>>>,
+        flushed: Arc<AtomicBool>,
+        blocked: Arc<AtomicBool>,
+        waker: Arc<Mutex<Option<Waker>>>,
+    }
+
+    impl AsyncRead for SlowFlush {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for SlowFlush {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.taken.lock().expect("lock").extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            if self.blocked.load(Ordering::SeqCst) {
+                *self.waker.lock().expect("lock") = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            self.flushed.store(true, Ordering::SeqCst);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Bytes the stream took but could not flush are flushed once the socket can go on,
+    /// though nothing more was queued.
+    #[test]
+    fn what_the_stream_took_is_flushed_when_the_socket_can_go_on() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let (_tasks, mut c, _io) = open(port, false, "127.0.0.1");
+        let stream = SlowFlush::default();
+        stream.blocked.store(true, Ordering::SeqCst);
+        c.opened(Box::new(stream.clone()));
+        c.write(b"ack").expect("room");
+        assert_eq!(next(&mut c, false, Duration::from_millis(50)), None);
+        assert_eq!(*stream.taken.lock().expect("lock"), b"ack");
+        assert!(!stream.flushed.load(Ordering::SeqCst));
+        // The socket takes more: its waker fires.
+        stream.blocked.store(false, Ordering::SeqCst);
+        let waker = stream.waker.lock().expect("lock").take();
+        waker.expect("the flush waits for the socket").wake();
+        assert_eq!(next(&mut c, false, Duration::from_millis(50)), None);
+        assert!(
+            stream.flushed.load(Ordering::SeqCst),
+            "flushed once the socket went on"
+        );
     }
 
     /// Closing before the connection is open (here: a TLS handshake the peer never
@@ -473,7 +579,8 @@ mod tests {
         let silent = std::thread::spawn(move || listener.accept().map(|(socket, _)| socket));
         let (tasks, c, io) = open(port, true, "localhost");
         let socket = silent.join().expect("no panic").expect("accepted");
-        assert!(c.close(&tasks).is_none());
+        let task = c.close(&tasks).expect("the opening task, to wait for");
+        assert_eq!(within(LIMIT, task), Some(Some(())));
         let started = Instant::now();
         while tasks.live() > 0 {
             assert!(started.elapsed() < LIMIT, "the opening task did not end");

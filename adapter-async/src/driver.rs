@@ -1,9 +1,11 @@
-//! The task that owns the [`ClientSession`]: it feeds the session every input — bytes
-//! and connection ends from the connection tasks, checked frames from the checking
-//! tasks, sends and answers from the application's side, the timer — and carries out
-//! every output (DESIGN: adapters are byte pumps). It never waits for room in a queue:
-//! what the session writes goes to bounded outboxes that refuse instead
-//! ([`crate::connection`]), and every channel it feeds has room by construction.
+//! The task that owns the [`ClientSession`] and the open connection's stream: it feeds
+//! the session every input — bytes it reads and the stream's end, opened connections
+//! from the opening tasks, checked frames from the checking tasks, sends and answers
+//! from the application's side, shared-window answers, the timer — and carries out every
+//! output, writing the session's bytes itself (DESIGN: adapters are byte pumps). It
+//! never waits for room in a queue: what the session writes goes to bounded outboxes
+//! that refuse instead ([`crate::connection`]), and every channel it feeds has room by
+//! construction.
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -583,12 +585,13 @@ impl<R: Runtime> Pump<R> {
             commands,
             reports,
             window,
+            answers,
             ..
         } = self;
         closing.extend(conns.into_values().filter_map(|c| c.close(&tasks)));
         // Nobody reads any more: a task sending something is told so at once rather
         // than waiting for room (a send waiting for its reply gets `Closed`).
-        drop((io, checked, commands, reports));
+        drop((io, checked, commands, reports, answers));
         for (_, reply) in app.sends.drain() {
             let _ = reply.send(Err(SendError::ConnectionLost));
         }
