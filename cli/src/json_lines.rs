@@ -24,7 +24,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Why a line was not written: the handler fails (FAIL ack, `fail` answer) and the
 /// platform redelivers.
@@ -67,8 +67,13 @@ struct Queue {
     failed: Option<WriteError>,
 }
 
-/// One line for the writer thread, and where its result goes.
-type Line = (Vec<u8>, oneshot::Sender<std::io::Result<()>>);
+/// One line for the writer thread, its room (given back once it is written, whether
+/// or not its caller still waits) and where its result goes.
+type Line = (
+    Vec<u8>,
+    OwnedSemaphorePermit,
+    oneshot::Sender<std::io::Result<()>>,
+);
 
 /// Where the lines go.
 enum Output<W> {
@@ -82,7 +87,7 @@ enum Output<W> {
 /// (wrap it in an `Arc`).
 pub(crate) struct JsonLines<W> {
     /// One permit per line queued or being written: `capacity` in all.
-    room: Semaphore,
+    room: Arc<Semaphore>,
     queue: Mutex<Queue>,
     out: Output<W>,
 }
@@ -122,15 +127,28 @@ impl<W: Write + Send + 'static> JsonLines<W> {
             std::thread::Builder::new()
                 .name("alipay-msg-stdout".into())
                 .spawn(move || {
+                    // After a failed write nothing more is written (the output may end
+                    // in a part of a line): each later line gets the first error.
+                    let mut failed: Option<(std::io::ErrorKind, String)> = None;
                     // Ends when the last sender (the `JsonLines`) is gone.
-                    while let Some((bytes, written)) = queued.blocking_recv() {
-                        let _ = written.send(out.write_all(&bytes).and_then(|()| out.flush()));
+                    while let Some((bytes, room, written)) = queued.blocking_recv() {
+                        let result = match &failed {
+                            Some((kind, message)) => {
+                                Err(std::io::Error::new(*kind, message.clone()))
+                            }
+                            None => out.write_all(&bytes).and_then(|()| out.flush()),
+                        };
+                        if let (Err(e), None) = (&result, &failed) {
+                            failed = Some((e.kind(), e.to_string()));
+                        }
+                        drop(room);
+                        let _ = written.send(result);
                     }
                 })?;
             Output::Alone(lines)
         };
         Ok(JsonLines {
-            room: Semaphore::new(capacity),
+            room: Arc::new(Semaphore::new(capacity)),
             queue: Mutex::new(Queue::default()),
             out,
         })
@@ -149,19 +167,19 @@ impl<W: Write + Send + 'static> JsonLines<W> {
         // The semaphore is never closed. The permit is given back when the line has been
         // written, whoever writes it, so lines queued by callers dropped meanwhile count
         // too.
+        let out = match &self.out {
+            Output::Batched(out) => out,
+            Output::Alone(writer) => {
+                let room = self.room.clone().acquire_owned().await;
+                let room = room.map_err(|_| WriteError::Abandoned)?;
+                return self.write_alone(writer, line, room).await;
+            }
+        };
         self.room
             .acquire()
             .await
             .map_err(|_| WriteError::Abandoned)?
             .forget();
-        let out = match &self.out {
-            Output::Batched(out) => out,
-            Output::Alone(writer) => {
-                let written = self.write_alone(writer, line).await;
-                self.room.add_permits(1);
-                return written;
-            }
-        };
         let (id, mut batch) = {
             let mut queue = self.lock_queue();
             if let Some(e) = &queue.failed {
@@ -209,9 +227,14 @@ impl<W: Write + Send + 'static> JsonLines<W> {
         }
     }
 
-    /// One line, one write, on the writer thread (not batched); the first failure
-    /// sticks.
-    async fn write_alone(&self, writer: &mpsc::Sender<Line>, line: &str) -> Result<(), WriteError> {
+    /// One line, one write, on the writer thread (not batched), which gives `room`
+    /// back once the line is written; the first failure sticks.
+    async fn write_alone(
+        &self,
+        writer: &mpsc::Sender<Line>,
+        line: &str,
+        room: OwnedSemaphorePermit,
+    ) -> Result<(), WriteError> {
         if let Some(e) = &self.lock_queue().failed {
             return Err(e.clone());
         }
@@ -220,7 +243,7 @@ impl<W: Write + Send + 'static> JsonLines<W> {
         bytes.push(b'\n');
         let (written, result) = oneshot::channel();
         // The thread ends only when this sender is dropped, or when it panicked.
-        if writer.send((bytes, written)).await.is_err() {
+        if writer.send((bytes, room, written)).await.is_err() {
             return Err(WriteError::Abandoned);
         }
         match result.await {
@@ -620,6 +643,33 @@ mod tests {
             writing.await.unwrap().unwrap();
         });
         assert_eq!(lines_written(&seen), vec![line(0)]);
+    }
+
+    /// Lines to a terminal whose callers were dropped while the terminal was paused are
+    /// still written, and give their room back: later lines are not held up for ever.
+    #[test]
+    fn dropped_callers_of_terminal_lines_give_their_room_back() {
+        let (out, seen, go) = recorder(true);
+        let go = go.unwrap();
+        let lines = Arc::new(JsonLines::new(out, false, 2).unwrap());
+        runtime().block_on(async {
+            let spawn = |i: usize| {
+                let lines = lines.clone();
+                tokio::spawn(async move { lines.write_line(&line(i)).await })
+            };
+            let (a, b) = (spawn(0), spawn(1));
+            until("both lines are out", || lines.room.available_permits() == 0).await;
+            a.abort();
+            b.abort();
+            let _ = (a.await, b.await);
+            for _ in 0..3 {
+                go.send(Ok(())).unwrap();
+            }
+            let third = line(2);
+            let written = tokio::time::timeout(Duration::from_secs(10), lines.write_line(&third));
+            written.await.expect("room came back").unwrap();
+        });
+        assert_eq!(lines_written(&seen), vec![line(0), line(1), line(2)]);
     }
 
     #[test]
