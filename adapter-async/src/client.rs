@@ -221,10 +221,15 @@ impl<R: Runtime> Client<R> {
 
     /// Runs `handler` for every verified message until the client shuts down, at most
     /// `max_in_flight` at a time, each on a task of its own — except that a message
-    /// arriving alone starts on the task that awaits `run`, and moves to a task of its
-    /// own only if its handler has to wait (a trickle then costs no hop between tasks;
-    /// a handler that blocks the thread blocks `run`'s task either way, never the
-    /// client's connection, which runs on its own task). `Ok` acks SUCCESS; `Err` or
+    /// arriving alone (none waits behind it) starts on the task that awaits `run`, in
+    /// its context (tracing span, task-locals), and moves to a task of its own when its
+    /// handler first waits. At a trickle that saves a hop between tasks, about a fifth
+    /// of a message's CPU (`alipay-msg bench --rate`, docs/performance.md). The price: a
+    /// handler that blocks its thread before its first `.await` (synchronous I/O, long
+    /// computation) holds up `run`'s dispatch of the next message that long, where on a
+    /// task of its own another worker could have taken it — do blocking work with your
+    /// runtime's `spawn_blocking`, as async code should anyway. The client's connection
+    /// runs on its own task either way. `Ok` acks SUCCESS; `Err` or
     /// a panic acks FAIL (logged at `warn`; the session publishes
     /// [`ClientEvent::HandlerFailed`]) and the platform delivers the message again
     /// later. Returns after shutdown, once every handler has finished; returns
@@ -369,8 +374,9 @@ impl<R: Runtime> Client<R> {
         self.events.close();
     }
 
-    /// This client's tasks that have not ended: the driver, one per connection (reading
-    /// and writing its socket), the checking tasks and the handler tasks. Zero once
+    /// This client's tasks that have not ended: the driver, a connection's opening and
+    /// closing tasks, the checking tasks, the shared-window queries and the handler
+    /// tasks. Zero once
     /// [`Client::shutdown`] has returned. For tests.
     #[doc(hidden)]
     pub fn live_tasks(&self) -> usize {
