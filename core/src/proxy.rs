@@ -125,7 +125,7 @@ impl ProxyServer {
     /// spoken to over TLS (`https://`) is not supported.
     pub fn parse(url: &str) -> Result<ProxyServer, ProxyError> {
         let invalid = |why: &str| ProxyError::InvalidUrl {
-            url: url.to_owned(),
+            url: redacted(url),
             why: why.to_owned(),
         };
         let trimmed = url.trim();
@@ -207,6 +207,23 @@ impl ProxyServer {
         }
         request.push_str("\r\n");
         request.into_bytes()
+    }
+}
+
+/// `url` with the password of its credentials (`user:password@`) replaced by `***`: an
+/// error message may end up in a log, the password must not.
+fn redacted(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &url[start..start + at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{}{user}:***{}", &url[..start], &url[start + at..])
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -423,7 +440,7 @@ pub enum ProxyError {
     /// The proxy URL could not be read.
     #[error("invalid proxy URL {url:?}: {why}")]
     InvalidUrl {
-        /// The URL as given.
+        /// The URL as given, its password (if any) replaced by `***`.
         url: String,
         /// What is wrong with it.
         why: String,
@@ -496,6 +513,24 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    /// An invalid URL's error names it without the password (it may end up in a log).
+    #[test]
+    fn invalid_url_errors_hide_the_password() {
+        for url in [
+            "http://alice:s3cret@proxy:99999",
+            "alice:s3cret@proxy:port",
+            "http://alice:s3cret@proxy:3128/path",
+        ] {
+            let error = ProxyServer::parse(url).expect_err(url).to_string();
+            assert!(!error.contains("s3cret"), "{error}");
+            assert!(error.contains("alice:***@proxy"), "{error}");
+        }
+        let error = ProxyServer::parse("http://proxy:99999")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("\"http://proxy:99999\""), "{error}");
     }
 
     #[test]
