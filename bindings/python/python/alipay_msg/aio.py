@@ -811,7 +811,12 @@ async def _open_tunnel(tunnel: ProxyTunnel) -> socket.socket:
         raise OSError(f"getaddrinfo gave no address for the proxy {tunnel!r}")
     failure: Optional[OSError] = None
     for family, kind, proto, _, address in infos:
-        sock = socket.socket(family, kind, proto)
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as e:
+            # An address family this host cannot open (IPv6 turned off): the next one.
+            failure = e
+            continue
         try:
             sock.setblocking(False)
             await loop.sock_connect(sock, address)
