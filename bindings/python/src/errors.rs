@@ -93,6 +93,20 @@ create_exception!(
 );
 create_exception!(
     alipay_msg,
+    ProxyError,
+    AlipayMsgError,
+    "An HTTP CONNECT proxy did not open the tunnel (RFC 9110 §9.3.6), from \
+     alipay_msg.session.ConnectAnswer.feed: it refused (a status other than 2xx, e.g. 407 \
+     Proxy Authentication Required when it wants credentials, 403 when its policy forbids \
+     the target), closed the connection before answering, answered something that is not \
+     HTTP/1.x, or sent 8192 bytes without ending its header section. The message is the core's (\"the \
+     proxy refused the tunnel: 407 Proxy Authentication Required\"). Attributes: status \
+     (int) and reason (str) of a refusal, else None. The clients hand it to the session \
+     (Input.connect_failed), which retries and names it as the attempt's failure; a proxy \
+     URL that cannot be used raises ConfigError instead."
+);
+create_exception!(
+    alipay_msg,
     SendError,
     AlipayMsgError,
     "A PRODUCE (send) that failed or got no answer; one of the subclasses. A PRODUCE_ACK \

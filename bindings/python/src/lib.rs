@@ -1,6 +1,7 @@
 //! The native module `alipay_msg._native` of the Python package `alipay_msg`: the core's
 //! notification verification and notification gate, key loading and certificate SNs,
-//! and its sans-IO client session (`alipay_msg.session.ClientSession`), for Python.
+//! its sans-IO client session (`alipay_msg.session.ClientSession`) and its HTTP CONNECT
+//! proxy rules and answer reader, for Python.
 //!
 //! The Python API is `alipay_msg` (`python/alipay_msg/`), which re-exports what is here
 //! and builds typed results; stubs are in `python/alipay_msg/*.pyi`. Unlike the other
@@ -17,6 +18,7 @@ mod keys;
 mod message;
 mod notification;
 mod outputs;
+mod proxy;
 mod session;
 
 use pyo3::prelude::*;
@@ -34,9 +36,14 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "CertificateError",
         py.get_type::<errors::CertificateError>(),
     )?;
+    // A ProxyError made by hand (not by ConnectAnswer) has no status or reason.
+    let proxy_error = py.get_type::<errors::ProxyError>();
+    proxy_error.setattr("status", py.None())?;
+    proxy_error.setattr("reason", py.None())?;
     for (name, error) in [
         ("ConfigError", py.get_type::<errors::ConfigError>()),
         ("ConnectError", py.get_type::<errors::ConnectError>()),
+        ("ProxyError", py.get_type::<errors::ProxyError>()),
         ("RefusedError", py.get_type::<errors::RefusedError>()),
         (
             "ConnectTimeoutError",
@@ -83,6 +90,9 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<message::ProduceCode>()?;
     m.add_class::<session::ClientSession>()?;
     m.add_class::<session::Input>()?;
+    m.add_class::<proxy::ProxyRules>()?;
+    m.add_class::<proxy::ProxyTunnel>()?;
+    m.add_class::<proxy::ConnectAnswer>()?;
     m.add_class::<outputs::Connect>()?;
     m.add_class::<outputs::Write>()?;
     m.add_class::<outputs::Close>()?;

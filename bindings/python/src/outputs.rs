@@ -162,8 +162,9 @@ event_class!(
     /// Attributes:
     ///     reason (str): Why, in words.
     ///     kind (str): Why, by name: "register", "sign", "request", "handshake",
-    ///         "connect_timeout", "dead", "network", "eof", "closed_by_peer",
-    ///         "protocol", "read_overflow", "shutdown" (or "other").
+    ///         "connect_timeout", "dead", "network", "proxy" (the HTTP proxy did not
+    ///         open the tunnel), "eof", "closed_by_peer", "protocol", "read_overflow",
+    ///         "shutdown" (or "other").
     ///     retry_in (float | None): Seconds until the next attempt, if one will be made.
     Disconnected {
         reason: String,
@@ -301,6 +302,7 @@ fn disconnect_kind(reason: &DisconnectReason) -> &'static str {
         DisconnectReason::ConnectTimeout => "connect_timeout",
         DisconnectReason::Dead { .. } => "dead",
         DisconnectReason::Network(_) => "network",
+        DisconnectReason::Proxy(_) => "proxy",
         DisconnectReason::Eof => "eof",
         DisconnectReason::ClosedByPeer { .. } => "closed_by_peer",
         DisconnectReason::Protocol(_) => "protocol",

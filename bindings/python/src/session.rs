@@ -17,8 +17,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use alipay_msg_core::client::{
-    CheckJob, CheckedFrame, ClientSession as CoreSession, ConnId, FrameChecker, Input as CoreInput,
-    Outcome, Output, Transmit,
+    CheckJob, CheckedFrame, ClientSession as CoreSession, ConnId, ConnectError, FrameChecker,
+    Input as CoreInput, Outcome, Output, Transmit,
 };
 use pyo3::exceptions::{
     PyBlockingIOError, PyBrokenPipeError, PyConnectionAbortedError, PyConnectionRefusedError,
@@ -32,6 +32,7 @@ use crate::config::client_config;
 use crate::errors::{client_error, config_error, send_error, UnknownDeliveryError};
 use crate::message::Message;
 use crate::outputs::{joined_write, to_python};
+use crate::proxy::proxy_error_of;
 
 /// Check jobs out per checking lane at most: a read of 64 KiB holds about a hundred
 /// CONSUMEs, which the session then checks in batches of `lanes` × this.
@@ -44,7 +45,7 @@ const MIN_JOBS_PER_LANE: usize = 2;
 #[derive(Debug)]
 enum InputKind {
     Connected,
-    ConnectFailed(ErrorKind),
+    ConnectFailed(ConnectError),
     Bytes(Py<PyBytes>),
     Closed(Option<ErrorKind>),
 }
@@ -126,15 +127,21 @@ impl Input {
 
     /// Input.connect_failed(conn_id: int, error: BaseException | int) -> Input
     ///
-    /// The connection could not be established (name resolution, TCP connect, TLS
-    /// handshake). `error` is the exception raised (its errno is kept: refused, timed
-    /// out …; an ssl.SSLError counts as invalid data) or an errno. Raises TypeError for
-    /// anything else.
+    /// The connection could not be established (name resolution, TCP connect, the
+    /// proxy's tunnel, TLS handshake). `error` is the exception raised or an errno: a
+    /// ProxyError raised by ConnectAnswer.feed is the proxy's failure, which the session
+    /// reports as such ("the proxy refused the tunnel: 407 …", Disconnected.kind
+    /// "proxy"); of any other exception the errno is kept (refused, timed out …; an
+    /// ssl.SSLError counts as invalid data). Raises TypeError for anything else.
     #[staticmethod]
     fn connect_failed(py: Python<'_>, conn_id: u64, error: &Bound<'_, PyAny>) -> PyResult<Input> {
+        let error = match proxy_error_of(error) {
+            Some(proxy) => ConnectError::Proxy(proxy),
+            None => ConnectError::Network(error_kind(py, error)?),
+        };
         Ok(Input {
             conn_id,
-            kind: InputKind::ConnectFailed(error_kind(py, error)?),
+            kind: InputKind::ConnectFailed(error),
         })
     }
 
@@ -190,8 +197,11 @@ impl Input {
     fn __repr__(&self, py: Python<'_>) -> String {
         match &self.kind {
             InputKind::Connected => format!("Input.connected({})", self.conn_id),
+            InputKind::ConnectFailed(ConnectError::Network(kind)) => {
+                format!("Input.connect_failed({}, <{kind:?}>)", self.conn_id)
+            }
             InputKind::ConnectFailed(e) => {
-                format!("Input.connect_failed({}, <{e:?}>)", self.conn_id)
+                format!("Input.connect_failed({}, <{e}>)", self.conn_id)
             }
             InputKind::Bytes(b) => format!(
                 "Input.bytes({}, <{} bytes>)",
@@ -388,7 +398,7 @@ impl ClientSession {
             InputKind::ConnectFailed(error) => session.handle_input(
                 CoreInput::ConnectFailed {
                     conn,
-                    error: (*error).into(),
+                    error: error.clone(),
                 },
                 now,
             ),

@@ -25,10 +25,11 @@ Offline functions, no I/O:
 * cert_sn / root_cert_sn give the certificate SNs of certificate mode (PROTOCOL §9).
 
 Errors are AlipayMsgError: SignatureError, MalformedError, InvalidKeyError,
-CertificateError; ConfigError; ConnectError (RefusedError, ConnectTimeoutError); SendError
-(NotConnectedError, TooManyPendingError, ShuttingDownError, InvalidMessageError,
-SendTimeoutError, ConnectionLostError); UnknownDeliveryError; ClientClosedError. Messages
-never contain key material.
+CertificateError; ConfigError; ConnectError (RefusedError, ConnectTimeoutError);
+ProxyError (an HTTP proxy did not open a tunnel); SendError (NotConnectedError,
+TooManyPendingError, ShuttingDownError, InvalidMessageError, SendTimeoutError,
+ConnectionLostError); UnknownDeliveryError; ClientClosedError. Messages never contain
+key material.
 """
 
 from ._native import (
@@ -46,6 +47,7 @@ from ._native import (
     PrivateKey,
     ProduceAck,
     ProduceCode,
+    ProxyError,
     PublicKey,
     RefusedError,
     SendError,
@@ -107,6 +109,7 @@ __all__ = [
     "PrivateKey",
     "ProduceAck",
     "ProduceCode",
+    "ProxyError",
     "PublicKey",
     "RefusedError",
     "RefusedVerdict",

@@ -19,13 +19,17 @@ acked without delivering it again (Duplicate), at most ``max_in_flight`` message
 out at once (past that the client stops reading the socket and the platform holds the
 rest), lost connections are re-established with the core's backoff, and shutdown lets
 the messages in flight finish and their acks go out before the connection closes.
-HTTP proxies are not supported (connect directly, or through a TCP-level tunnel).
+Connections go through an HTTP CONNECT proxy when ``Client(config, proxy=...)`` names one
+or, by default, when the environment does (``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+``NO_PROXY``, as curl reads them): the rules of the Rust clients, from the same core.
 """
 
 import asyncio
 import errno
 import json
 import logging
+import os
+import socket
 import ssl
 import time
 from collections import deque
@@ -49,6 +53,7 @@ from ._native import (
     ClientSession,
     Close,
     Connect,
+    ConnectAnswer,
     Connected,
     Disconnected,
     Done,
@@ -59,6 +64,8 @@ from ._native import (
     KeyWarning,
     ProduceAck,
     ProduceAnswer,
+    ProxyRules,
+    ProxyTunnel,
     Rejected,
     Timeout,
     UnknownDeliveryError,
@@ -265,6 +272,21 @@ class Client:
             Connecting, Connected, Disconnected, Rejected, Duplicate, HandlerFailed …;
             ``str(event)`` is one human line); it must not block. Without it events go
             to the ``alipay_msg`` logger. An exception it raises is logged.
+        proxy: The HTTP CONNECT proxy (RFC 9110 §9.3.6) for register.do and the
+            websocket alike: ``"http://[user:password@]host[:port]"`` (port 80 by
+            default; credentials go as ``Proxy-Authorization: Basic``) for every
+            connection, loopback included; ``"none"`` to connect directly whatever the
+            environment says; None (the default) for the environment, read once here
+            from os.environ as curl reads it: ``https_proxy`` / ``HTTPS_PROXY`` for TLS
+            endpoints, ``http_proxy`` / ``HTTP_PROXY`` for plain ones, except the hosts
+            ``no_proxy`` / ``NO_PROXY`` lists and loopback hosts (see
+            alipay_msg.session.ProxyRules). TLS runs inside the tunnel, to the
+            endpoint's host. A proxy that refuses a tunnel (e.g. 407 without the right
+            credentials) fails that attempt: the session retries, and
+            ConnectTimeoutError names "the proxy refused the tunnel: 407 …".
+
+    Raises ConfigError for a ``proxy`` (or a proxy variable of the environment) that
+    is not an ``http://`` URL; the message names it.
     """
 
     def __init__(
@@ -273,7 +295,9 @@ class Client:
         *,
         ssl_context: Optional[ssl.SSLContext] = None,
         on_event: Optional[Callable[[Event], None]] = None,
+        proxy: Optional[str] = None,
     ) -> None:
+        self._proxy = ProxyRules(proxy, os.environ)
         self._config = config
         self._ssl = ssl_context
         self._on_event = on_event
@@ -677,17 +701,28 @@ class Client:
         conn.task = self._loop.create_task(self._run_conn(conn, out.host, out.port, out.tls))
 
     async def _run_conn(self, conn: _Conn, host: str, port: int, tls: bool) -> None:
-        """Connects, then reads until the end of stream, while the session wants bytes."""
+        """Connects (through the proxy's tunnel when the rules name one), then reads until
+        the end of stream, while the session wants bytes."""
         try:
+            context: Optional[ssl.SSLContext] = None
             if tls:
                 if self._ssl is None:
                     self._ssl = ssl.create_default_context()
                 context = self._ssl
+            tunnel = self._proxy.for_target(host, port, tls)
+            if tunnel is None:
                 reader, writer = await asyncio.open_connection(
-                    host, port, ssl=context, server_hostname=host
+                    host, port, ssl=context, server_hostname=host if tls else None
                 )
             else:
-                reader, writer = await asyncio.open_connection(host, port)
+                sock = await _open_tunnel(tunnel)
+                try:
+                    reader, writer = await asyncio.open_connection(
+                        sock=sock, ssl=context, server_hostname=host if tls else None
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -761,3 +796,47 @@ async def _drain_and_discard(reader: asyncio.StreamReader, writer: asyncio.Strea
         writer.write_eof()
         while await reader.read(READ_BYTES):
             pass
+
+
+async def _open_tunnel(tunnel: ProxyTunnel) -> socket.socket:
+    """Connects to the proxy (each of its addresses in turn, as open_connection does),
+    sends the CONNECT request and reads the answer one byte at a time, so that no byte
+    of the tunnel is taken from the socket; returns the socket, non-blocking, once the
+    proxy answered 2xx. Raises OSError (resolution, connect, a read or write) or
+    ProxyError (refused, closed before answering, a malformed or too long answer); the
+    socket is closed then, and when cancelled."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(tunnel.host, tunnel.port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"getaddrinfo gave no address for the proxy {tunnel!r}")
+    failure: Optional[OSError] = None
+    for family, kind, proto, _, address in infos:
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as e:
+            # An address family this host cannot open (IPv6 turned off): the next one.
+            failure = e
+            continue
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except OSError as e:
+            sock.close()
+            failure = e
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        break
+    else:
+        assert failure is not None
+        raise failure
+    try:
+        await loop.sock_sendall(sock, tunnel.request)
+        answer = ConnectAnswer()
+        while answer.feed(await loop.sock_recv(sock, 1)) is None:
+            pass
+    except BaseException:
+        sock.close()
+        raise
+    return sock

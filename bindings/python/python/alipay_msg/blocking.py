@@ -116,8 +116,13 @@ class Client:
         on_event: Called with every event (alipay_msg.session.Event), on the client's
             I/O thread: it must not block nor call the client. Without it events go to
             the ``alipay_msg`` logger.
+        proxy: The HTTP CONNECT proxy, as for aio.Client: ``"http://[user:password@]
+            host[:port]"``, ``"none"`` (direct), or None (the default: HTTPS_PROXY /
+            HTTP_PROXY / NO_PROXY of os.environ, read once here; loopback direct).
 
-    Methods may be called from any thread but the I/O thread (RuntimeError there).
+    Raises ConfigError for a ``proxy`` (or a proxy variable of the environment) that
+    is not an ``http://`` URL. Methods may be called from any thread but the I/O thread
+    (RuntimeError there).
     """
 
     def __init__(
@@ -126,8 +131,11 @@ class Client:
         *,
         ssl_context: Optional[ssl.SSLContext] = None,
         on_event: Optional[Callable[[Event], None]] = None,
+        proxy: Optional[str] = None,
     ) -> None:
-        self._client = aio.Client(config, ssl_context=ssl_context, on_event=on_event)
+        self._client = aio.Client(
+            config, ssl_context=ssl_context, on_event=on_event, proxy=proxy
+        )
         self._max_in_flight = config.max_in_flight
         # The I/O thread and its event loop, from connect() on.
         self._loop: Optional[asyncio.AbstractEventLoop] = None

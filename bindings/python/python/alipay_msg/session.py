@@ -25,6 +25,13 @@ thread. Its driver (alipay_msg.aio.Client and alipay_msg.Client are two) does th
 until Timeout or Done. Only verified messages are delivered; nothing is acknowledged
 SUCCESS before ``complete(message, True, now)``. Signature checks run in Rust without
 the GIL.
+
+Behind an HTTP CONNECT proxy, a driver resolves ``ProxyRules(proxy, os.environ)`` once
+and, for each Connect, asks ``rules.for_target(out.host, out.port, out.tls)``: None
+connects directly; a ProxyTunnel names the proxy to connect to and the CONNECT request
+to send it, whose answer is read byte by byte into a ConnectAnswer until ``feed``
+returns a count (the tunnel is open: TLS to ``out.host`` inside it, if ``out.tls``) or
+raises ProxyError, which goes to ``Input.connect_failed`` like any other failure.
 """
 
 from typing import Union
@@ -33,6 +40,7 @@ from ._native import (
     ClientSession,
     Close,
     Connect,
+    ConnectAnswer,
     Connected,
     Connecting,
     Disconnected,
@@ -45,6 +53,8 @@ from ._native import (
     KeyWarning,
     Message,
     ProduceAnswer,
+    ProxyRules,
+    ProxyTunnel,
     Rejected,
     ShutdownComplete,
     Timeout,
@@ -73,6 +83,7 @@ __all__ = [
     "ClientSession",
     "Close",
     "Connect",
+    "ConnectAnswer",
     "Connected",
     "Connecting",
     "Disconnected",
@@ -87,6 +98,8 @@ __all__ = [
     "Message",
     "Output",
     "ProduceAnswer",
+    "ProxyRules",
+    "ProxyTunnel",
     "Rejected",
     "ShutdownComplete",
     "Timeout",

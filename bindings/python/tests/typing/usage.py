@@ -90,7 +90,7 @@ cert_mode: bool = config.certificate_mode
 
 
 async def consume() -> None:
-    async with aio.Client(config, on_event=print) as client:
+    async with aio.Client(config, on_event=print, proxy=None) as client:
         async for msg in client.messages():
             biz_content: Dict[str, Any] = msg.biz_content
             text: str = msg.biz_content_text + msg.msg_api + msg.msg_id
@@ -113,7 +113,7 @@ async def consume() -> None:
 
 asyncio.run(consume())
 
-with alipay_msg.Client(config) as blocking:
+with alipay_msg.Client(config, proxy="http://proxy.corp:3128") as blocking:
     for message in blocking.messages():
         message.ack()
 
@@ -146,3 +146,20 @@ except alipay_msg.SendTimeoutError as e:
     send_error: alipay_msg.SendError = e
 except alipay_msg.RefusedError as e:
     connect_error: alipay_msg.ConnectError = e
+except alipay_msg.ProxyError as e:
+    refused_status: Optional[int] = e.status
+    refused_reason: Optional[str] = e.reason
+
+# Behind a proxy, a driver of its own: the rules, the tunnel, the answer.
+import os
+
+rules = session.ProxyRules(None, os.environ)
+rules = session.ProxyRules("none", {"HTTPS_PROXY": "http://proxy.corp:3128"})
+tunnel: Optional[session.ProxyTunnel] = rules.for_target("openapi.alipay.com", 443, True)
+if tunnel is not None:
+    proxy_address: str = f"{tunnel.host}:{tunnel.port}"
+    request: bytes = tunnel.request
+    reader = session.ConnectAnswer()
+    used: Optional[int] = reader.feed(b"H")
+    opened: bool = reader.done
+    limit: int = session.ConnectAnswer.MAX_BYTES
