@@ -421,6 +421,22 @@ mod tests {
         (tasks, conn, io)
     }
 
+    /// A connection to a server thread that runs `serve` on the accepted socket and
+    /// returns what it read: open, its stream handed over.
+    fn connected(
+        serve: impl FnOnce(std::net::TcpStream) -> Vec<u8> + Send + 'static,
+    ) -> (Tasks<ThreadPerTask>, Conn, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("bound").port();
+        let server = std::thread::spawn(move || serve(listener.accept().expect("accept").0));
+        let (tasks, mut c, io) = open(port, false, "127.0.0.1");
+        match within(LIMIT, io.recv()) {
+            Some(Ok(Io::Connected(_, stream))) => c.opened(stream),
+            _ => panic!("not connected"),
+        }
+        (tasks, c, server)
+    }
+
     /// The next event of `c`, reading when `read`; `None`: none within `quiet`.
     fn next(c: &mut Conn, read: bool, quiet: Duration) -> Option<Event> {
         within(quiet, poll_fn(|cx| c.poll_io(cx, read)))
@@ -431,10 +447,7 @@ mod tests {
     /// before the close go out, then the end of the stream.
     #[test]
     fn reads_follow_the_session_and_close_writes_what_is_queued() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("bound").port();
-        let server = std::thread::spawn(move || {
-            let (mut socket, _) = listener.accept().expect("accept");
+        let (tasks, mut c, server) = connected(|mut socket| {
             socket
                 .write_all(&[1; 3 * READ_BUFFER_BYTES])
                 .expect("write");
@@ -442,11 +455,6 @@ mod tests {
             socket.read_to_end(&mut rest).expect("read");
             rest
         });
-        let (tasks, mut c, io) = open(port, false, "127.0.0.1");
-        match within(LIMIT, io.recv()) {
-            Some(Ok(Io::Connected(_, stream))) => c.opened(stream),
-            _ => panic!("not connected"),
-        }
         let quiet = next(&mut c, false, Duration::from_millis(200));
         assert_eq!(quiet, None, "read while no bytes were wanted");
         let mut read = 0;
@@ -477,10 +485,7 @@ mod tests {
     /// after it (our close frame) is still written, and the close ends our side.
     #[test]
     fn after_the_end_of_stream_what_is_queued_is_written() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("bound").port();
-        let server = std::thread::spawn(move || {
-            let (mut socket, _) = listener.accept().expect("accept");
+        let (tasks, mut c, server) = connected(|mut socket| {
             socket
                 .shutdown(std::net::Shutdown::Write)
                 .expect("half-close");
@@ -488,11 +493,6 @@ mod tests {
             socket.read_to_end(&mut rest).expect("read");
             rest
         });
-        let (tasks, mut c, io) = open(port, false, "127.0.0.1");
-        match within(LIMIT, io.recv()) {
-            Some(Ok(Io::Connected(_, stream))) => c.opened(stream),
-            _ => panic!("not connected"),
-        }
         assert_eq!(next(&mut c, true, LIMIT), Some(Event::Ended(None)));
         c.write(b"bye").expect("room");
         assert_eq!(next(&mut c, true, Duration::from_millis(100)), None);
