@@ -9,6 +9,7 @@ use alipay_msg_core::charset::Charset;
 use alipay_msg_core::client::{ClientConfig, ConfigError as CoreConfigError, Credentials};
 use alipay_msg_core::endpoint::Endpoint;
 use alipay_msg_core::signature::SignType;
+use alipay_msg_core::window::{SharedWindowConfig, StoreFailure};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -118,7 +119,43 @@ pub(crate) fn client_config(config: &Bound<'_, PyAny>) -> PyResult<ClientConfig>
         "max_register_response_bytes",
         attr(config, "max_register_response_bytes")?,
     )?;
+    core.shared_window = shared_window(&config.getattr("shared_window")?)?;
     Ok(core)
+}
+
+/// The shared window's settings of an `alipay_msg.SharedWindowConfig` (None: off).
+///
+/// Raises ConfigError for a duration not more than 0 s or over 365 days
+/// ([`SharedWindowConfig::check`]) or an unknown `on_store_failure`, TypeError for an
+/// attribute of the wrong type.
+fn shared_window(value: &Bound<'_, PyAny>) -> PyResult<Option<SharedWindowConfig>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    let name = |field: &str| format!("shared_window.{field}");
+    let lease = seconds(&name("lease"), attr(value, "lease")?)?;
+    let window = seconds(&name("window"), attr(value, "window")?)?;
+    let record_retry = seconds(&name("record_retry"), attr(value, "record_retry")?)?;
+    let on_store_failure: String = attr(value, "on_store_failure")?;
+    let on_store_failure = match on_store_failure.as_str() {
+        "fail" => StoreFailure::Fail,
+        "local_window" => StoreFailure::LocalWindow,
+        _ => {
+            return Err(invalid(
+                "shared_window.on_store_failure",
+                "must be \"fail\" or \"local_window\"",
+            ))
+        }
+    };
+    let settings = SharedWindowConfig::new()
+        .with_lease(lease)
+        .with_window(window)
+        .with_record_retry(record_retry)
+        .with_store_failure(on_store_failure);
+    settings
+        .check()
+        .map_err(|e| ConfigError::new_err(e.to_string()))?;
+    Ok(Some(settings))
 }
 
 /// A key setting: its text (PEM or bare base64) or the key of a loaded key object
@@ -237,6 +274,22 @@ fn settings<'py>(py: Python<'py>, config: &ClientConfig) -> PyResult<Bound<'py, 
     out.set_item("endpoint", config.endpoint.to_string())?;
     out.set_item("charset", config.charset.as_str())?;
     out.set_item("sign_type", config.sign_type.as_str())?;
+    let shared_window = match &config.shared_window {
+        None => None,
+        Some(window) => {
+            let settings = PyDict::new(py);
+            settings.set_item("lease", window.lease.as_secs_f64())?;
+            settings.set_item("window", window.window.as_secs_f64())?;
+            settings.set_item("record_retry", window.record_retry.as_secs_f64())?;
+            let on_store_failure = match window.on_store_failure {
+                StoreFailure::Fail => "fail",
+                StoreFailure::LocalWindow => "local_window",
+            };
+            settings.set_item("on_store_failure", on_store_failure)?;
+            Some(settings)
+        }
+    };
+    out.set_item("shared_window", shared_window)?;
     Ok(out)
 }
 

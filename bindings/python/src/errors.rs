@@ -168,6 +168,15 @@ create_exception!(
     "The client has shut down (or stopped on a fatal error): it sends and delivers nothing \
      any more."
 );
+create_exception!(
+    alipay_msg,
+    WindowError,
+    AlipayMsgError,
+    "The shared duplicate window's store could not answer (alipay_msg_core::window::\
+     WindowError): Redis unreachable, slower than its timeout, or refusing the command. \
+     A client turns it into a FAIL ack (or goes on with its local window, per \
+     SharedWindowConfig.on_store_failure). The message never contains the Redis URL."
+);
 
 /// The exception for a configuration the core refuses.
 pub(crate) fn config_error(e: CoreConfigError) -> PyErr {

@@ -1,7 +1,8 @@
 //! The native module `alipay_msg._native` of the Python package `alipay_msg`: the core's
 //! notification verification and notification gate, key loading and certificate SNs,
-//! its sans-IO client session (`alipay_msg.session.ClientSession`) and its HTTP CONNECT
-//! proxy rules and answer reader, for Python.
+//! its sans-IO client session (`alipay_msg.session.ClientSession`), its HTTP CONNECT
+//! proxy rules and answer reader, and the shared duplicate window's queries and Redis
+//! store (`alipay_msg_redis`), for Python.
 //!
 //! The Python API is `alipay_msg` (`python/alipay_msg/`), which re-exports what is here
 //! and builds typed results; stubs are in `python/alipay_msg/*.pyi`. Unlike the other
@@ -20,6 +21,7 @@ mod notification;
 mod outputs;
 mod proxy;
 mod session;
+mod window;
 
 use pyo3::prelude::*;
 
@@ -82,6 +84,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
             "ClientClosedError",
             py.get_type::<errors::ClientClosedError>(),
         ),
+        ("WindowError", py.get_type::<errors::WindowError>()),
     ] {
         m.add(name, error)?;
     }
@@ -109,6 +112,11 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<outputs::KeyWarning>()?;
     m.add_class::<outputs::HandlerFailed>()?;
     m.add_class::<outputs::ShutdownComplete>()?;
+    m.add_class::<outputs::SharedWindowFailed>()?;
+    m.add_class::<outputs::SharedWindowRestored>()?;
+    m.add_class::<window::WindowKey>()?;
+    m.add_class::<window::WindowQuery>()?;
+    m.add_class::<window::RedisWindow>()?;
     m.add_function(wrap_pyfunction!(config::_config_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(config::_effective_config, m)?)?;
     m.add_class::<keys::PublicKey>()?;

@@ -1,7 +1,8 @@
 //! What `ClientSession.poll_output()` returns: one Python object per core [`Output`] —
 //! the transmits ([`Connect`], [`Write`], [`Close`]), the events (a verified
 //! [`crate::message::Message`], [`Connecting`], [`Connected`], [`Disconnected`], …), and
-//! [`Timeout`] / [`Done`] when there is nothing more to do now.
+//! [`Timeout`] / [`Done`] when there is nothing more to do now, and the shared window's
+//! queries ([`WindowQuery`]) with `Config.shared_window`.
 //!
 //! Every event carries `str(event)`: the one human line the Rust clients log for it
 //! (the core's `ClientEvent` display); the kinds of reasons are the snake_case names the
@@ -17,6 +18,7 @@ use pyo3::IntoPyObjectExt;
 
 use crate::errors::send_error;
 use crate::message::{Message, ProduceAck};
+use crate::window::WindowQuery;
 
 /// Open a TCP connection to `host:port` (TLS with `host` as the server name when `tls`),
 /// then report `Input.connected(conn_id)` or `Input.connect_failed(conn_id, error)`,
@@ -196,7 +198,10 @@ event_class!(
     ///     reason (str): Why, in words.
     ///     kind (str): Why, by name: "undecodable", "malformed", "unsigned",
     ///         "bad_signature", "foreign_app_id", "timestamp", "shutting_down",
-    ///         "no_consumer", "undeliverable", "unexpected" (or "other").
+    ///         "no_consumer", "undeliverable", "unexpected", "claimed_elsewhere"
+    ///         (another instance holds its claim in the shared window),
+    ///         "not_recorded" (handled here, its success not yet recorded in the shared
+    ///         window) (or "other").
     Rejected {
         msg_id: Option<String>,
         reason: String,
@@ -255,6 +260,34 @@ event_class!(
         msg_id: String,
         error: String
     }
+);
+
+event_class!(
+    /// The shared duplicate window's store could not answer a claim or a record
+    /// (Config.shared_window): with on_store_failure "fail" the message was acked FAIL
+    /// (the platform redelivers it; a success not recorded is recorded again in the
+    /// background); with "local_window" it went on with the local window (`fallback`).
+    ///
+    /// Attributes:
+    ///     msg_id (str): `x-msgId`.
+    ///     op (str): "claim" or "record".
+    ///     error (str): The store's error, in words.
+    ///     fallback (bool): Went on with the local window instead of acking FAIL.
+    SharedWindowFailed {
+        msg_id: String,
+        op: &'static str,
+        error: String,
+        fallback: bool
+    }
+);
+
+event_class!(
+    /// The shared duplicate window's store answers again after `failures` failed
+    /// queries in a row.
+    ///
+    /// Attributes:
+    ///     failures (int): Failed queries since the last answer.
+    SharedWindowRestored { failures: u64 }
 );
 
 event_class!(
@@ -324,6 +357,8 @@ fn reject_kind(reason: &RejectReason) -> &'static str {
         RejectReason::NoConsumer { .. } => "no_consumer",
         RejectReason::Undeliverable(_) => "undeliverable",
         RejectReason::Unexpected { .. } => "unexpected",
+        RejectReason::ClaimedElsewhere => "claimed_elsewhere",
+        RejectReason::NotRecorded => "not_recorded",
         _ => "other",
     }
 }
@@ -374,6 +409,7 @@ pub(crate) fn to_python(
         Output::Event(event) => return event_to_python(py, event),
         Output::Timeout(deadline) => Timeout { at: at(deadline) }.into_py_any(py)?,
         Output::Done => Done.into_py_any(py)?,
+        Output::Window(query) => WindowQuery::new(query).into_py_any(py)?,
         // Check jobs are run by the session before its outputs are handed out
         // (`session::ClientSession::fill`); outputs of later core versions are skipped.
         _ => return Ok(None),
@@ -453,6 +489,22 @@ fn event_to_python(py: Python<'_>, event: Event) -> PyResult<Option<Py<PyAny>>> 
             text,
         }
         .into_py_any(py)?,
+        Event::SharedWindowFailed {
+            msg_id,
+            op,
+            error,
+            fallback,
+        } => SharedWindowFailed {
+            msg_id,
+            op,
+            error: error.to_string(),
+            fallback,
+            text,
+        }
+        .into_py_any(py)?,
+        Event::SharedWindowRestored { failures } => {
+            SharedWindowRestored { failures, text }.into_py_any(py)?
+        }
         Event::ShutdownComplete => ShutdownComplete { text }.into_py_any(py)?,
         // Events of later core versions: nothing this binding knows to say.
         _ => return Ok(None),

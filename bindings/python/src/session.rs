@@ -20,6 +20,7 @@ use alipay_msg_core::client::{
     CheckJob, CheckedFrame, ClientSession as CoreSession, ConnId, ConnectError, FrameChecker,
     Input as CoreInput, Outcome, Output, Transmit,
 };
+use alipay_msg_core::window::{QueryId, WindowAnswer, WindowError};
 use pyo3::exceptions::{
     PyBlockingIOError, PyBrokenPipeError, PyConnectionAbortedError, PyConnectionRefusedError,
     PyConnectionResetError, PyOSError, PyTimeoutError, PyTypeError, PyValueError,
@@ -33,6 +34,7 @@ use crate::errors::{client_error, config_error, send_error, UnknownDeliveryError
 use crate::message::Message;
 use crate::outputs::{joined_write, to_python};
 use crate::proxy::proxy_error_of;
+use crate::window::{answer_name, answer_of};
 
 /// Check jobs out per checking lane at most: a read of 64 KiB holds about a hundred
 /// CONSUMEs, which the session then checks in batches of `lanes` × this.
@@ -48,19 +50,27 @@ enum InputKind {
     ConnectFailed(ConnectError),
     Bytes(Py<PyBytes>),
     Closed(Option<ErrorKind>),
+    /// The shared store's answer to a query (`conn_id` is None).
+    WindowAnswered {
+        id: QueryId,
+        answer: Result<WindowAnswer, WindowError>,
+    },
 }
 
-/// Something that happened on one of the session's connections, for
-/// ClientSession.handle_input. Build it with one of the static methods; input naming a
-/// connection that is not the session's current one is ignored (it was abandoned).
+/// Something that happened on one of the session's connections, or the shared store's
+/// answer to a WindowQuery, for ClientSession.handle_input. Build it with one of the
+/// static methods; input naming a connection that is not the session's current one is
+/// ignored (it was abandoned).
 ///
 /// Attributes:
-///     conn_id (int): The connection (Connect.conn_id).
-///     kind (str): "connected", "connect_failed", "bytes" or "closed".
+///     conn_id (int | None): The connection (Connect.conn_id); None for
+///         window_answered.
+///     kind (str): "connected", "connect_failed", "bytes", "closed" or
+///         "window_answered".
 #[pyclass(frozen, module = "alipay_msg.session")]
 pub struct Input {
     #[pyo3(get)]
-    conn_id: u64,
+    conn_id: Option<u64>,
     kind: InputKind,
 }
 
@@ -120,7 +130,7 @@ impl Input {
     #[staticmethod]
     fn connected(conn_id: u64) -> Input {
         Input {
-            conn_id,
+            conn_id: Some(conn_id),
             kind: InputKind::Connected,
         }
     }
@@ -140,7 +150,7 @@ impl Input {
             None => ConnectError::Network(error_kind(py, error)?),
         };
         Ok(Input {
-            conn_id,
+            conn_id: Some(conn_id),
             kind: InputKind::ConnectFailed(error),
         })
     }
@@ -162,7 +172,7 @@ impl Input {
             )));
         };
         Ok(Input {
-            conn_id,
+            conn_id: Some(conn_id),
             kind: InputKind::Bytes(data),
         })
     }
@@ -179,8 +189,44 @@ impl Input {
             _ => None,
         };
         Ok(Input {
-            conn_id,
+            conn_id: Some(conn_id),
             kind: InputKind::Closed(error),
+        })
+    }
+
+    /// Input.window_answered(id: int, answer: str | BaseException) -> Input
+    ///
+    /// The shared store's answer to the WindowQuery numbered `id` (WindowQuery.id):
+    /// "claimed", "handled" or "held" to a claim, "recorded" to a record, "released" to
+    /// a release; or the exception the store raised (it could not answer: the session
+    /// then follows Config.shared_window.on_store_failure; the exception's text goes to
+    /// the SharedWindowFailed event). Give each query exactly one answer; an id the
+    /// session does not wait for is ignored. Raises ValueError for another text,
+    /// TypeError for anything but a str or an exception.
+    #[staticmethod]
+    fn window_answered(id: u64, answer: &Bound<'_, PyAny>) -> PyResult<Input> {
+        let answer = if let Ok(text) = answer.extract::<String>() {
+            Ok(answer_of(&text)?)
+        } else if answer.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+            let text = answer.str()?.to_string();
+            let name = answer.get_type().name()?.to_string();
+            Err(WindowError(if text.is_empty() {
+                name
+            } else {
+                format!("{name}: {text}")
+            }))
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "answer must be a str or an exception, not {}",
+                answer.get_type().name()?
+            )));
+        };
+        Ok(Input {
+            conn_id: None,
+            kind: InputKind::WindowAnswered {
+                id: QueryId::new(id),
+                answer,
+            },
         })
     }
 
@@ -191,25 +237,35 @@ impl Input {
             InputKind::ConnectFailed(_) => "connect_failed",
             InputKind::Bytes(_) => "bytes",
             InputKind::Closed(_) => "closed",
+            InputKind::WindowAnswered { .. } => "window_answered",
         }
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
+        let conn = self.conn_id.unwrap_or_default();
         match &self.kind {
-            InputKind::Connected => format!("Input.connected({})", self.conn_id),
+            InputKind::Connected => format!("Input.connected({})", conn),
             InputKind::ConnectFailed(ConnectError::Network(kind)) => {
-                format!("Input.connect_failed({}, <{kind:?}>)", self.conn_id)
+                format!("Input.connect_failed({}, <{kind:?}>)", conn)
             }
             InputKind::ConnectFailed(e) => {
-                format!("Input.connect_failed({}, <{e}>)", self.conn_id)
+                format!("Input.connect_failed({}, <{e}>)", conn)
             }
             InputKind::Bytes(b) => format!(
                 "Input.bytes({}, <{} bytes>)",
-                self.conn_id,
+                conn,
                 b.bind(py).as_bytes().len()
             ),
-            InputKind::Closed(None) => format!("Input.closed({})", self.conn_id),
-            InputKind::Closed(Some(e)) => format!("Input.closed({}, <{e:?}>)", self.conn_id),
+            InputKind::Closed(None) => format!("Input.closed({})", conn),
+            InputKind::Closed(Some(e)) => format!("Input.closed({}, <{e:?}>)", conn),
+            InputKind::WindowAnswered { id, answer } => match answer {
+                Ok(answer) => format!(
+                    "Input.window_answered({}, {:?})",
+                    id.as_u64(),
+                    answer_name(*answer)
+                ),
+                Err(e) => format!("Input.window_answered({}, <{}>)", id.as_u64(), e.0),
+            },
         }
     }
 }
@@ -388,7 +444,13 @@ impl ClientSession {
     fn handle_input(&mut self, py: Python<'_>, input: &Bound<'_, Input>, now: f64) -> PyResult<()> {
         let now = self.instant(now)?;
         let input = input.get();
-        let Some(&conn) = self.conns.get(&input.conn_id) else {
+        if let InputKind::WindowAnswered { id, answer } = &input.kind {
+            let answer = answer.clone();
+            let session = &mut self.session;
+            py.detach(|| session.handle_input(CoreInput::WindowAnswered { id: *id, answer }, now));
+            return Ok(());
+        }
+        let Some(&conn) = input.conn_id.and_then(|c| self.conns.get(&c)) else {
             // Not a connection of this session (any more): ignored, as the core does.
             return Ok(());
         };
@@ -413,6 +475,8 @@ impl ClientSession {
                 },
                 now,
             ),
+            // Handled above.
+            InputKind::WindowAnswered { .. } => {}
         }
         Ok(())
     }
