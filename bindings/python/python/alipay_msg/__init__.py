@@ -9,7 +9,9 @@ The message channel (a websocket the platform pushes messages on, PROTOCOL ยง1โ€
 * alipay_msg.Client: the same with blocking methods, for scripts;
 * alipay_msg.session.ClientSession: the core's sans-IO state machine, for any other I/O
   framework;
-* Config, the configuration of all three; ProduceAck and ProduceCode, a send's answer.
+* Config, the configuration of all three; ProduceAck and ProduceCode, a send's answer;
+* SharedWindowConfig and RedisWindow (or any WindowStore): a duplicate window shared
+  by the instances of a service (``Client(config, window=RedisWindow(url))``).
 
 Offline functions, no I/O:
 
@@ -28,8 +30,8 @@ Errors are AlipayMsgError: SignatureError, MalformedError, InvalidKeyError,
 CertificateError; ConfigError; ConnectError (RefusedError, ConnectTimeoutError);
 ProxyError (an HTTP proxy did not open a tunnel); SendError (NotConnectedError,
 TooManyPendingError, ShuttingDownError, InvalidMessageError, SendTimeoutError,
-ConnectionLostError); UnknownDeliveryError; ClientClosedError. Messages never contain
-key material.
+ConnectionLostError); UnknownDeliveryError; ClientClosedError; WindowError (the shared
+window's store could not answer). Messages never contain key material.
 """
 
 from ._native import (
@@ -56,13 +58,18 @@ from ._native import (
     SignatureError,
     TooManyPendingError,
     UnknownDeliveryError,
+    RedisWindow,
+    WindowError,
+    WindowKey,
+    WindowQuery,
     cert_sn,
     load_cert_public_key,
     load_private_key,
     load_public_key,
     root_cert_sn,
 )
-from ._config import Config
+from ._config import Config, SharedWindowConfig
+from ._window import WindowAnswer, WindowStore
 from ._gate import (
     FORM_CONTENT_TYPE,
     DuplicateVerdict,
@@ -111,10 +118,12 @@ __all__ = [
     "ProduceCode",
     "ProxyError",
     "PublicKey",
+    "RedisWindow",
     "RefusedError",
     "RefusedVerdict",
     "SendError",
     "SendTimeoutError",
+    "SharedWindowConfig",
     "ShuttingDownError",
     "SignatureError",
     "TooManyPendingError",
@@ -122,6 +131,11 @@ __all__ = [
     "TradeStatus",
     "UnknownDeliveryError",
     "Verdict",
+    "WindowAnswer",
+    "WindowError",
+    "WindowKey",
+    "WindowQuery",
+    "WindowStore",
     "aio",
     "cert_sn",
     "load_cert_public_key",

@@ -1,11 +1,42 @@
 """The client configuration: alipay_msg.Config, the Rust ClientConfig's names and defaults."""
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 from ._native import PrivateKey, PublicKey
 
-__all__ = ["Config"]
+__all__ = ["Config", "SharedWindowConfig"]
+
+
+@dataclass(frozen=True)
+class SharedWindowConfig:
+    """The duplicate window shared by every instance of a service (the Rust
+    ``SharedWindowConfig``, module ``alipay_msg_core::window``; PROTOCOL §6): before a
+    message's handler runs its ``x-msgId`` is claimed in a shared store (a RedisWindow,
+    or any object with an ``answer(query)`` method) for ``lease`` seconds; handled
+    elsewhere → acked SUCCESS without the handler; held by another instance's live
+    claim → acked FAIL (redelivered later); after the handler succeeded the id is
+    recorded as handled for ``window`` seconds before the SUCCESS ack; a failure
+    releases the claim. Durations are seconds (float), more than 0, at most 365 days.
+
+    Attributes:
+        lease: How long a claim lives before another instance may take the id (s;
+            default 60). Set it above the longest handler run.
+        window: How long a handled id stays handled (s; default 90000, 25 hours, the
+            platform's retry span).
+        on_store_failure: When the store cannot answer a claim or a record: ``"fail"``
+            (default) acks FAIL (the platform redelivers; nothing is handled twice);
+            ``"local_window"`` goes on with this process's duplicate window alone
+            (another instance may handle the message too while the store is away).
+            Either way a SharedWindowFailed event reports it.
+        record_retry: How often a success whose record failed is recorded again, in
+            the background, until it is (s; default 1).
+    """
+
+    lease: float = 60.0
+    window: float = 90000.0
+    on_store_failure: Literal["fail", "local_window"] = "fail"
+    record_retry: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +110,9 @@ class Config:
             still in flight (s).
         max_frame_bytes: Largest websocket message accepted (bytes).
         max_register_response_bytes: Largest register.do answer accepted (bytes).
+        shared_window: The duplicate window shared with the service's other instances
+            (SharedWindowConfig), or None (the default: this process's window alone).
+            A client with it needs a store (``Client(config, window=...)``).
     """
 
     app_id: str
@@ -110,6 +144,7 @@ class Config:
     shutdown_timeout: float = 30.0
     max_frame_bytes: int = 1024 * 1024
     max_register_response_bytes: int = 64 * 1024
+    shared_window: Optional[SharedWindowConfig] = None
 
     @property
     def certificate_mode(self) -> bool:

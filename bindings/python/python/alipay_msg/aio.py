@@ -22,9 +22,13 @@ the messages in flight finish and their acks go out before the connection closes
 Connections go through an HTTP CONNECT proxy when ``Client(config, proxy=...)`` names one
 or, by default, when the environment does (``HTTPS_PROXY`` / ``HTTP_PROXY`` /
 ``NO_PROXY``, as curl reads them): the rules of the Rust clients, from the same core.
+With ``Client(config, window=RedisWindow(url))`` the instances of a service share one
+duplicate window (Config.shared_window): a message handled by one is not handled again
+by another it is redelivered to.
 """
 
 import asyncio
+import dataclasses
 import errno
 import json
 import logging
@@ -47,11 +51,12 @@ from typing import (
     Union,
 )
 
-from ._config import Config
+from ._config import Config, SharedWindowConfig
 from ._native import (
     ClientClosedError,
     ClientSession,
     Close,
+    ConfigError,
     Connect,
     ConnectAnswer,
     Connected,
@@ -67,11 +72,14 @@ from ._native import (
     ProxyRules,
     ProxyTunnel,
     Rejected,
+    SharedWindowFailed,
     Timeout,
     UnknownDeliveryError,
+    WindowQuery,
     Write,
 )
 from ._native import Message as SessionMessage
+from ._window import QUEUE_PER_IN_FLIGHT, WindowAsker, WindowStore, check_store
 from .session import Event
 
 __all__ = ["Client", "Message", "MessageStream"]
@@ -284,9 +292,18 @@ class Client:
             endpoint's host. A proxy that refuses a tunnel (e.g. 407 without the right
             credentials) fails that attempt: the session retries, and
             ConnectTimeoutError names "the proxy refused the tunnel: 407 …".
+        window: The store of the duplicate window shared with the service's other
+            instances: a RedisWindow, or any object with an ``answer(query)`` method
+            (alipay_msg.WindowStore). Required when ``config.shared_window`` is set;
+            given without it, the shared window is on with SharedWindowConfig's defaults
+            (the Rust clients' rule, ``ClientConfig::match_window_store``). Each query is
+            answered on one of 4 worker threads (``alipay-msg-window``), never on the
+            event loop, at most ``2 × max_in_flight`` out at once (past that: answered as
+            a store failure); queries still out at shutdown are abandoned.
 
     Raises ConfigError for a ``proxy`` (or a proxy variable of the environment) that
-    is not an ``http://`` URL; the message names it.
+    is not an ``http://`` URL (the message names it), and for ``config.shared_window``
+    without a ``window``; TypeError for a ``window`` without an ``answer`` method.
     """
 
     def __init__(
@@ -296,8 +313,19 @@ class Client:
         ssl_context: Optional[ssl.SSLContext] = None,
         on_event: Optional[Callable[[Event], None]] = None,
         proxy: Optional[str] = None,
+        window: Optional[WindowStore] = None,
     ) -> None:
         self._proxy = ProxyRules(proxy, os.environ)
+        if window is None and config.shared_window is not None:
+            raise ConfigError(
+                "invalid setting shared_window: needs a store: give Client(config, window=...)"
+            )
+        if window is not None:
+            check_store(window)
+            if config.shared_window is None:
+                config = dataclasses.replace(config, shared_window=SharedWindowConfig())
+        self._window = window
+        self._asker: Optional[WindowAsker] = None
         self._config = config
         self._ssl = ssl_context
         self._on_event = on_event
@@ -341,6 +369,13 @@ class Client:
         # platform's pushes FAIL after consumer_grace instead of holding them.
         session.set_consumer(False, time.monotonic())
         self._loop, self._session = loop, session
+        if self._window is not None:
+            self._asker = WindowAsker(
+                self._window,
+                loop,
+                QUEUE_PER_IN_FLIGHT * max(1, self._config.max_in_flight),
+                self._input,
+            )
         self._read_gate = asyncio.Event()
         self._read_gate.set()
         self._connected = loop.create_future()
@@ -591,6 +626,8 @@ class Client:
                     self._close(out.conn_id)
                 elif isinstance(out, ProduceAnswer):
                     self._answer(out)
+                elif isinstance(out, WindowQuery):
+                    self._ask(out)
                 elif isinstance(out, Done):
                     self._finish()
                     break
@@ -621,6 +658,14 @@ class Client:
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
+    def _ask(self, query: WindowQuery) -> None:
+        asker = self._asker
+        if asker is None:
+            # Unreachable: the session asks only with shared_window, which needs a store.
+            self._input(Input.window_answered(query.id, ConfigError("no window store")))
+            return
+        asker.ask(query)
+
     def _answer(self, out: ProduceAnswer) -> None:
         answer = self._sends.pop(out.stream_id, None)
         if answer is None or answer.done():
@@ -639,7 +684,7 @@ class Client:
                 self._on_event(event)
             except Exception:
                 log.exception("alipay_msg: on_event raised")
-        elif isinstance(event, (KeyWarning, Fatal, GaveUp)):
+        elif isinstance(event, (KeyWarning, Fatal, GaveUp, SharedWindowFailed)):
             log.warning("%s", event)
         elif isinstance(event, (Rejected, HandlerFailed, Disconnected)):
             log.info("%s", event)
@@ -651,6 +696,8 @@ class Client:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._asker is not None:
+            self._asker.close()
         for conn_id in list(self._conns):
             self._close(conn_id)
         assert self._session is not None

@@ -36,6 +36,7 @@ import ssl
 from . import aio
 from ._config import Config
 from ._native import ProduceAck
+from ._window import WindowStore
 from .session import Event
 
 __all__ = ["Client", "Message"]
@@ -119,9 +120,14 @@ class Client:
         proxy: The HTTP CONNECT proxy, as for aio.Client: ``"http://[user:password@]
             host[:port]"``, ``"none"`` (direct), or None (the default: HTTPS_PROXY /
             HTTP_PROXY / NO_PROXY of os.environ, read once here; loopback direct).
+        window: The store of the duplicate window shared with the service's other
+            instances, as for aio.Client (a RedisWindow, or any object with an
+            ``answer(query)`` method): required with ``config.shared_window``, which it
+            turns on with its defaults when unset. Asked on worker threads of its own.
 
     Raises ConfigError for a ``proxy`` (or a proxy variable of the environment) that
-    is not an ``http://`` URL. Methods may be called from any thread but the I/O thread
+    is not an ``http://`` URL, and for ``config.shared_window`` without a ``window``;
+    TypeError for a ``window`` without an ``answer`` method. Methods may be called from any thread but the I/O thread
     (RuntimeError there).
     """
 
@@ -132,9 +138,10 @@ class Client:
         ssl_context: Optional[ssl.SSLContext] = None,
         on_event: Optional[Callable[[Event], None]] = None,
         proxy: Optional[str] = None,
+        window: Optional[WindowStore] = None,
     ) -> None:
         self._client = aio.Client(
-            config, ssl_context=ssl_context, on_event=on_event, proxy=proxy
+            config, ssl_context=ssl_context, on_event=on_event, proxy=proxy, window=window
         )
         self._max_in_flight = config.max_in_flight
         # The I/O thread and its event loop, from connect() on.

@@ -18,6 +18,10 @@ thread. Its driver (alipay_msg.aio.Client and alipay_msg.Client are two) does th
                                        Input.bytes(conn_id, data) (read the websocket only
                                        while session.wants_read), Input.closed(conn_id,
                                        exc or None), or session.handle_timeout(now)
+        elif isinstance(out, WindowQuery): (Config.shared_window only) ask the shared
+                                       store off the driving thread, then
+                                       session.handle_input(Input.window_answered(
+                                       out.id, answer or exc), now)
         elif isinstance(out, Done):    break
         else:                          an event (Connected, Disconnected, Rejected …)
 
@@ -56,8 +60,12 @@ from ._native import (
     ProxyRules,
     ProxyTunnel,
     Rejected,
+    SharedWindowFailed,
+    SharedWindowRestored,
     ShutdownComplete,
     Timeout,
+    WindowKey,
+    WindowQuery,
     Write,
 )
 
@@ -73,11 +81,13 @@ Event = Union[
     GaveUp,
     KeyWarning,
     HandlerFailed,
+    SharedWindowFailed,
+    SharedWindowRestored,
     ShutdownComplete,
 ]
 
 #: What ClientSession.poll_output returns.
-Output = Union[Connect, Write, Close, Message, Event, Timeout, Done]
+Output = Union[Connect, Write, Close, Message, WindowQuery, Event, Timeout, Done]
 
 __all__ = [
     "ClientSession",
@@ -101,7 +111,11 @@ __all__ = [
     "ProxyRules",
     "ProxyTunnel",
     "Rejected",
+    "SharedWindowFailed",
+    "SharedWindowRestored",
     "ShutdownComplete",
     "Timeout",
+    "WindowKey",
+    "WindowQuery",
     "Write",
 ]
