@@ -42,7 +42,7 @@ def test_correct_use_type_checks(cache: Path) -> None:
 def test_misuse_is_caught(cache: Path) -> None:
     done = mypy(cache, HERE / "typing" / "misuse.py")
     lines = [line for line in done.stdout.splitlines() if ": error:" in line]
-    assert [int(line.split(":")[1]) for line in lines] == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], done.stdout
+    assert [int(line.split(":")[1]) for line in lines] == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23], done.stdout
 
 
 def test_the_package_type_checks(cache: Path) -> None:

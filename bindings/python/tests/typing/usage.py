@@ -163,3 +163,36 @@ if tunnel is not None:
     used: Optional[int] = reader.feed(b"H")
     opened: bool = reader.done
     limit: int = session.ConnectAnswer.MAX_BYTES
+
+# A duplicate window shared by the instances of a service: Redis, or a store of one's own.
+from alipay_msg import WindowAnswer, WindowQuery
+
+
+class Memory:
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def answer(self, query: WindowQuery) -> WindowAnswer:
+        key: str = query.key.render("svc")
+        token: Optional[str] = query.token
+        if query.op == "claim":
+            return "claimed"
+        return "recorded" if query.op == "record" else "released"
+
+
+shared = alipay_msg.SharedWindowConfig(lease=30.0, on_store_failure="local_window")
+windowed = alipay_msg.Config(app_id="1", app_private_key="k", shared_window=shared)
+redis_store = alipay_msg.RedisWindow("redis://127.0.0.1:6379/0", prefix="svc", timeout=0.5)
+alipay_msg.Client(windowed, window=redis_store)
+alipay_msg.aio.Client(windowed, window=Memory())
+redis_answer: WindowAnswer = redis_store.answer(
+    WindowQuery(1, alipay_msg.WindowKey("1", "msg", "m"), "claim", token="t", lease=1.0)
+)
+answered = session.Input.window_answered(1, redis_answer)
+answered_error = session.Input.window_answered(1, alipay_msg.WindowError("down"))
+out2 = s.poll_output()
+if isinstance(out2, session.WindowQuery):
+    query_id: int = out2.id
+    lease: Optional[float] = out2.lease
+elif isinstance(out2, session.SharedWindowFailed):
+    fell_back: bool = out2.fallback
