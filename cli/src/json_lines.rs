@@ -413,6 +413,15 @@ mod tests {
         lines
     }
 
+    /// Writes line `i` on a task of its own.
+    fn spawn_line(
+        lines: &Arc<JsonLines<Recorder>>,
+        i: usize,
+    ) -> tokio::task::JoinHandle<Result<(), WriteError>> {
+        let lines = lines.clone();
+        tokio::spawn(async move { lines.write_line(&line(i)).await })
+    }
+
     fn line(i: usize) -> String {
         format!(
             "{{\"msg_id\":\"{i}\",\"biz_content\":{{\"pad\":\"{}\"}}}}",
@@ -574,10 +583,7 @@ mod tests {
         let go = go.unwrap();
         let lines = Arc::new(JsonLines::new(out, true, 8).unwrap());
         runtime().block_on(async {
-            let spawn = |i: usize| {
-                let lines = lines.clone();
-                tokio::spawn(async move { lines.write_line(&line(i)).await })
-            };
+            let spawn = |i: usize| spawn_line(&lines, i);
             let first = spawn(0);
             until("the first write starts", || lines.lock_queue().writing).await;
             let rest: Vec<_> = (1..=5).map(spawn).collect();
@@ -629,10 +635,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let writing = tokio::spawn({
-                let lines = lines.clone();
-                async move { lines.write_line(&line(0)).await }
-            });
+            let writing = spawn_line(&lines, 0);
             // The write is under way and blocked (the gate is shut) …
             for _ in 0..20 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -653,10 +656,7 @@ mod tests {
         let go = go.unwrap();
         let lines = Arc::new(JsonLines::new(out, false, 2).unwrap());
         runtime().block_on(async {
-            let spawn = |i: usize| {
-                let lines = lines.clone();
-                tokio::spawn(async move { lines.write_line(&line(i)).await })
-            };
+            let spawn = |i: usize| spawn_line(&lines, i);
             let (a, b) = (spawn(0), spawn(1));
             until("both lines are out", || lines.room.available_permits() == 0).await;
             a.abort();
@@ -678,10 +678,7 @@ mod tests {
         let go = go.unwrap();
         let lines = Arc::new(JsonLines::new(out, true, 3).unwrap());
         runtime().block_on(async {
-            let spawn = |i: usize| {
-                let lines = lines.clone();
-                tokio::spawn(async move { lines.write_line(&line(i)).await })
-            };
+            let spawn = |i: usize| spawn_line(&lines, i);
             let first = spawn(0);
             until("the first write starts", || lines.lock_queue().writing).await;
             let rest: Vec<_> = (1..=6).map(spawn).collect();
