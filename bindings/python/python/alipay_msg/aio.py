@@ -52,6 +52,7 @@ from typing import (
 )
 
 from ._config import Config, SharedWindowConfig
+from ._message import MessageFields
 from ._native import (
     ClientClosedError,
     ClientSession,
@@ -98,7 +99,7 @@ CLOSE_FLUSH = 1.0
 TIMER_SLACK = 0.0005
 
 
-class Message:
+class Message(MessageFields):
     """A verified platform message, delivered by Client.messages() or to run()'s
     handler: answer it once, with ``await ack()`` when handled or ``await fail()``.
 
@@ -116,36 +117,13 @@ class Message:
         answered: Whether ack() or fail() was called (bool).
     """
 
-    __slots__ = ("_client", "_inner", "_answered")
+    __slots__ = ("_client", "_message", "_answered")
+    _message: SessionMessage
 
-    def __init__(self, client: "Client", inner: SessionMessage) -> None:
+    def __init__(self, client: "Client", message: SessionMessage) -> None:
         self._answered = False
-        self._inner = inner
+        self._message = message
         self._client: Optional[Client] = client
-
-    @property
-    def msg_id(self) -> str:
-        return self._inner.msg_id
-
-    @property
-    def msg_api(self) -> str:
-        return self._inner.msg_api
-
-    @property
-    def app_id(self) -> str:
-        return self._inner.app_id
-
-    @property
-    def timestamp_ms(self) -> Optional[int]:
-        return self._inner.timestamp_ms
-
-    @property
-    def biz_content(self) -> Dict[str, Any]:
-        return self._inner.biz_content
-
-    @property
-    def biz_content_text(self) -> str:
-        return self._inner.biz_content_text
 
     @property
     def answered(self) -> bool:
@@ -174,12 +152,12 @@ class Message:
         self._answered = True
         client, self._client = self._client, None
         if client is not None:
-            client._complete(self._inner, success, reason)
+            client._complete(self._message, success, reason)
 
     def __del__(self) -> None:
         client = getattr(self, "_client", None)
         if client is not None and not self._answered:
-            client._dropped(self._inner)
+            client._dropped(self._message)
 
     def __repr__(self) -> str:
         state = "answered" if self._answered else "unanswered"

@@ -35,6 +35,7 @@ import ssl
 
 from . import aio
 from ._config import Config
+from ._message import MessageFields
 from ._native import ProduceAck
 from ._window import WindowStore
 from .session import Event
@@ -44,7 +45,7 @@ __all__ = ["Client", "Message"]
 T = TypeVar("T")
 
 
-class Message:
+class Message(MessageFields):
     """A verified platform message from alipay_msg.Client: answer it once, with ack()
     when handled or fail(). Garbage-collected unanswered, it is answered FAIL.
 
@@ -59,34 +60,11 @@ class Message:
     """
 
     __slots__ = ("_client", "_message")
+    _message: aio.Message
 
     def __init__(self, client: "Client", message: aio.Message) -> None:
         self._client = client
         self._message = message
-
-    @property
-    def msg_id(self) -> str:
-        return self._message.msg_id
-
-    @property
-    def msg_api(self) -> str:
-        return self._message.msg_api
-
-    @property
-    def app_id(self) -> str:
-        return self._message.app_id
-
-    @property
-    def timestamp_ms(self) -> Optional[int]:
-        return self._message.timestamp_ms
-
-    @property
-    def biz_content(self) -> Dict[str, Any]:
-        return self._message.biz_content
-
-    @property
-    def biz_content_text(self) -> str:
-        return self._message.biz_content_text
 
     @property
     def answered(self) -> bool:
