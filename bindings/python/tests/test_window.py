@@ -5,12 +5,13 @@ rules, the sans-IO query and answer types, and RedisWindow (against a real Redis
 when ALIPAY_MSG_REDIS_URL is set, as the Rust tests)."""
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
 import threading
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
 
 import pytest
 
@@ -82,6 +83,19 @@ def windowed(sim: Simulator, **window: Any) -> alipay_msg.Config:
     return client_config(sim, shared_window=SharedWindowConfig(**window))
 
 
+@contextlib.asynccontextmanager
+async def running(
+    config: alipay_msg.Config, handler: Callable[[Message], Awaitable[None]], **options: Any
+) -> AsyncIterator[Client]:
+    """A connected client running ``handler`` (Client.run on a task); shut down, and its
+    run awaited, when the block ends."""
+    async with Client(config, **options) as client:
+        task = asyncio.create_task(client.run(handler))
+        yield client
+        await client.shutdown()
+        await task
+
+
 # ----- the asyncio client with a store in memory ----------------------------------------
 
 
@@ -95,12 +109,9 @@ def test_a_message_is_claimed_handled_once_and_recorded(simulator: Simulator) ->
             assert store.values.get(msg_key(msg.msg_id)) not in (None, HANDLED)
             handled.append(msg.msg_id)
 
-        async with Client(windowed(simulator), window=store) as client:
-            task = asyncio.create_task(client.run(handler))
+        async with running(windowed(simulator), handler, window=store):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack SUCCESS for {msg_id}")
-            await client.shutdown()
-            await task
 
     run(main())
     assert len(handled) == 1
@@ -120,12 +131,9 @@ def test_a_message_handled_elsewhere_is_acked_without_the_handler(
         async def handler(msg: Message) -> None:
             handled.append(msg.msg_id)
 
-        async with Client(windowed(simulator), window=store, on_event=events.append) as client:
-            task = asyncio.create_task(client.run(handler))
+        async with running(windowed(simulator), handler, window=store, on_event=events.append):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack SUCCESS for {msg_id}")
-            await client.shutdown()
-            await task
         return msg_id
 
     msg_id = run(main())
@@ -146,8 +154,7 @@ def test_a_message_held_elsewhere_is_answered_fail_then_handled_here(
         async def handler(msg: Message) -> None:
             handled.append(msg.msg_id)
 
-        async with Client(windowed(simulator), window=store, on_event=events.append) as client:
-            task = asyncio.create_task(client.run(handler))
+        async with running(windowed(simulator), handler, window=store, on_event=events.append):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack FAIL for {msg_id}")
             assert handled == []
@@ -155,8 +162,6 @@ def test_a_message_held_elsewhere_is_answered_fail_then_handled_here(
             store.held_elsewhere = False
             store.values.clear()
             await asyncio.to_thread(simulator.wait_lines, f"ack SUCCESS for {msg_id}")
-            await client.shutdown()
-            await task
         return msg_id
 
     msg_id = run(main())
@@ -176,12 +181,9 @@ def test_a_failed_handler_releases_its_claim(simulator: Simulator) -> None:
             if len(calls) == 1:
                 raise RuntimeError("first attempt fails")
 
-        async with Client(windowed(simulator), window=store) as client:
-            task = asyncio.create_task(client.run(handler))
+        async with running(windowed(simulator), handler, window=store):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack SUCCESS for {msg_id}")
-            await client.shutdown()
-            await task
         return msg_id
 
     msg_id = run(main())
@@ -202,15 +204,12 @@ def test_a_store_that_raises_fails_the_message_until_it_answers(
         async def handler(msg: Message) -> None:
             handled.append(msg.msg_id)
 
-        async with Client(windowed(simulator), window=store, on_event=events.append) as client:
-            task = asyncio.create_task(client.run(handler))
+        async with running(windowed(simulator), handler, window=store, on_event=events.append):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack FAIL for {msg_id}")
             assert handled == []
             store.down = False
             await asyncio.to_thread(simulator.wait_lines, f"ack SUCCESS for {msg_id}")
-            await client.shutdown()
-            await task
         return msg_id
 
     msg_id = run(main())
@@ -235,12 +234,9 @@ def test_a_store_that_raises_falls_back_to_the_local_window_when_configured(
             handled.append(msg.msg_id)
 
         config = windowed(simulator, on_store_failure="local_window")
-        async with Client(config, window=store, on_event=events.append) as client:
-            task = asyncio.create_task(client.run(handler))
+        async with running(config, handler, window=store, on_event=events.append):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack SUCCESS for {msg_id}")
-            await client.shutdown()
-            await task
         return msg_id
 
     msg_id = run(main())
@@ -261,13 +257,15 @@ def test_an_answer_that_is_not_one_counts_as_a_store_failure(simulator: Simulato
         async def handler(msg: Message) -> None:
             raise AssertionError("never delivered")
 
-        async with Client(windowed(simulator), window=Wrong(), on_event=events.append) as client:
-            task = asyncio.create_task(client.run(handler))
+        async with running(
+            windowed(simulator),
+            handler,
+            window=Wrong(),
+            on_event=events.append,
+        ):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack FAIL for {msg_id}")
             await until("the event", lambda: of(events, SharedWindowFailed))
-            await client.shutdown()
-            await task
         return msg_id
 
     msg_id = run(main())
@@ -335,12 +333,13 @@ def test_a_store_without_the_setting_turns_it_on_with_its_defaults(
     store = MemStore()
 
     async def main() -> str:
-        async with Client(client_config(simulator), window=store) as client:
-            task = asyncio.create_task(client.run(lambda msg: asyncio.sleep(0)))
+        async with running(
+            client_config(simulator),
+            lambda msg: asyncio.sleep(0),
+            window=store,
+        ):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack SUCCESS for {msg_id}")
-            await client.shutdown()
-            await task
         return msg_id
 
     msg_id = run(main())
@@ -462,12 +461,14 @@ def test_an_unreachable_redis_is_a_window_error_and_fails_the_message(
     events: List[Event] = []
 
     async def main() -> str:
-        async with Client(windowed(simulator), window=window, on_event=events.append) as client:
-            task = asyncio.create_task(client.run(lambda msg: asyncio.sleep(0)))
+        async with running(
+            windowed(simulator),
+            lambda msg: asyncio.sleep(0),
+            window=window,
+            on_event=events.append,
+        ):
             msg_id = simulator.push({"k": "v"})
             await asyncio.to_thread(simulator.wait_lines, f"ack FAIL for {msg_id}")
-            await client.shutdown()
-            await task
         return msg_id
 
     msg_id = run(main())
@@ -570,11 +571,8 @@ def test_a_redelivery_to_another_instance_is_not_handled_again(simulator: Simula
 
         config = windowed(simulator, window=600.0)
         window = alipay_msg.RedisWindow(url, prefix=prefix)
-        async with Client(config, window=window, on_event=events.append) as client:
-            task = asyncio.create_task(client.run(handle))
+        async with running(config, handle, window=window, on_event=events.append):
             await asyncio.to_thread(simulator.wait_lines, f"ack SUCCESS for {msg_id}")
-            await client.shutdown()
-            await task
 
     run(main())
     assert handled == []
