@@ -48,6 +48,15 @@ async fn a_handler_that_panics_at_once_answers_fail() {
         }
     });
     let id = sim.push(API, r#"{"n":1}"#).await.expect("push");
+    // The simulator's settled flag follows the inputs it has handled: wait for the
+    // redelivery's run before asking it.
+    timeout(LIMIT, async {
+        while runs.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the redelivery runs");
     timeout(LIMIT, sim.wait_settled())
         .await
         .expect("settled in time")
